@@ -1,0 +1,90 @@
+"""vsr-pipe: streaming video super-resolution and rescaling.
+
+``import vsr_pipe`` is cheap: it loads no model, touches no GPU and reads no file; the work starts
+when :func:`upscale` or :func:`frames` is called.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from .config import EncodeOptions, PipelineOptions, Scale, parse_size
+from .errors import (
+    EngineUnavailable,
+    InputNotFound,
+    Interrupted,
+    InvalidOption,
+    NotAVideo,
+    OutputError,
+    UnsupportedInput,
+    VsrPipeError,
+    WeightsError,
+)
+
+if TYPE_CHECKING:
+    import av
+
+    from .pipeline.run import Progress, RunSummary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "upscale", "frames", "Scale", "EncodeOptions", "PipelineOptions",
+    "VsrPipeError", "InputNotFound", "NotAVideo", "UnsupportedInput", "InvalidOption", "OutputError",
+    "WeightsError", "EngineUnavailable", "Interrupted",
+]  # fmt: skip
+
+
+def _options(scale, size, model, encode: EncodeOptions | None, **kw) -> PipelineOptions:
+    if size is not None and not isinstance(size, tuple):
+        size = parse_size(size)
+    parsed = Scale.parse(scale).check_range() if scale is not None else None
+    return PipelineOptions(scale=parsed, size=size, model=model, encode=encode or EncodeOptions(), **kw)
+
+
+def upscale(
+    src: str,
+    dst: str,
+    scale: float | str | Scale | None = 2.0,
+    *,
+    size: tuple[int, int] | str | None = None,
+    model: str = "espcn",
+    encode: EncodeOptions | None = None,
+    on_progress: Callable[["Progress"], None] | None = None,
+    stop: threading.Event | None = None,
+    **options,
+) -> "RunSummary":
+    """Upscale the video ``src`` into ``dst``, keeping audio, subtitles, timestamps and colour tags.
+
+    Args:
+        src: input path, or "-" for standard input.
+        dst: output path (container from its extension), or "-" with ``encode.container_format``.
+        scale: 1 to 8, per axis as "1.5x2"; or None with ``size``.
+        size: output (width, height) or "WxH" instead of ``scale``.
+        model: "espcn" (neural), "bicubic", "lanczos" or "bilinear".
+        encode: codec, CRF, preset, pixel format; defaults to libx264 CRF 18.
+        on_progress: called after each chunk with frames done, total, elapsed seconds.
+        stop: set it to end early; the output keeps the frames done so far.
+        options: further :class:`PipelineOptions` fields (chunk_frames, device, threads, ...).
+    Returns:
+        A :class:`~vsr_pipe.pipeline.run.RunSummary`.
+    """
+    from .pipeline.run import run_to_file
+
+    if size is not None:
+        scale = None
+    opts = _options(scale, size, model, encode, **options)
+    return run_to_file(src, dst, opts, on_progress=on_progress, stop=stop)
+
+
+def frames(
+    src: str, scale: float | str | Scale | None = 2.0, *, size=None, model: str = "espcn", **options
+) -> Iterator["av.VideoFrame"]:
+    """Iterate over the upscaled frames of ``src`` as planar-YUV ``av.VideoFrame`` objects with
+    their original ``pts`` and ``time_base``; ``frame.to_ndarray(format="rgb24")`` gives pixels."""
+    from .pipeline.run import iter_frames
+
+    if size is not None:
+        scale = None
+    return iter_frames(src, _options(scale, size, model, None, **options))

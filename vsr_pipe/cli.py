@@ -1,0 +1,159 @@
+"""The ``vsr-pipe`` command: parse options into config objects, call the library, print.
+
+``vsr-pipe INPUT -o OUTPUT --scale S`` upscales; ``train``, ``eval`` and ``export-weights`` are
+subcommands. Errors print one line on stderr and exit non-zero (130/143 after Ctrl-C/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import EncodeOptions, PipelineOptions, Scale, parse_size
+from .errors import Interrupted, InvalidOption, VsrPipeError
+
+DEFAULT_DATA = "../shared/data"
+
+
+class DefaultCommandGroup(click.Group):
+    """A group whose first argument, when it is not a subcommand, goes to ``upscale``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["upscale", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vsr-pipe")
+def main() -> None:
+    """Rescale video with neural networks, as a stream.
+
+    \b
+    vsr-pipe input.mp4 --scale 1.5 -o out.mp4
+    vsr-pipe input.mkv --size 3840x2160 --codec libx265 -o out.mkv
+    vsr-pipe - -f matroska --scale 2 -o - < in.mkv > out.mkv
+    """
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT")
+@click.option("-o", "--output", required=True, help="Output file, or - for standard output (needs -f).")
+@click.option("-s", "--scale", default=None, help="Factor 1 to 8, e.g. 2, 1.5 or 1.5x2 (width x height). Default 2.")
+@click.option("--size", default=None, help="Output size WxH instead of --scale, e.g. 1920x1080.")
+@click.option("-m", "--model", default="espcn", show_default=True, help="espcn, bicubic, lanczos or bilinear.")
+@click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ffv1, ...).")
+@click.option("--crf", default=18.0, show_default=True, type=float, help="Constant rate factor (x264/x265/vpx/av1).")
+@click.option("--preset", default=None, help="Encoder preset, e.g. veryfast, medium, slow.")
+@click.option("--pix-fmt", default=None, help="Output pixel format; default: the input's, if the codec takes it.")
+@click.option("-f", "--format", "container_format", default=None, help="Container format (needed with -o -).")
+@click.option("--chunk", "chunk_frames", default=4, show_default=True, type=int, help="Frames per model call.")
+@click.option("--engine", default="auto", show_default=True, help="Inference engine: auto or torch.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]))
+@click.option("--threads", default=0, type=int, help="CPU threads for the model (0: all).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt, container_format, chunk_frames,
+            engine, device, precision, threads, quiet, as_json) -> None:  # fmt: skip
+    """Upscale INPUT into the file given by -o."""
+    from .pipeline.run import run_to_file
+    from .progress import ProgressBar
+
+    with _user_errors():
+        if scale is not None and size is not None:
+            raise InvalidOption("give --scale or --size, not both")
+        parsed_size = parse_size(size) if size else None
+        parsed_scale = None if parsed_size else Scale.parse(scale or "2").check_range()
+        encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container_format=container_format)
+        options = PipelineOptions(
+            scale=parsed_scale, size=parsed_size, model=model, engine=engine, device=device,
+            precision=precision, chunk_frames=chunk_frames, threads=threads, encode=encode,
+        )  # fmt: skip
+        bar = ProgressBar(f"{Path(input_path).name} ->", enabled=None if not quiet else False)
+        stop, caught = threading.Event(), []
+        with _stop_on_signals(stop, caught):
+            summary = run_to_file(
+                input_path, output, options, on_progress=lambda p: bar.update(p.frames, p.total, p.elapsed_s), stop=stop
+            )
+        bar.close()
+        if summary.bad_packets:
+            click.echo(f"vsr-pipe: warning: {summary.bad_packets} damaged packet(s) in the input were skipped", err=True)
+        if as_json:
+            click.echo(json.dumps(_summary_dict(summary)))
+        elif not quiet:
+            click.echo(
+                f"{summary.output}: {summary.frames} frames {summary.output_size[0]}x{summary.output_size[1]} "
+                f"in {summary.seconds:.1f} s ({summary.fps:.1f} fps), {summary.model}",
+                err=True,
+            )
+        if caught:
+            raise Interrupted(
+                f"stopped by {signal.Signals(caught[0]).name}: {output} holds the {summary.frames} frames done so far",
+                caught[0],
+            )
+
+
+def _summary_dict(summary) -> dict:
+    d = dict(summary.__dict__)
+    d["input_size"], d["output_size"] = list(summary.input_size), list(summary.output_size)
+    d["seconds"], d["fps"] = round(summary.seconds, 3), round(summary.fps, 2)
+    return d
+
+
+class _user_errors:
+    """Turn library errors into one line on stderr and an exit code; never a traceback."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, (click.exceptions.Exit, click.ClickException, click.Abort)):
+            return False
+        if isinstance(exc, VsrPipeError):
+            click.echo(f"vsr-pipe: {'' if isinstance(exc, Interrupted) else 'error: '}{exc}", err=True)
+            sys.exit(exc.exit_code)
+        if isinstance(exc, KeyboardInterrupt):
+            click.echo("vsr-pipe: interrupted", err=True)
+            sys.exit(130)
+        if isinstance(exc, BrokenPipeError):
+            sys.exit(141)
+        if os.environ.get("VSR_PIPE_DEBUG"):
+            return False
+        click.echo(f"vsr-pipe: internal error: {type(exc).__name__}: {exc} (set VSR_PIPE_DEBUG=1 for details)", err=True)
+        sys.exit(70)
+
+
+class _stop_on_signals:
+    """While inside, SIGINT/SIGTERM set ``stop`` (and are noted in ``caught``) instead of killing."""
+
+    def __init__(self, stop: threading.Event, caught: list):
+        self.stop, self.caught, self.previous = stop, caught, {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.caught:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.caught.append(signum)
+        self.stop.set()
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+if __name__ == "__main__":
+    main()

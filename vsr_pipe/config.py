@@ -1,0 +1,124 @@
+"""Configuration as frozen dataclasses, parsed once at the edge and passed down."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from .errors import InvalidOption
+
+MIN_UPSCALE, MAX_UPSCALE = 1.0, 8.0
+MAX_OUTPUT_SIDE = 16384  # beyond this no common encoder accepts the frame
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Per-axis scale factors; ``Scale(1.5, 2.0)`` is 1.5 wide and 2 high."""
+
+    x: float
+    y: float
+
+    @classmethod
+    def parse(cls, text: str | float | "Scale") -> "Scale":
+        """'2', '1.5', '1.5x2' (width x height) or a number."""
+        if isinstance(text, Scale):
+            return text
+        if isinstance(text, (int, float)):
+            return cls(float(text), float(text))
+        parts = re.split(r"[x:*]", str(text).strip().lower())
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise InvalidOption(f"scale '{text}' is not a number or WxH pair like 1.5x2") from None
+        if len(values) == 1:
+            values = values * 2
+        if len(values) != 2 or not all(math.isfinite(v) for v in values):
+            raise InvalidOption(f"scale '{text}' is not a number or WxH pair like 1.5x2")
+        return cls(values[0], values[1])
+
+    def check_range(self, low: float = MIN_UPSCALE, high: float = MAX_UPSCALE) -> "Scale":
+        for v in (self.x, self.y):
+            if not low <= v <= high:
+                raise InvalidOption(f"scale {_fmt(v)} is out of range: {_fmt(low)} to {_fmt(high)}")
+        return self
+
+    @property
+    def is_uniform(self) -> bool:
+        return self.x == self.y
+
+    def __str__(self) -> str:
+        return _fmt(self.x) if self.is_uniform else f"{_fmt(self.x)}x{_fmt(self.y)}"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1920x1080' -> (1920, 1080)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[x:*]\s*(\d+)\s*", str(text).lower())
+    if not m:
+        raise InvalidOption(f"size '{text}' is not WIDTHxHEIGHT like 1920x1080")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (1 <= w <= MAX_OUTPUT_SIDE and 1 <= h <= MAX_OUTPUT_SIDE):
+        raise InvalidOption(f"size {w}x{h} is out of range: 1 to {MAX_OUTPUT_SIDE} per side")
+    return w, h
+
+
+def output_size(width: int, height: int, scale: Scale, align_x: int = 1, align_y: int = 1) -> tuple[int, int]:
+    """Input size times the factors, rounded to the nearest integer, then to the alignment
+    (2 for subsampled chroma) that the output pixel format needs."""
+    w = _round_to(width * scale.x, align_x)
+    h = _round_to(height * scale.y, align_y)
+    if max(w, h) > MAX_OUTPUT_SIDE:
+        raise InvalidOption(f"output {w}x{h} is too large: at most {MAX_OUTPUT_SIDE} pixels per side")
+    return w, h
+
+
+def _round_to(value: float, multiple: int) -> int:
+    n = int(math.floor(value + 0.5))
+    if multiple > 1:
+        n = max(multiple, int(math.floor(n / multiple + 0.5)) * multiple)
+    return max(n, 1)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the output video is encoded and muxed."""
+
+    codec: str = "libx264"
+    crf: float | None = 18
+    preset: str | None = None
+    pix_fmt: str | None = None  # None: the input's, if the codec takes it
+    container_format: str | None = None  # None: from the output file's extension
+    codec_options: tuple[tuple[str, str], ...] = ()
+    metadata: tuple[tuple[str, str], ...] = ()  # extra container tags
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """What to run and how to schedule it.
+
+    ``chunk_frames`` frames go through the model at once; ``ring_slots`` chunks exist in memory per
+    ring, so decoded-but-unprocessed frames are bounded by ``chunk_frames * ring_slots``.
+    """
+
+    scale: Scale | None = None
+    size: tuple[int, int] | None = None
+    model: str = "espcn"
+    engine: str = "auto"
+    device: str = "cpu"
+    precision: str = "fp32"
+    chunk_frames: int = 4
+    ring_slots: int = 3
+    threads: int = 0  # torch intra-op threads; 0 keeps the default
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+
+    def __post_init__(self) -> None:
+        if (self.scale is None) == (self.size is None):
+            raise InvalidOption("give exactly one of scale or size")
+        if self.chunk_frames < 1 or self.ring_slots < 2:
+            raise InvalidOption(
+                f"chunk of {self.chunk_frames} frames and {self.ring_slots} slots: need at least 1 frame and 2 slots"
+            )

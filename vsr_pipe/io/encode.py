@@ -1,0 +1,196 @@
+"""Writing video with PyAV: encode planes, copy other streams, finish atomically.
+
+The output goes to a temporary file beside the target and is renamed over it only when complete,
+so the target is never half-written and the input is never touched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..config import EncodeOptions
+from ..errors import InvalidOption, OutputError
+from .decode import ColorInfo
+from .layout import FrameLayout
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """The output video stream: its size and pixel format, timing, and tags."""
+
+    layout: FrameLayout
+    time_base: Fraction
+    average_rate: Fraction | None
+    color: ColorInfo
+    rotation: int = 0
+
+
+def check_output_path(dst: str | os.PathLike, src: str | os.PathLike | None) -> Path | None:
+    """Refuse an output that would overwrite the input or cannot be written; None for stdout."""
+    if str(dst) == "-":
+        return None
+    target = Path(dst)
+    if src is not None and str(src) != "-":
+        source = Path(src)
+        if target.resolve() == source.resolve() or (target.exists() and source.exists() and target.samefile(source)):
+            raise OutputError(f"output {target} is the input: choose another name")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"output folder does not exist: {folder}")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder is not writable: {folder}")
+    if target.is_dir():
+        raise OutputError(f"output {target} is a folder")
+    return target
+
+
+def pick_pix_fmt(codec: str, wanted: str | None, input_fmt: str) -> str:
+    """``wanted`` if given (checked), else the input's if the codec takes it, else its closest."""
+    try:
+        formats = [f.name for f in (av.codec.Codec(codec, "w").video_formats or [])]
+    except Exception:
+        raise InvalidOption(f"codec '{codec}' is not an encoder this FFmpeg has (try libx264, libx265, ffv1)") from None
+    if wanted:
+        if formats and wanted not in formats:
+            raise InvalidOption(f"codec {codec} cannot write pixel format {wanted}: it takes {', '.join(formats)}")
+        return wanted
+    candidates = [input_fmt, input_fmt.replace("yuvj", "yuv")]
+    if "10le" in input_fmt or "12le" in input_fmt:
+        candidates.append(input_fmt[:-4] + "10le")
+    candidates += ["yuv420p"]
+    for name in candidates:
+        if not formats or name in formats:
+            return name
+    return formats[0]
+
+
+class VideoSink:
+    """An output file (or stdout) being written. Use :meth:`finish` or :meth:`abort` exactly once."""
+
+    def __init__(self, dst: str | os.PathLike, plan: StreamPlan, options: EncodeOptions, copy_from: list, metadata: dict):
+        self.target = None if str(dst) == "-" else Path(dst)
+        self.options = options
+        self.plan = plan
+        if self.target is None:
+            if not options.container_format:
+                raise InvalidOption("writing to standard output needs a container format: -f FORMAT (e.g. -f matroska)")
+            self.path = None
+            out_file = sys.stdout.buffer
+        else:
+            self.path = self.target.with_name(f".{self.target.stem}.partial-{os.getpid()}{self.target.suffix}")
+            out_file = str(self.path)
+        try:
+            self.container = av.open(out_file, mode="w", format=options.container_format)
+        except (av.error.FFmpegError, ValueError) as e:
+            raise OutputError(f"cannot create {dst}: {e}") from None
+        try:
+            self._add_video_stream()
+            self.stream_map = self._add_copied_streams(copy_from)
+            self.container.metadata.update({k: v for k, v in metadata.items() if v is not None})
+        except Exception:
+            self.abort()
+            raise
+        self.frames_written = 0
+
+    def _add_video_stream(self) -> None:
+        o, p = self.options, self.plan
+        codec_options = {}
+        if o.crf is not None and o.codec in ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"):
+            codec_options["crf"] = f"{o.crf:g}"
+        if o.preset:
+            codec_options["preset"] = o.preset
+        codec_options.update(dict(o.codec_options))
+        try:
+            stream = self.container.add_stream(o.codec, rate=p.average_rate or None, options=codec_options)
+        except (av.error.FFmpegError, ValueError) as e:
+            raise InvalidOption(f"cannot encode with {o.codec} into {self._name()}: {e}") from None
+        ctx = stream.codec_context
+        ctx.width, ctx.height = p.layout.width, p.layout.height
+        ctx.pix_fmt = p.layout.pix_fmt
+        ctx.time_base = p.time_base
+        stream.time_base = p.time_base
+        ctx.color_primaries = p.color.primaries
+        ctx.color_trc = p.color.transfer
+        ctx.colorspace = p.color.matrix
+        ctx.color_range = p.color.range
+        ctx.thread_type = "AUTO"
+        if p.rotation:
+            stream.set_display_rotation(p.rotation)
+        self.stream = stream
+
+    def _add_copied_streams(self, streams: list) -> dict:
+        mapping = {}
+        for s in streams:
+            try:
+                mapping[s.index] = self.container.add_stream_from_template(s)
+            except (av.error.FFmpegError, ValueError) as e:
+                print(f"vsr-pipe: warning: {s.type} stream #{s.index} ({s.codec_context.name}) not copied: "
+                      f"{self._name()} cannot hold it ({e})", file=sys.stderr)
+        return mapping
+
+    def _name(self) -> str:
+        return str(self.target) if self.target else "standard output"
+
+    def write(self, planes: list[np.ndarray], pts: int | None) -> None:
+        """Encode one frame from its planes (uint8 or uint16 arrays of the plan's layout)."""
+        layout = self.plan.layout
+        frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
+        for i, data in enumerate(planes):
+            _plane_view(frame.planes[i], data.dtype)[: data.shape[0], : data.shape[1]] = data
+        frame.pts = pts
+        frame.time_base = self.plan.time_base
+        frame.color_range = self.plan.color.range
+        frame.colorspace = self.plan.color.matrix
+        frame.color_primaries = self.plan.color.primaries
+        frame.color_trc = self.plan.color.transfer
+        self._mux(self.stream.encode(frame))
+        self.frames_written += 1
+
+    def copy_packet(self, packet: av.Packet) -> None:
+        """Mux an audio or subtitle packet as it is, if its stream was kept."""
+        out = self.stream_map.get(packet.stream.index)
+        if out is None:
+            return
+        packet.stream = out
+        self._mux([packet])
+
+    def _mux(self, packets) -> None:
+        try:
+            self.container.mux(packets)
+        except av.error.FFmpegError as e:
+            raise OutputError(f"writing {self._name()} failed: {e}") from None
+
+    def finish(self) -> None:
+        """Flush the encoder, close the file, and move it into place."""
+        try:
+            self._mux(self.stream.encode(None))
+            self.container.close()
+        except Exception:
+            self.abort()
+            raise
+        if self.path is not None:
+            os.replace(self.path, self.target)
+
+    def abort(self) -> None:
+        """Close and delete the partial output."""
+        try:
+            self.container.close()
+        except Exception:
+            pass
+        if self.path is not None and self.path.exists():
+            self.path.unlink()
+
+
+def _plane_view(plane, dtype) -> np.ndarray:
+    """A writable (height, line_size / itemsize) view of a frame plane's memory."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = (ctypes.c_uint8 * plane.buffer_size).from_address(plane.buffer_ptr)
+    return np.frombuffer(raw, dtype=dtype).reshape(plane.height, plane.line_size // itemsize)

@@ -1,0 +1,101 @@
+"""The processing stage: input chunk planes -> output chunk planes.
+
+Y goes through the neural chain (integer sub-pixel stages) and an antialiased resample to the exact
+target size; chroma is resampled directly, with its siting kept, so colours never take a round trip
+through RGB. Works on whole chunks, on whichever device the engines use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..io.layout import FrameLayout
+from ..models.resample import resize_planes
+
+LumaModel = Callable[[torch.Tensor], torch.Tensor]
+
+
+def neural_stages(factor: float) -> tuple[int, ...]:
+    """Integer sub-pixel stages whose product is the smallest one >= ``factor`` (up to 8).
+
+    1 needs none; up to 4 is one stage (the next integer); beyond, two stages (x3 x2, x4 x2).
+    """
+    if factor <= 1.0 + 1e-9:
+        return ()
+    if factor <= 4.0 + 1e-9:
+        return (int(math.ceil(factor - 1e-9)),)
+    if factor <= 6.0 + 1e-9:
+        return (3, 2)
+    return (4, 2)
+
+
+@dataclass(frozen=True)
+class ProcessPlan:
+    """Input and output layouts and how Y and chroma get from one to the other."""
+
+    src: FrameLayout
+    dst: FrameLayout
+    kernel: str = "bicubic"
+
+    @property
+    def scale_x(self) -> float:
+        return self.dst.width / self.src.width
+
+    @property
+    def scale_y(self) -> float:
+        return self.dst.height / self.src.height
+
+
+class PlaneRescaler:
+    """Rescales chunks of planes; ``luma_model`` (or None for the plain ``kernel``) upscales Y."""
+
+    def __init__(self, plan: ProcessPlan, luma_stages: Sequence[LumaModel] = (), device: str | torch.device = "cpu"):
+        self.plan = plan
+        self.luma_stages = list(luma_stages)
+        self.device = torch.device(device)
+
+    def __call__(self, planes_in: list[np.ndarray], planes_out: list[np.ndarray]) -> None:
+        """Read (n, h, w) input planes and write (n, H, W) output planes in place."""
+        src, dst = self.plan.src, self.plan.dst
+        y = self._to_float(planes_in[0], src)
+        y = self._luma(y)
+        self._store(y, planes_out[0], dst)
+        if dst.gray:
+            return
+        sub_in = (1 << src.chroma_shift_y, 1 << src.chroma_shift_x)
+        sub_out = (1 << dst.chroma_shift_y, 1 << dst.chroma_shift_x)
+        h, w = dst.plane_size(1)
+        for i in (1, 2):
+            if src.gray:
+                planes_out[i][: planes_in[0].shape[0]] = round(128 / 255 * dst.unit)
+                continue
+            c = self._to_float(planes_in[i], src)
+            c = resize_planes(
+                c, h, w, self.plan.scale_y, self.plan.scale_x, self.plan.kernel, sub_in, sub_out,
+                left_sited=src.chroma_sited_left,
+            )  # fmt: skip
+            self._store(c, planes_out[i], dst)
+
+    def _luma(self, y: torch.Tensor) -> torch.Tensor:
+        for stage in self.luma_stages:
+            y = stage(y)
+        out_h, out_w = self.plan.dst.height, self.plan.dst.width
+        h, w = y.shape[-2:]
+        if (h, w) != (out_h, out_w):
+            y = resize_planes(y, out_h, out_w, out_h / h, out_w / w, self.plan.kernel)
+        return y
+
+    def _to_float(self, plane: np.ndarray, layout: FrameLayout) -> torch.Tensor:
+        t = torch.from_numpy(plane.view(np.int16) if plane.dtype == np.uint16 else plane)
+        return t.to(self.device, non_blocking=True).float().unsqueeze(1) / layout.unit
+
+    @staticmethod
+    def _store(x: torch.Tensor, out: np.ndarray, layout: FrameLayout) -> None:
+        q = (x.squeeze(1) * layout.unit).round_().clamp_(0, layout.max_code)
+        target = torch.from_numpy(out.view(np.int16) if out.dtype == np.uint16 else out)
+        target[: q.shape[0]].copy_(q.to(target.dtype).cpu())

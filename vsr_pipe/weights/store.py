@@ -1,0 +1,109 @@
+"""Model weights: safetensors files with their architecture in the header, plus a manifest.
+
+Only safetensors are read (no pickle), so a weights file can never execute code. Every problem with
+a file (not safetensors, wrong architecture, wrong shapes) becomes one :class:`WeightsError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ..errors import WeightsError
+from ..models.espcn import ESPCN
+
+MANIFEST = "manifest.json"
+
+
+def shipped_dir() -> Path:
+    return Path(str(resources.files("vsr_pipe.weights")))
+
+
+def manifest() -> dict:
+    """The manifest of shipped weights: name -> architecture, scale, training data, figures."""
+    path = shipped_dir() / MANIFEST
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
+def shipped_path(name: str) -> Path:
+    path = shipped_dir() / f"{name}.safetensors"
+    if not path.exists():
+        known = ", ".join(sorted(manifest())) or "none"
+        raise WeightsError(f"no shipped weights named {name} (shipped: {known})")
+    return path
+
+
+def build_model(architecture: dict) -> torch.nn.Module:
+    """An untrained module of the architecture a weights header describes."""
+    kind = architecture.get("architecture")
+    try:
+        if kind == "espcn":
+            return ESPCN(
+                scale=int(architecture["scale"]),
+                num_ch=int(architecture.get("channels", 1)),
+                num_feat=tuple(int(v) for v in str(architecture.get("num_feat", "64,32")).split(",")),
+                residual=str(architecture.get("residual", "true")).lower() == "true",
+            )
+    except (KeyError, ValueError) as e:
+        raise WeightsError(f"weights header for {kind} is malformed: {e}") from None
+    raise WeightsError(f"unknown architecture '{kind}' in weights header")
+
+
+def load_model(path: str | Path) -> torch.nn.Module:
+    """Read a weights file and return its model, ready for inference."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path.name} is not a valid safetensors file: {e}") from None
+    model = build_model(header)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0:2]
+        raise WeightsError(f"{path.name} does not fit a {header.get('architecture')} model: {' '.join(first)}") from None
+    return model.eval()
+
+
+def architecture_header(model: torch.nn.Module) -> dict[str, str]:
+    if isinstance(model, ESPCN):
+        return {
+            "architecture": "espcn",
+            "scale": str(model.scale),
+            "channels": str(model.num_ch),
+            "num_feat": f"{model.conv_first.out_channels},{model.conv_body.out_channels}",
+            "residual": str(model.residual).lower(),
+        }
+    raise WeightsError(f"cannot describe a {type(model).__name__} in a weights header")
+
+
+def save_model(model: torch.nn.Module, path: str | Path) -> str:
+    """Write ``model`` as safetensors with its architecture header; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=architecture_header(model))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def update_manifest(name: str, entry: dict, folder: Path | None = None) -> None:
+    """Add or replace ``name`` in the manifest beside the weights."""
+    folder = folder or shipped_dir()
+    path = folder / MANIFEST
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = entry
+    path.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n")
