@@ -19,7 +19,8 @@ can check that the pipeline preserves them:
 
 Timestamp guarantees (checked by ``tests/unit/test_media.py``), for the
 default ``max_b_frames=0`` and for B-frames alike (the MP4 edit list and the
-Matroska block timestamps both undo the reorder delay):
+Matroska block timestamps both undo the reorder delay; note that Matroska
+stores no dts, so with B-frames the first demuxed packets have ``dts=None``):
 
 * MP4/MOV keep the video time base if its denominator is >= 10000 (the
   default 1/90000 is kept), and decoded ``frame.pts`` equal the written pts
@@ -155,8 +156,7 @@ def _pick_codec(codec: str | None, width: int, height: int, pix_fmt: str) -> str
         return "libx264" if x264_ok and has_chroma else "ffv1"
     if codec == "libx264" and not x264_ok:
         raise ValueError(
-            f"libx264 cannot encode {pix_fmt} at {width}x{height} (odd size); "
-            "use codec='ffv1' or codec=None"
+            f"libx264 cannot encode {pix_fmt} at {width}x{height} (odd size); use codec='ffv1' or codec=None"
         )
     return codec
 
@@ -179,9 +179,7 @@ def _fill_planes(
     y0 = min(h - side, top + max(0, h - top - side) // 2) & ~1
     y0 = max(y0, 0)
     x0 = (index * 4) % max(1, w - side) & ~1
-    full[:, y0 : y0 + side, x0 : x0 + side] = np.asarray(SQUARE_YUV, np.uint16)[
-        :, None, None
-    ]
+    full[:, y0 : y0 + side, x0 : x0 + side] = np.asarray(SQUARE_YUV, np.uint16)[:, None, None]
     if depth > 8:
         full <<= depth - 8  # 10-bit code = 8-bit code x 4
     dtype = np.dtype("<u2") if depth > 8 else np.dtype(np.uint8)
@@ -233,8 +231,9 @@ def make_clip(
     size (odd 4:2:0/4:2:2).  ``crf=None`` encodes losslessly (x264 ``qp=0``;
     FFV1 is always lossless).  ``pts`` are explicit frame timestamps in
     ``time_base`` units (strictly increasing; overrides ``frames``/``fps``)
-    for variable frame rate.  ``max_b_frames`` is passed to the encoder (0
-    keeps decode order equal to display order).  ``rotation`` is degrees
+    for variable frame rate.  ``max_b_frames`` > 0 makes x264 reorder frames;
+    it needs a ``crf`` (x264 never emits B-frames when lossless; the flat
+    bars still decode exactly at crf 10).  ``rotation`` is degrees
     counter-clockwise, stored as a display matrix.  Audio is a 440 Hz mono
     sine at 48 kHz for the clip's duration.
     """
@@ -248,9 +247,12 @@ def make_clip(
     if pts is None:
         pts = [round(i / fps / time_base) for i in range(frames)]
     pts = [int(p) for p in pts]
-    if any(b <= a for a, b in zip(pts, pts[1:])):
+    if any(b <= a for a, b in zip(pts, pts[1:], strict=False)):
         raise ValueError("pts must be strictly increasing")
     codec = _pick_codec(codec, width, height, pix_fmt)
+    if codec == "libx264" and max_b_frames and crf is None:
+        # Fail loudly rather than hand back a clip silently without B-frames.
+        raise ValueError("lossless libx264 never emits B-frames; pass crf (e.g. 10) with max_b_frames")
     bars = bar_layout(width)
     c_range = _RANGE[color_range]
     c_space, c_prim, c_trc = _SPACE[colorspace]
@@ -271,14 +273,12 @@ def make_clip(
         cc.color_primaries = c_prim
         cc.color_trc = c_trc
         if codec == "libx264":
-            # ultrafast keeps test setup cheap; the wrapper applies
+            # ultrafast keeps test setup cheap; FFmpeg's wrapper applies
             # max_b_frames after the preset, so B-frames still happen if asked.
-            cc.options = {"preset": "ultrafast"} | (
-                {"qp": "0"} if crf is None else {"crf": str(crf)}
-            )
-        elif codec == "libvpx-vp9":
-            cc.options = {"lossless": "1"} if crf is None else {"crf": str(crf), "b": "0"}
-            cc.options |= {"deadline": "realtime", "cpu-used": "8"}
+            cc.options = {"preset": "ultrafast"} | ({"qp": "0"} if crf is None else {"crf": str(crf)})
+        elif codec == "libvpx-vp9":  # lossy-or-lossless odd-size option for MP4
+            quality = {"lossless": "1"} if crf is None else {"crf": str(crf), "b": "0"}
+            cc.options = {"deadline": "realtime", "cpu-used": "8"} | quality
         if rotation:
             vs.set_display_rotation(rotation)  # must precede the first encode
 
@@ -316,7 +316,7 @@ def _write_sine(out: av.container.OutputContainer, stream: av.AudioStream, secon
     """Encode ``seconds`` of a 440 Hz sine (amplitude 0.25) into ``stream``."""
     cc = stream.codec_context
     fmt = cc.format.name  # aac: fltp, flac: s16
-    chunk = cc.frame_size or 1024  # samples per frame; AAC requires exactly 1024
+    chunk = 1024  # samples per frame we hand over; PyAV re-chunks to the encoder's frame_size
     total = int(seconds * _AUDIO_RATE)
     for start in range(0, total, chunk):
         n = min(chunk, total - start)
@@ -330,7 +330,9 @@ def _write_sine(out: av.container.OutputContainer, stream: av.AudioStream, secon
     out.mux(stream.encode(None))
 
 
-def _write_cues(out: av.container.OutputContainer, stream: av.SubtitleStream, seconds: Fraction) -> None:
+def _write_cues(
+    out: av.container.OutputContainer, stream: av.subtitles.stream.SubtitleStream, seconds: Fraction
+) -> None:
     """Write two text cues covering 0-40 % and 50-90 % of the clip."""
     from av.subtitles.subtitle import SubtitleSet
 
@@ -398,10 +400,7 @@ def frame_planes(frame: av.VideoFrame) -> list[np.ndarray]:
     """
     deep = any(c.bits > 8 for c in frame.format.components)
     dtype = np.dtype("<u2") if deep else np.dtype(np.uint8)
-    return [
-        np.frombuffer(pl, dtype).reshape(pl.height, -1)[:, : pl.width].copy()
-        for pl in frame.planes
-    ]
+    return [np.frombuffer(pl, dtype).reshape(pl.height, -1)[:, : pl.width].copy() for pl in frame.planes]
 
 
 def mean_bar_yuv(
@@ -433,9 +432,7 @@ def mean_bar_yuv(
     return tuple(means)
 
 
-def make_corrupt_copy(
-    src: str | Path, dst: str | Path, *, packets: int = 3, seed: int = 0
-) -> Path:
+def make_corrupt_copy(src: str | Path, dst: str | Path, *, packets: int = 3, seed: int = 0) -> Path:
     """Copy ``src`` to ``dst`` with ``packets`` video packets overwritten by garbage.
 
     The packets are consecutive, starting at the middle one in decode order;

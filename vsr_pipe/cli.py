@@ -155,5 +155,96 @@ class _stop_on_signals:
         return False
 
 
+
+@main.command()
+@click.option("--model", "model_name", default="espcn", show_default=True, type=click.Choice(["espcn"]))
+@click.option("--scale", required=True, type=click.IntRange(2, 4), help="Integer factor: 2, 3 or 4.")
+@click.option("--data", default=DEFAULT_DATA, show_default=True, type=click.Path(file_okay=False),
+              help="Folder holding T91/, BSD200/ and Set5/.")
+@click.option("--out", "out_dir", default=None, help="Run folder (checkpoints); default runs/espcn_y_xS.")
+@click.option("--steps", default=60_000, show_default=True, type=int)
+@click.option("--batch", default=64, show_default=True, type=int)
+@click.option("--patch", "lr_patch", default=24, show_default=True, type=int, help="LR patch side.")
+@click.option("--rgb", is_flag=True, help="Train on RGB instead of Y.")
+@click.option("--threads", default=0, type=int, help="CPU threads (0: torch's default).")
+@click.option("--export/--no-export", default=True, show_default=True,
+              help="Write the trained weights into the package and measure them for the manifest.")
+def train(model_name, scale, data, out_dir, steps, batch, lr_patch, rgb, threads, export) -> None:
+    """Train a model on image folders (resumes from the run folder's checkpoint)."""
+    from .train.espcn import EspcnTrainConfig
+    from .train.espcn import train as train_espcn
+    from .train.release import export_espcn
+
+    with _user_errors():
+        data_dir = Path(data)
+        for sub in ("T91", "BSD200", "Set5"):
+            if not (data_dir / sub).is_dir():
+                raise InvalidOption(f"training data folder {data_dir / sub} not found (give --data)")
+        cfg = EspcnTrainConfig(
+            scale=scale, train_dirs=(str(data_dir / "T91"), str(data_dir / "BSD200")), val_dir=str(data_dir / "Set5"),
+            out_dir=out_dir or f"runs/espcn_{'rgb' if rgb else 'y'}_x{scale}", steps=steps, batch=batch,
+            lr_patch=lr_patch, luma=not rgb, threads=threads,
+        )  # fmt: skip
+        ckpt = train_espcn(cfg, log=lambda m: click.echo(m, err=True))
+        if export and not rgb:
+            entry = export_espcn(ckpt, data_dir, log=lambda m: click.echo(m, err=True))
+            click.echo(json.dumps(entry, indent=2))
+
+
+@main.group(name="eval")
+def eval_group() -> None:
+    """Measure quality: on an image benchmark, or per frame between two videos."""
+
+
+@eval_group.command(name="images")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--scale", required=True, type=click.IntRange(2, 4))
+@click.option("--model", default="espcn", show_default=True, type=click.Choice(["espcn", "bicubic"]))
+@click.option("--weights", default=None, type=click.Path(dir_okay=False), help="A weights file instead of the shipped one.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_images(folder, scale, model, weights, as_json) -> None:
+    """Y-PSNR/SSIM on FOLDER: MATLAB-bicubic LR, SCALE border pixels shaved."""
+    from .quality.images import bicubic_upscaler, evaluate_folder, model_upscaler
+    from .weights.store import load_model, shipped_path
+
+    with _user_errors():
+        if model == "bicubic":
+            upscaler = bicubic_upscaler
+        else:
+            upscaler = model_upscaler(load_model(weights or shipped_path(f"espcn_y_x{scale}")))
+        score = evaluate_folder(folder, scale, upscaler)
+        if as_json:
+            click.echo(json.dumps({"set": score.name, "scale": scale, "model": model, "psnr": score.psnr, "ssim": score.ssim}))
+            return
+        for name, p, s in score.per_image:
+            click.echo(f"{name:24s} {p:7.3f} dB  {s:.4f}")
+        click.echo(f"{score.name} x{scale} {model}: {score.psnr:.3f} dB  SSIM {score.ssim:.4f}")
+
+
+@eval_group.command(name="video")
+@click.argument("reference", type=click.Path(exists=True, dir_okay=False))
+@click.argument("test", type=click.Path(exists=True, dir_okay=False))
+@click.option("--no-ssim", is_flag=True, help="PSNR only (faster).")
+@click.option("--plot", default=None, type=click.Path(dir_okay=False), help="Write a PNG of PSNR per frame.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_video(reference, test, no_ssim, plot, as_json) -> None:
+    """Y-PSNR/SSIM per frame of TEST against REFERENCE (same size)."""
+    from .quality.video import compare_videos
+
+    with _user_errors():
+        scores = compare_videos(reference, test, with_ssim=not no_ssim)
+        if plot:
+            from .quality.plots import plot_per_frame
+
+            plot_per_frame(scores, plot, title=f"{Path(test).name} vs {Path(reference).name}")
+        if as_json:
+            click.echo(json.dumps({"frames": len(scores.psnr), "mean_psnr": scores.mean_psnr,
+                                   "mean_ssim": scores.mean_ssim, "psnr": list(scores.psnr), "ssim": list(scores.ssim)}))
+            return
+        for i, p in enumerate(scores.psnr):
+            s = f"  {scores.ssim[i]:.4f}" if scores.ssim else ""
+            click.echo(f"frame {i:5d} {p:7.3f} dB{s}")
+        click.echo(f"{len(scores.psnr)} frames: mean {scores.mean_psnr:.3f} dB  SSIM {scores.mean_ssim:.4f}")
+
 if __name__ == "__main__":
     main()

@@ -80,3 +80,24 @@ def _rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
 
 def _ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
     return (ycbcr - _OFFSET) @ np.linalg.inv(_M).T
+
+
+def model_upscaler(model) -> Upscaler:
+    """An upscaler from a torch model on Y (1 channel) or RGB (3 channels) in [0, 1]."""
+    import torch
+
+    model.eval()
+    if getattr(model, "num_ch", 1) == 1:
+
+        def run_y(y: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return model(torch.from_numpy(y).float()[None, None])[0, 0].double().numpy()
+
+        return luma_upscaler(run_y)
+
+    def run_rgb(lr_rgb: np.ndarray, scale: int) -> np.ndarray:
+        x = torch.from_numpy(lr_rgb.transpose(2, 0, 1) / 255.0).float()[None]
+        with torch.no_grad():
+            return model(x)[0].double().numpy().transpose(1, 2, 0) * 255.0
+
+    return run_rgb

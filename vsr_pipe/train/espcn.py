@@ -8,11 +8,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..models.espcn import ESPCN
-from ..quality.images import evaluate_folder, luma_upscaler
+from ..quality.images import evaluate_folder, model_upscaler
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PatchConfig, PatchSampler
 
@@ -49,21 +48,7 @@ def build_model(cfg: EspcnTrainConfig) -> ESPCN:
 
 def validate(model: ESPCN, cfg: EspcnTrainConfig, folder: str, with_ssim: bool = False):
     """Set score of ``model`` on ``folder`` with the standard protocol."""
-    model.eval()
-
-    def run_y(y: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = model(torch.from_numpy(y).float()[None, None])
-        return out[0, 0].double().numpy()
-
-    def run_rgb(lr_rgb: np.ndarray, scale: int) -> np.ndarray:
-        x = torch.from_numpy(lr_rgb.transpose(2, 0, 1) / 255.0).float()[None]
-        with torch.no_grad():
-            out = model(x)[0].double().numpy().transpose(1, 2, 0)
-        return out * 255.0
-
-    upscale = luma_upscaler(run_y) if cfg.luma else run_rgb
-    score = evaluate_folder(folder, cfg.scale, upscale, with_ssim=with_ssim)
+    score = evaluate_folder(folder, cfg.scale, model_upscaler(model), with_ssim=with_ssim)
     model.train()
     return score
 

@@ -1,0 +1,114 @@
+"""Where the time goes: model-only, decode-only, encode-only and end-to-end on the same frames.
+
+    python bench/pipeline_overhead.py [VIDEO] [--scale 2] [--frames 132]
+
+Prints each stage's seconds and fps and the glue ratio end-to-end / (model + decode + encode):
+above 1.0 the pipeline's conversions, copies and queues cost time; below 1.0 the stages overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vsr_pipe.config import EncodeOptions, PipelineOptions, Scale
+from vsr_pipe.io.decode import VideoSource, frame_planes
+from vsr_pipe.io.encode import StreamPlan, VideoSink
+from vsr_pipe.pipeline.run import Pipeline, run_to_file
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "big_buck_bunny_640x360.mp4"
+
+
+def time_decode(path: str, layout) -> tuple[float, list[list[np.ndarray]]]:
+    frames = []
+    t = time.perf_counter()
+    with VideoSource(path) as src:
+        for kind, frame in src.items():
+            if kind == "frame":
+                frames.append([p.copy() for p in frame_planes(frame, layout)])
+    return time.perf_counter() - t, frames
+
+
+def time_model(pipe: Pipeline, frames: list[list[np.ndarray]], chunk: int) -> float:
+    """The network alone: Y as float tensors in, Y out, chunk by chunk."""
+    ys = [torch.from_numpy(np.stack([f[0] for f in frames[i : i + chunk]])).float().unsqueeze(1) / 255.0
+          for i in range(0, len(frames), chunk)]  # fmt: skip
+    stages = pipe.rescaler.luma_stages
+    with torch.inference_mode():
+        for stage in stages:
+            stage(ys[0])  # warm-up
+        t = time.perf_counter()
+        for y in ys:
+            for stage in stages:
+                y = stage(y)
+    return time.perf_counter() - t
+
+
+def time_process(pipe: Pipeline, frames, chunk: int) -> tuple[float, list[list[np.ndarray]]]:
+    """The whole processing stage (model + conversions + chroma), to produce frames to encode."""
+    out_layout = pipe.dst_layout
+    outs = []
+    t = time.perf_counter()
+    for i in range(0, len(frames), chunk):
+        group = frames[i : i + chunk]
+        planes_in = [np.stack([f[p] for f in group]) for p in range(len(group[0]))]
+        planes_out = [np.zeros((len(group), *out_layout.plane_size(p)), planes_in[0].dtype) for p in range(len(group[0]))]
+        pipe.rescaler(planes_in, planes_out)
+        outs += [[p[k] for p in planes_out] for k in range(len(group))]
+    return time.perf_counter() - t, outs
+
+
+def time_encode(pipe: Pipeline, frames, encode: EncodeOptions, folder: str) -> float:
+    s = pipe.source.stream
+    plan = StreamPlan(pipe.dst_layout, s.time_base, s.average_rate, pipe.color, 0)
+    sink = VideoSink(os.path.join(folder, "encode_only.mp4"), plan, encode, [], {})
+    step = int(round(1 / (s.average_rate * s.time_base)))
+    t = time.perf_counter()
+    for i, planes in enumerate(frames):
+        sink.write(planes, i * step)
+    sink.finish()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("video", nargs="?", default=str(SAMPLE))
+    ap.add_argument("--scale", default="2")
+    ap.add_argument("--chunk", type=int, default=4)
+    ap.add_argument("--preset", default=None)
+    args = ap.parse_args()
+    encode = EncodeOptions(preset=args.preset)
+    options = PipelineOptions(scale=Scale.parse(args.scale), chunk_frames=args.chunk, encode=encode)
+    pipe = Pipeline(args.video, options)
+    n_threads = torch.get_num_threads()
+    decode_s, frames = time_decode(args.video, pipe.src_layout)
+    n = len(frames)
+    model_s = time_model(pipe, frames, args.chunk)
+    process_s, outs = time_process(pipe, frames, args.chunk)
+    with tempfile.TemporaryDirectory() as tmp:
+        encode_s = time_encode(pipe, outs, encode, tmp)
+        t = time.perf_counter()
+        summary = run_to_file(args.video, os.path.join(tmp, "end_to_end.mp4"), options)
+        e2e_s = time.perf_counter() - t
+    pipe.source.close()
+    assert summary.frames == n
+    src, dst = pipe.src_layout, pipe.dst_layout
+    print(f"{n} frames {src.width}x{src.height} -> {dst.width}x{dst.height}, {pipe.model_chain}, "
+          f"torch threads {n_threads}, {os.cpu_count()} cores")  # fmt: skip
+    rows = [("decode only", decode_s), ("model only", model_s), ("process stage (model + glue)", process_s),
+            ("encode only", encode_s), ("end to end", e2e_s)]  # fmt: skip
+    for name, sec in rows:
+        print(f"  {name:30s} {sec:7.2f} s  {n / sec:7.1f} fps")
+    parts = decode_s + model_s + encode_s
+    print(f"  sum model + decode + encode    {parts:7.2f} s")
+    print(f"ratio end-to-end / (model + decode + encode) = {e2e_s / parts:.3f}  (goal <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
