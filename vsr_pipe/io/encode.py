@@ -6,7 +6,6 @@ so the target is never half-written and the input is never touched.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from dataclasses import dataclass
@@ -143,8 +142,7 @@ class VideoSink:
         """Encode one frame from its planes (uint8 or uint16 arrays of the plan's layout)."""
         layout = self.plan.layout
         frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
-        for i, data in enumerate(planes):
-            _plane_view(frame.planes[i], data.dtype)[: data.shape[0], : data.shape[1]] = data
+        write_planes(frame, planes)
         frame.pts = pts
         frame.time_base = self.plan.time_base
         frame.color_range = self.plan.color.range
@@ -189,8 +187,9 @@ class VideoSink:
             self.path.unlink()
 
 
-def _plane_view(plane, dtype) -> np.ndarray:
-    """A writable (height, line_size / itemsize) view of a frame plane's memory."""
-    itemsize = np.dtype(dtype).itemsize
-    raw = (ctypes.c_uint8 * plane.buffer_size).from_address(plane.buffer_ptr)
-    return np.frombuffer(raw, dtype=dtype).reshape(plane.height, plane.line_size // itemsize)
+def write_planes(frame: av.VideoFrame, planes: list[np.ndarray]) -> None:
+    """Copy (h, w) uint8/uint16 arrays into a new frame's planes, respecting line padding."""
+    for plane, data in zip(frame.planes, planes):
+        itemsize = data.dtype.itemsize
+        view = np.frombuffer(plane, dtype=data.dtype).reshape(plane.height, plane.line_size // itemsize)
+        view[: data.shape[0], : data.shape[1]] = data

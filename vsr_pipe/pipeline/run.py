@@ -19,7 +19,7 @@ import av
 from ..config import MAX_OUTPUT_SIDE, PipelineOptions, Scale, output_size
 from ..errors import InvalidOption, NotAVideo
 from ..io.decode import VideoSource, color_info, frame_planes, layout_for, working_format
-from ..io.encode import StreamPlan, VideoSink, pick_pix_fmt
+from ..io.encode import StreamPlan, VideoSink, pick_pix_fmt, write_planes
 from ..io.layout import FrameLayout
 from .build import build_rescaler, describe_engine
 from .process import PlaneRescaler, ProcessPlan
@@ -65,8 +65,10 @@ class Pipeline:
     ):
         self.options = options
         self.source = VideoSource(src)
-        self.stop = stop or threading.Event()
+        self.stop = stop or threading.Event()  # graceful: finish the frames already decoded
+        self.abort = threading.Event()  # everything down now (an error, or the consumer left)
         self.failure: BaseException | None = None
+        self.stopped_early = False
         try:
             self._first = self._peek_first_frame()
             self._plan(out_pix_fmt)
@@ -136,11 +138,12 @@ class Pipeline:
                         break
                     continue
                 if item is _END:
+                    self.stopped_early = self.stop.is_set()
                     break
                 yield item
         finally:
-            if self.failure is not None:
-                self.stop.set()
+            self.abort.set()  # no-op after a clean end; unblocks the workers otherwise
+            self.stop.set()
             for t in workers:
                 t.join(timeout=30)
             self.source.close()
@@ -155,11 +158,19 @@ class Pipeline:
             fn(*args)
         except BaseException as e:  # handed to the encoder thread, which re-raises it
             self.failure = e
-            self.stop.set()
+            self.abort.set()
 
     def _decode(self, ring: ChunkRing, out: queue.Queue) -> None:
+        try:
+            self._decode_chunks(ring, out)
+        finally:
+            out.put(_END)  # always, so the stages after this one can finish
+
+    def _decode_chunks(self, ring: ChunkRing, out: queue.Queue) -> None:
         layout = self.src_layout
-        chunk = ring.acquire(self.stop)
+        chunk = ring.acquire(self.abort)
+        if chunk is None:
+            return
         chunk.packets.extend(self._early_packets)
         last_pts, step = None, _pts_step(self.source.stream)
 
@@ -168,8 +179,6 @@ class Pipeline:
             yield from self._items
 
         for kind, item in frames():
-            if chunk is None:
-                return
             if kind == "packet":
                 chunk.packets.append(item)
                 continue
@@ -187,18 +196,24 @@ class Pipeline:
             chunk.count += 1
             if chunk.count == chunk.capacity:
                 out.put(chunk)
-                chunk = ring.acquire(self.stop)
-        if chunk is not None and (chunk.count or chunk.packets):
+                chunk = ring.acquire(self.abort)
+                if chunk is None:
+                    return
+        if chunk.count or chunk.packets:
             out.put(chunk)
-        out.put(_END)
 
     def _process(self, in_ring: ChunkRing, inbox: queue.Queue, outbox: queue.Queue) -> None:
-        while True:
-            chunk = inbox.get()
+        while not self.abort.is_set():
+            try:
+                chunk = inbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if chunk is _END:
                 outbox.put(_END)
                 return
-            result = self.out_ring.acquire(threading.Event())
+            result = self.out_ring.acquire(self.abort)
+            if result is None:
+                return
             if chunk.count:
                 self.rescaler(chunk.views(), result.planes)
             result.count, result.pts, result.packets = chunk.count, list(chunk.pts), list(chunk.packets)
@@ -252,10 +267,7 @@ def run_to_file(
                 on_progress(Progress(frames, total, time.perf_counter() - started))
         sink.finish()
     except BaseException:
-        if frames and pipe.stop.is_set() and pipe.failure is None:
-            sink.finish()
-        else:
-            sink.abort()
+        sink.abort()  # an error, or a second Ctrl-C: no file rather than a broken one
         raise
     seconds = time.perf_counter() - started
     return RunSummary(
@@ -270,7 +282,7 @@ def run_to_file(
         output_size=(pipe.dst_layout.width, pipe.dst_layout.height),
         pix_fmt=pipe.dst_layout.pix_fmt,
         bad_packets=pipe.source.bad_packets,
-        interrupted=pipe.stop.is_set() and pipe.failure is None,
+        interrupted=pipe.stopped_early,
     )
 
 
@@ -278,14 +290,11 @@ def iter_frames(src, options: PipelineOptions) -> Iterator[av.VideoFrame]:
     """Yield rescaled frames as ``av.VideoFrame`` (planar YUV, pts and time_base set)."""
     pipe = Pipeline(src, options)
     layout: FrameLayout = pipe.dst_layout
-    from ..io.encode import _plane_view
-
     for chunk in pipe.chunks():
         planes = chunk.views()
         for k in range(chunk.count):
             frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
-            for i, data in enumerate(planes):
-                _plane_view(frame.planes[i], data.dtype)[: data.shape[1], : data.shape[2]] = data[k]
+            write_planes(frame, [p[k] for p in planes])
             frame.pts, frame.time_base = chunk.pts[k], pipe.source.stream.time_base
             yield frame
         pipe.done(chunk)
