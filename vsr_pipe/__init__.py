@@ -7,7 +7,8 @@ when :func:`upscale` or :func:`frames` is called.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from .config import EncodeOptions, PipelineOptions, Scale, parse_size
 from .errors import (
@@ -51,10 +52,10 @@ def upscale(
     size: tuple[int, int] | str | None = None,
     model: str = "espcn",
     encode: EncodeOptions | None = None,
-    on_progress: Callable[["Progress"], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
     **options,
-) -> "RunSummary":
+) -> RunSummary:
     """Upscale the video ``src`` into ``dst``, keeping audio, subtitles, timestamps and colour tags.
 
     Args:
@@ -80,7 +81,7 @@ def upscale(
 
 def frames(
     src: str, scale: float | str | Scale | None = 2.0, *, size=None, model: str = "espcn", **options
-) -> Iterator["av.VideoFrame"]:
+) -> Iterator[av.VideoFrame]:
     """Iterate over the upscaled frames of ``src`` as planar-YUV ``av.VideoFrame`` objects with
     their original ``pts`` and ``time_base``; ``frame.to_ndarray(format="rgb24")`` gives pixels."""
     from .pipeline.run import iter_frames

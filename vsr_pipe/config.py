@@ -20,7 +20,7 @@ class Scale:
     y: float
 
     @classmethod
-    def parse(cls, text: str | float | "Scale") -> "Scale":
+    def parse(cls, text: str | float | Scale) -> Scale:
         """'2', '1.5', '1.5x2' (width x height) or a number."""
         if isinstance(text, Scale):
             return text
@@ -37,7 +37,7 @@ class Scale:
             raise InvalidOption(f"scale '{text}' is not a number or WxH pair like 1.5x2")
         return cls(values[0], values[1])
 
-    def check_range(self, low: float = MIN_UPSCALE, high: float = MAX_UPSCALE) -> "Scale":
+    def check_range(self, low: float = MIN_UPSCALE, high: float = MAX_UPSCALE) -> Scale:
         for v in (self.x, self.y):
             if not low <= v <= high:
                 raise InvalidOption(f"scale {_fmt(v)} is out of range: {_fmt(low)} to {_fmt(high)}")
@@ -108,7 +108,7 @@ class PipelineOptions:
     size: tuple[int, int] | None = None
     model: str = "espcn"
     engine: str = "auto"
-    device: str = "cpu"
+    device: str = "auto"
     precision: str = "fp32"
     chunk_frames: int = 4
     ring_slots: int = 3

@@ -5,8 +5,9 @@ An engine knows tensors, devices and precisions; it knows nothing of files, code
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, Union, runtime_checkable
 
 import torch
 
@@ -42,12 +43,58 @@ class TorchOptions:
     precision: str = "fp32"
     threads: int = 0
     channels_last: bool = False
+    kind: ClassVar[str] = "torch"
 
 
-def make_engine(options: TorchOptions, model: torch.nn.Module, name: str) -> Engine:
+@dataclass(frozen=True)
+class OrtOptions:
+    """ONNX Runtime on the exported graph: the fastest engine on a CPU (graph fusion, no Python
+    per layer). ``device`` "cuda" needs the onnxruntime-gpu package.
+
+    Args:
+        device: "cpu" or "cuda".
+        precision: "fp32".
+        threads: intra-op threads; 0 lets ONNX Runtime choose (all cores).
+    """
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int = 0
+    kind: ClassVar[str] = "onnxruntime"
+
+
+EngineOptions = Union[TorchOptions, OrtOptions]
+
+
+def make_engine(options: EngineOptions, model: torch.nn.Module, name: str) -> Engine:
     """Build the engine that ``options`` describes around ``model``."""
     if isinstance(options, TorchOptions):
         from .torch_engine import TorchEngine
 
         return TorchEngine(model, options, name)
+    if isinstance(options, OrtOptions):
+        from .onnxruntime_engine import OrtEngine
+
+        return OrtEngine(model, options, name)
     raise TypeError(f"unknown engine options {type(options).__name__}")
+
+
+def resolve_engine(engine: str, device: str, precision: str, threads: int) -> EngineOptions:
+    """Options for ``--engine``/``--device``; "auto" picks the fastest available: torch on a
+    CUDA GPU, else ONNX Runtime on the CPU, else torch on the CPU."""
+    from ..errors import EngineUnavailable
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if engine == "auto":
+        if device.startswith("cuda"):
+            engine = "torch"
+        else:
+            from .onnxruntime_engine import available
+
+            engine = "onnxruntime" if available() and precision == "fp32" else "torch"
+    if engine == "torch":
+        return TorchOptions(device=device, precision=precision, threads=threads)
+    if engine == "onnxruntime":
+        return OrtOptions(device=device, precision=precision, threads=threads)
+    raise EngineUnavailable(f"engine '{engine}' is unknown: choose auto, torch or onnxruntime")

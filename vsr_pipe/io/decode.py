@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO, Iterator, Union
+from typing import BinaryIO, Union
 
 import av
 import numpy as np
@@ -119,7 +120,7 @@ class VideoSource:
         self.bad_packets = 0
         self.copied_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
 
-    def __enter__(self) -> "VideoSource":
+    def __enter__(self) -> VideoSource:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,8 +8,8 @@ through RGB. Works on whole chunks, on whichever device the engines use.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

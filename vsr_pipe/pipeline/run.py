@@ -11,8 +11,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import av
 
@@ -21,8 +21,8 @@ from ..errors import InvalidOption, NotAVideo
 from ..io.decode import VideoSource, color_info, frame_planes, layout_for, working_format
 from ..io.encode import StreamPlan, VideoSink, pick_pix_fmt, write_planes
 from ..io.layout import FrameLayout
-from .build import build_rescaler, describe_engine
-from .process import PlaneRescaler, ProcessPlan
+from .build import build_rescaler
+from .process import ProcessPlan
 from .ring import Chunk, ChunkRing
 
 _END = object()
@@ -106,7 +106,7 @@ class Pipeline:
         if max(w, h) > MAX_OUTPUT_SIDE:
             raise InvalidOption(f"output {w}x{h} is too large: at most {MAX_OUTPUT_SIDE} pixels per side")
         self.dst_layout = layout_for(dst_fmt, w, h, self.src_layout.full_range)
-        self.rescaler, self.model_chain = build_rescaler(o, ProcessPlan(self.src_layout, self.dst_layout))
+        self.rescaler, self.model_chain, self.engine_name = build_rescaler(o, ProcessPlan(self.src_layout, self.dst_layout))
         self.rotation = int(first.rotation or 0)
 
     @property
@@ -275,7 +275,7 @@ def run_to_file(
         seconds=seconds,
         fps=frames / seconds if seconds > 0 else 0.0,
         model=f"{options.model} ({pipe.model_chain})",
-        engine=describe_engine(options),
+        engine=pipe.engine_name,
         input=pipe.source.name,
         output=str(dst),
         input_size=(pipe.src_layout.width, pipe.src_layout.height),

@@ -6,9 +6,9 @@ with ``scale`` border pixels shaved, averaged over images.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -11,6 +11,7 @@ from ..quality.imagefiles import list_images, load_rgb, modcrop
 from ..quality.matlab_resize import imresize
 from ..quality.metrics import rgb_to_y
 
+
 def make_pair(hr_rgb: np.ndarray, scale: int, luma: bool) -> tuple[np.ndarray, np.ndarray]:
     """(LR, HR) float32 in [0, 1], shaped (C, h, w) and (C, h*s, w*s).
 

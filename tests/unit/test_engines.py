@@ -1,0 +1,65 @@
+"""Every engine gives the frames PyTorch on CPU gives; the ONNX graph's parity always runs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vsr_pipe.engines.base import OrtOptions, TorchOptions, make_engine, resolve_engine
+from vsr_pipe.models.espcn import ESPCN
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSR_PIPE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def model(scale=2, seed=0):
+    torch.manual_seed(seed)
+    m = ESPCN(scale)
+    for p in m.parameters():
+        p.data.normal_(0, 0.1)
+    return m.eval()
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("shape", [(1, 1, 17, 23), (3, 1, 36, 64)])
+def test_onnxruntime_matches_torch_fp32(cache, scale, shape):
+    m = model(scale)
+    x = torch.rand(shape)
+    ref = make_engine(TorchOptions(), m, f"t{scale}")(x)
+    out = make_engine(OrtOptions(), m, f"espcn_x{scale}")(x)
+    assert out.shape == ref.shape == (shape[0], 1, shape[2] * scale, shape[3] * scale)
+    assert (out - ref).abs().max().item() <= 1e-4
+
+
+def test_engine_cache_is_reused_and_a_corrupt_entry_is_rebuilt(cache):
+    m = model()
+    first = make_engine(OrtOptions(), m, "espcn_x2")
+    assert not first.reused
+    second = make_engine(OrtOptions(), m, "espcn_x2")
+    assert second.reused
+    (entry,) = cache.glob("*.onnx")
+    entry.write_bytes(b"garbage")
+    third = make_engine(OrtOptions(), m, "espcn_x2")
+    x = torch.rand(1, 1, 8, 8)
+    assert torch.allclose(third(x), first(x), atol=1e-5)
+
+
+def test_new_weights_get_a_new_cache_entry_and_swap_between_chunks(cache):
+    a, b = model(seed=0), model(seed=1)
+    engine = make_engine(OrtOptions(), a, "espcn_x2")
+    x = torch.rand(1, 1, 12, 12)
+    before = engine(x)
+    engine.load_weights(b.state_dict())
+    after = engine(x)
+    assert len(list(cache.glob("*.onnx"))) == 2
+    assert torch.allclose(after, b(x), atol=1e-4) and not torch.allclose(before, after, atol=1e-3)
+
+
+def test_auto_picks_onnxruntime_on_cpu():
+    assert resolve_engine("auto", "cpu", "fp32", 0).kind == "onnxruntime"
+    assert resolve_engine("torch", "cpu", "fp32", 0).kind == "torch"

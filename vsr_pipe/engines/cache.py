@@ -1,0 +1,46 @@
+"""Where compiled engines live, and the names that say what each was built from.
+
+A cache entry's name encodes everything that changes it (weights hash, graph kind, precision,
+versions), so a stale entry is never reused; a corrupt one is rebuilt by the engine that finds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+ENV_VAR = "VSR_PIPE_CACHE"
+
+
+def cache_dir() -> Path:
+    """``$VSR_PIPE_CACHE``; else ``engines/`` of a source checkout; else the user cache folder."""
+    if os.environ.get(ENV_VAR):
+        path = Path(os.environ[ENV_VAR])
+    else:
+        checkout = Path(__file__).resolve().parents[2] / "engines"
+        if (checkout / "README.md").is_file() and os.access(checkout, os.W_OK):
+            path = checkout
+        else:
+            base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+            path = base / "vsr-pipe" / "engines"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """Short sha256 over parameter names, shapes and bytes: equal weights give equal names."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous().float()
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def entry_name(model_name: str, model: torch.nn.Module, *parts: str) -> str:
+    """e.g. ``espcn_x2-3f2a...-opset17-fp32.onnx``."""
+    return "-".join([model_name, weights_hash(model), *parts])
