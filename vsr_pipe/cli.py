@@ -246,5 +246,61 @@ def eval_video(reference, test, no_ssim, plot, as_json) -> None:
             click.echo(f"frame {i:5d} {p:7.3f} dB{s}")
         click.echo(f"{len(scores.psnr)} frames: mean {scores.mean_psnr:.3f} dB  SSIM {scores.mean_ssim:.4f}")
 
+
+@main.command(name="export")
+@click.option("--model", "model_name", default="espcn", show_default=True, type=click.Choice(["espcn"]))
+@click.option("--scale", required=True, type=click.IntRange(2, 4))
+@click.option("-o", "--output", default=None, help="ONNX file; default: the engine cache.")
+def export_cmd(model_name, scale, output) -> None:
+    """Write a shipped model as ONNX (dynamic batch, height and width)."""
+    from .engines.cache import cache_dir, entry_name
+    from .engines.onnx_export import OPSET, export_onnx
+    from .weights.store import load_model, shipped_path
+
+    with _user_errors():
+        model = load_model(shipped_path(f"{model_name}_y_x{scale}"))
+        target = Path(output) if output else cache_dir() / (entry_name(f"{model_name}_x{scale}", model, f"opset{OPSET}", "fp32") + ".onnx")
+        export_onnx(model, target, channels=model.num_ch)
+        click.echo(str(target))
+
+
+@main.command()
+def doctor() -> None:
+    """Print what this machine offers: engines, devices, codecs, versions."""
+    import platform
+
+    import av
+    import torch
+
+    from .engines.cache import cache_dir
+
+    rows = [("vsr-pipe", __version__), ("python", platform.python_version()), ("torch", torch.__version__),
+            ("PyAV / FFmpeg", f"{av.__version__} / {getattr(av, 'ffmpeg_version_info', '?')}")]  # fmt: skip
+    try:
+        import onnxruntime as ort
+
+        rows.append(("onnxruntime", f"{ort.__version__} ({', '.join(ort.get_available_providers())})"))
+    except ImportError:
+        rows.append(("onnxruntime", "not installed (pip install onnxruntime)"))
+    try:
+        import tensorrt  # noqa: F401
+
+        rows.append(("tensorrt", tensorrt.__version__))
+    except ImportError:
+        rows.append(("tensorrt", "not installed"))
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            rows.append((f"cuda:{i}", f"{p.name}, {p.total_memory // 2**20} MiB, sm_{p.major}{p.minor}"))
+    else:
+        rows.append(("cuda", "no GPU visible to torch"))
+    codecs = av.codecs_available
+    hw = [c for c in sorted(codecs) if any(k in c for k in ("nvenc", "cuvid", "qsv", "vaapi", "videotoolbox"))]
+    rows.append(("hardware codecs", ", ".join(hw) or "none in this FFmpeg build"))
+    rows.append(("software encoders", ", ".join(c for c in ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1") if c in codecs)))
+    rows.append(("engine cache", str(cache_dir())))
+    for key, value in rows:
+        click.echo(f"{key:18s} {value}")
+
 if __name__ == "__main__":
     main()
