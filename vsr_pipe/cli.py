@@ -59,10 +59,11 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]))
 @click.option("--threads", default=0, type=int, help="CPU threads for the model (0: all).")
+@click.option("--tile", default=0, type=int, help="Run the model on tiles of this many input pixels a side (0: whole frames).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt, container_format, chunk_frames,
-            engine, device, precision, threads, quiet, as_json) -> None:  # fmt: skip
+            engine, device, precision, threads, tile, quiet, as_json) -> None:  # fmt: skip
     """Upscale INPUT into the file given by -o."""
     from .pipeline.run import run_to_file
     from .progress import ProgressBar
@@ -75,7 +76,7 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
         encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container_format=container_format)
         options = PipelineOptions(
             scale=parsed_scale, size=parsed_size, model=model, engine=engine, device=device,
-            precision=precision, chunk_frames=chunk_frames, threads=threads, encode=encode,
+            precision=precision, chunk_frames=chunk_frames, threads=threads, tile=tile, encode=encode,
         )  # fmt: skip
         bar = ProgressBar(f"{Path(input_path).name} ->", enabled=None if not quiet else False)
         stop, caught = threading.Event(), []

@@ -113,6 +113,7 @@ class PipelineOptions:
     chunk_frames: int = 4
     ring_slots: int = 3
     threads: int = 0  # torch intra-op threads; 0 keeps the default
+    tile: int = 0  # input pixels per tile side for the model; 0: whole frames
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:

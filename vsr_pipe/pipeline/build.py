@@ -22,7 +22,10 @@ def build_rescaler(options: PipelineOptions, plan: ProcessPlan) -> tuple[PlaneRe
     factor = max(plan.scale_x, plan.scale_y)
     stages = neural_stages(factor)
     engine_options = resolve_engine(options.engine, options.device, options.precision, options.threads)
-    engines = [make_engine(engine_options, load_model(shipped_path(f"espcn_y_x{s}")), f"espcn_x{s}") for s in stages]
+    models = [load_model(shipped_path(f"espcn_y_x{s}")) for s in stages]
+    engines = [make_engine(engine_options, m, f"espcn_x{s}") for m, s in zip(models, stages)]
     chain = " + ".join(f"espcn x{s}" for s in stages) or "none"
     device = engines[0].device if engines else "cpu"
-    return PlaneRescaler(plan, engines, device=device), chain, f"{engine_options.kind} ({engine_options.device})"
+    halo = max((getattr(m, "receptive_radius", 8) for m in models), default=8)
+    rescaler = PlaneRescaler(plan, engines, device=device, tile=options.tile, stage_scales=stages, halo=halo)
+    return rescaler, chain, f"{engine_options.kind} ({engine_options.device})"

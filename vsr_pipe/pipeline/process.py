@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..engines.tiling import run_tiled
 from ..io.layout import FrameLayout
 from ..models.resample import resize_planes
 
@@ -54,10 +55,21 @@ class ProcessPlan:
 class PlaneRescaler:
     """Rescales chunks of planes; ``luma_model`` (or None for the plain ``kernel``) upscales Y."""
 
-    def __init__(self, plan: ProcessPlan, luma_stages: Sequence[LumaModel] = (), device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        plan: ProcessPlan,
+        luma_stages: Sequence[LumaModel] = (),
+        device: str | torch.device = "cpu",
+        tile: int = 0,
+        stage_scales: Sequence[int] = (),
+        halo: int = 8,
+    ):
         self.plan = plan
         self.luma_stages = list(luma_stages)
         self.device = torch.device(device)
+        self.tile = tile
+        self.stage_scales = list(stage_scales)
+        self.halo = halo
 
     def __call__(self, planes_in: list[np.ndarray], planes_out: list[np.ndarray]) -> None:
         """Read (n, h, w) input planes and write (n, H, W) output planes in place."""
@@ -82,8 +94,8 @@ class PlaneRescaler:
             self._store(c, planes_out[i], dst)
 
     def _luma(self, y: torch.Tensor) -> torch.Tensor:
-        for stage in self.luma_stages:
-            y = stage(y)
+        for i, stage in enumerate(self.luma_stages):
+            y = run_tiled(stage, y, self.tile, self.halo, self.stage_scales[i]) if self.tile else stage(y)
         out_h, out_w = self.plan.dst.height, self.plan.dst.width
         h, w = y.shape[-2:]
         if (h, w) != (out_h, out_w):
