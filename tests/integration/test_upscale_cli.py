@@ -181,3 +181,27 @@ def test_tiled_run_gives_the_same_frames_as_whole_frames(clip, tmp_path):
     for a, b in zip(read_frames(whole), read_frames(tiled)):
         for pa, pb in zip(frame_planes(a), frame_planes(b)):
             assert np.array_equal(pa, pb)
+
+
+def test_chapters_and_video_stream_tags_are_kept(clip, tmp_path):
+    src = clip("plain.mkv", frames=24, audio=True)
+    tagged = tmp_path / "tagged.mkv"
+    with av.open(str(src.path)) as a, av.open(str(tagged), "w") as b:  # remux, adding chapters and tags
+        streams = {s.index: b.add_stream_from_template(s) for s in a.streams}
+        streams[0].metadata["language"] = "fra"
+        streams[0].metadata["title"] = "main camera"
+        b.set_chapters([
+            {"id": 1, "start": 0, "end": 500, "time_base": Fraction(1, 1000), "metadata": {"title": "Opening"}},
+            {"id": 2, "start": 500, "end": 1000, "time_base": Fraction(1, 1000), "metadata": {"title": "End"}},
+        ])  # fmt: skip
+        for packet in a.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                b.mux(packet)
+    out = tmp_path / "out.mkv"
+    r = run_cli(tagged, "--scale", "2", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        assert [ch["metadata"].get("title") for ch in c.chapters()] == ["Opening", "End"]
+        assert c.streams.video[0].metadata.get("title") == "main camera"
+        assert c.streams.video[0].language == "fra"

@@ -7,7 +7,7 @@ stitched result equals the untiled one (the image's outer border is padded the s
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -30,6 +30,7 @@ class StreamPlan:
     average_rate: Fraction | None
     color: ColorInfo
     rotation: int = 0
+    metadata: tuple[tuple[str, str], ...] = ()  # the input video stream's tags (language, title, ...)
 
 
 def check_output_path(dst: str | os.PathLike, src: str | os.PathLike | None) -> Path | None:
@@ -74,7 +75,15 @@ def pick_pix_fmt(codec: str, wanted: str | None, input_fmt: str) -> str:
 class VideoSink:
     """An output file (or stdout) being written. Use :meth:`finish` or :meth:`abort` exactly once."""
 
-    def __init__(self, dst: str | os.PathLike, plan: StreamPlan, options: EncodeOptions, copy_from: list, metadata: dict):
+    def __init__(
+        self,
+        dst: str | os.PathLike,
+        plan: StreamPlan,
+        options: EncodeOptions,
+        copy_from: list,
+        metadata: dict,
+        chapters: list | None = None,
+    ):
         self.target = None if str(dst) == "-" else Path(dst)
         self.options = options
         self.plan = plan
@@ -94,6 +103,8 @@ class VideoSink:
             self._add_video_stream()
             self.stream_map = self._add_copied_streams(copy_from)
             self.container.metadata.update({k: v for k, v in metadata.items() if v is not None})
+            if chapters:
+                self.container.set_chapters(chapters)
         except Exception:
             self.abort()
             raise
@@ -123,6 +134,7 @@ class VideoSink:
         ctx.thread_type = "AUTO"
         if p.rotation:
             stream.set_display_rotation(p.rotation)
+        stream.metadata.update(dict(p.metadata))
         self.stream = stream
 
     def _add_copied_streams(self, streams: list) -> dict:

@@ -112,7 +112,8 @@ class Pipeline:
     @property
     def stream_plan(self) -> StreamPlan:
         s = self.source.stream
-        return StreamPlan(self.dst_layout, s.time_base, s.average_rate or s.guessed_rate, self.color, self.rotation)
+        tags = tuple((k, v) for k, v in s.metadata.items() if k.lower() not in ("encoder", "duration", "vendor_id"))
+        return StreamPlan(self.dst_layout, s.time_base, s.average_rate or s.guessed_rate, self.color, self.rotation, tags)
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield processed output chunks in order; release each with :meth:`done` after use."""
@@ -248,7 +249,7 @@ def run_to_file(
     tags.update(metadata or {})
     tags.update(dict(enc.metadata))
     try:
-        sink = VideoSink(dst, pipe.stream_plan, enc, pipe.source.copied_streams, tags)
+        sink = VideoSink(dst, pipe.stream_plan, enc, pipe.source.copied_streams, tags, pipe.source.container.chapters())
     except BaseException:
         pipe.source.close()
         raise
