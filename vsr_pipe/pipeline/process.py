@@ -108,6 +108,7 @@ class PlaneRescaler:
 
     @staticmethod
     def _store(x: torch.Tensor, out: np.ndarray, layout: FrameLayout) -> None:
-        q = (x.squeeze(1) * layout.unit).round_().clamp_(0, layout.max_code)
+        # In place (x is this stage's own temporary); +0.5 then truncation is rounding for x >= 0.
+        q = x.squeeze(1).mul_(layout.unit).add_(0.5).clamp_(0, layout.max_code)
         target = torch.from_numpy(out.view(np.int16) if out.dtype == np.uint16 else out)
-        target[: q.shape[0]].copy_(q.to(target.dtype).cpu())
+        target[: q.shape[0]].copy_(q)
