@@ -110,8 +110,11 @@ class VideoSource:
             self.container.close()
             raise NotAVideo(f"{self.name} has no video stream")
         self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
         ctx = self.stream.codec_context
+        if ctx is None or ctx.codec is None:
+            self.container.close()
+            raise UnsupportedInput(f"{self.name}: its video codec cannot be decoded by this FFmpeg build")
+        self.stream.thread_type = "AUTO"
         if ctx.width <= 0 or ctx.height <= 0 or max(ctx.width, ctx.height) > MAX_INPUT_SIDE:
             self.container.close()
             raise UnsupportedInput(
