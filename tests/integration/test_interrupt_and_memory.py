@@ -46,14 +46,18 @@ def test_signal_finalises_a_playable_partial_output(clip, tmp_path, sig, code):
         [sys.executable, "-m", "vsr_pipe", str(src.path), "--scale", "2", "-o", str(out), "--chunk", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
-    deadline = time.time() + 60
-    partial = None
-    while time.time() < deadline and partial is None:  # wait until frames are being written
-        partial = next(iter(tmp_path.glob(".out.partial-*")), None)
-        time.sleep(0.2)
-    time.sleep(2.0)
-    proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 60
+        partial = None
+        while time.time() < deadline and partial is None:  # wait until frames are being written
+            partial = next(iter(tmp_path.glob(".out.partial-*")), None)
+            time.sleep(0.2)
+        time.sleep(2.0)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave a stray process behind a failed test
+            proc.kill()
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr and "frames done so far" in stderr
     with av.open(str(out)) as c:
