@@ -78,7 +78,7 @@ def train(cfg: EspcnTrainConfig, log=print) -> Path:
     )
     log(f"{len(sampler.pairs)} training pairs; {cfg.steps - step} steps to go")
     history = out / "history.jsonl"
-    started, running = time.time(), 0.0
+    started, running, first_step = time.time(), 0.0, step
     model.train()
     while step < cfg.steps:
         lr_np, hr_np = sampler.batch(cfg.batch)
@@ -89,12 +89,12 @@ def train(cfg: EspcnTrainConfig, log=print) -> Path:
         loss.backward()
         optimizer.step()
         step += 1
-        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+        running = 0.98 * running + 0.02 * loss.item() if step > first_step + 1 else loss.item()
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save_checkpoint(ckpt, model, optimizer, {"step": step, "config": asdict(cfg)})
         if cfg.val_dir and (step % cfg.eval_every == 0 or step == cfg.steps):
             score = validate(model, cfg, cfg.val_dir)
-            rate = step / max(time.time() - started, 1e-9)
+            rate = (step - first_step) / max(time.time() - started, 1e-9)
             record = {"step": step, "loss": running, "val_psnr": score.psnr, "elapsed_s": time.time() - started}
             with history.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
