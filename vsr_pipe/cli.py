@@ -55,7 +55,7 @@ def main() -> None:
 @click.option("--pix-fmt", default=None, help="Output pixel format; default: the input's, if the codec takes it.")
 @click.option("-f", "--format", "container_format", default=None, help="Container format (needed with -o -).")
 @click.option("--chunk", "chunk_frames", default=4, show_default=True, type=int, help="Frames per model call.")
-@click.option("--engine", default="auto", show_default=True, help="auto, torch or onnxruntime.")
+@click.option("--engine", default="auto", show_default=True, help="auto, torch, onnxruntime or tensorrt.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]))
 @click.option("--threads", default=0, type=int, help="CPU threads for the model (0: all).")

@@ -63,3 +63,27 @@ def test_new_weights_get_a_new_cache_entry_and_swap_between_chunks(cache):
 def test_auto_picks_onnxruntime_on_cpu():
     assert resolve_engine("auto", "cpu", "fp32", 0).kind == "onnxruntime"
     assert resolve_engine("torch", "cpu", "fp32", 0).kind == "torch"
+
+
+def test_tensorrt_is_refused_in_one_line_where_it_is_missing():
+    from vsr_pipe.engines.tensorrt_engine import available
+    from vsr_pipe.errors import EngineUnavailable
+
+    if available():
+        pytest.skip("TensorRT and a GPU are present")
+    with pytest.raises(EngineUnavailable, match="TensorRT"):
+        make_engine(resolve_engine("tensorrt", "cpu", "fp16", 0), model(), "espcn_x2")
+
+
+@pytest.mark.needs_cuda
+def test_tensorrt_fp16_matches_torch_fp32():
+    from vsr_pipe.engines.tensorrt_engine import available
+
+    if not available():
+        pytest.skip("needs TensorRT and a CUDA GPU")
+    m = model()
+    x = torch.rand(2, 1, 64, 96)
+    ref = make_engine(TorchOptions(), m, "t")(x)
+    out = make_engine(resolve_engine("tensorrt", "cuda", "fp16", 0), m, "espcn_x2")(x).cpu()
+    mse = ((out - ref) ** 2).mean().item()
+    assert 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-20))).item() >= 50

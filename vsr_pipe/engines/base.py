@@ -63,7 +63,26 @@ class OrtOptions:
     kind: ClassVar[str] = "onnxruntime"
 
 
-EngineOptions = Union[TorchOptions, OrtOptions]
+@dataclass(frozen=True)
+class TrtOptions:
+    """TensorRT built from the ONNX export: the fastest engine on an NVIDIA GPU. The plan is built
+    once per weights, shape profile, precision, GPU and TensorRT version and cached.
+
+    Args:
+        device: "cuda" or "cuda:N".
+        precision: "fp32", "fp16" or "int8" (INT8 calibrates on frames of the input video).
+        profile: (min, opt, max) input shapes (N, C, H, W) of the optimisation profile.
+        workspace_mib: builder workspace limit.
+    """
+
+    device: str = "cuda"
+    precision: str = "fp16"
+    profile: tuple[tuple[int, int, int, int], ...] = ((1, 1, 16, 16), (4, 1, 540, 960), (8, 1, 1088, 1920))
+    workspace_mib: int = 2048
+    kind: ClassVar[str] = "tensorrt"
+
+
+EngineOptions = Union[TorchOptions, OrtOptions, TrtOptions]
 
 
 def make_engine(options: EngineOptions, model: torch.nn.Module, name: str) -> Engine:
@@ -76,6 +95,10 @@ def make_engine(options: EngineOptions, model: torch.nn.Module, name: str) -> En
         from .onnxruntime_engine import OrtEngine
 
         return OrtEngine(model, options, name)
+    if isinstance(options, TrtOptions):
+        from .tensorrt_engine import TrtEngine
+
+        return TrtEngine(model, options, name)
     raise TypeError(f"unknown engine options {type(options).__name__}")
 
 
@@ -97,4 +120,7 @@ def resolve_engine(engine: str, device: str, precision: str, threads: int) -> En
         return TorchOptions(device=device, precision=precision, threads=threads)
     if engine == "onnxruntime":
         return OrtOptions(device=device, precision=precision, threads=threads)
-    raise EngineUnavailable(f"engine '{engine}' is unknown: choose auto, torch or onnxruntime")
+    if engine == "tensorrt":
+        # Not picked by "auto" until it has been verified on a GPU machine with TensorRT.
+        return TrtOptions(device=device if device.startswith("cuda") else "cuda", precision=precision)
+    raise EngineUnavailable(f"engine '{engine}' is unknown: choose auto, torch, onnxruntime or tensorrt")
