@@ -45,18 +45,22 @@ class DenseSubnet(nn.Module):
     """IRN's dense block, slimmed: ``convs`` 3x3 convs with growth ``growth``, LeakyReLU 0.2, last conv
     zero-initialised so that every coupling starts as the identity."""
 
-    def __init__(self, c_in: int, c_out: int, growth: int = 16, convs: int = 3):
+    def __init__(self, c_in: int, c_out: int, growth: int = 16, convs: int = 3, cond: int = 0):
         super().__init__()
-        self.layers = nn.ModuleList(nn.Conv2d(c_in + i * growth, growth, 3, padding=1) for i in range(convs - 1))
+        # Conditioning maps (scale and sub-pixel phase) enter the first conv only: cheap, and the
+        # dense concatenation carries what it made of them to every later layer.
+        self.first = nn.Conv2d(c_in + cond, growth, 3, padding=1)
+        self.layers = nn.ModuleList(nn.Conv2d(c_in + i * growth, growth, 3, padding=1) for i in range(1, convs - 1))
         self.last = nn.Conv2d(c_in + (convs - 1) * growth, c_out, 3, padding=1)
-        for layer in self.layers:
+        for layer in (self.first, *self.layers):
             nn.init.xavier_normal_(layer.weight, gain=0.1)
             nn.init.zeros_(layer.bias)
         nn.init.zeros_(self.last.weight)
         nn.init.zeros_(self.last.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [x]
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        first_in = x if cond is None else torch.cat([x, cond.expand(x.shape[0], -1, -1, -1)], 1)
+        feats = [x, nn.functional.leaky_relu(self.first(first_in), 0.2)]
         for layer in self.layers:
             feats.append(nn.functional.leaky_relu(layer(torch.cat(feats, 1)), 0.2))
         return self.last(torch.cat(feats, 1))
@@ -65,27 +69,29 @@ class DenseSubnet(nn.Module):
 class CouplingBlock(nn.Module):
     """y1 = x1 + F(x2);  y2 = x2 * exp(s) + G(y1),  s = clamp * (2 sigmoid(H(y1)) - 1).  Exactly invertible."""
 
-    def __init__(self, channels: int, split: int, growth: int = 16, convs: int = 3, clamp: float = 1.0):
+    def __init__(
+        self, channels: int, split: int, growth: int = 16, convs: int = 3, clamp: float = 1.0, cond: int = 0
+    ):
         super().__init__()
         self.split, self.clamp = split, clamp
         rest = channels - split
-        self.f = DenseSubnet(rest, split, growth, convs)
-        self.g = DenseSubnet(split, rest, growth, convs)
-        self.h = DenseSubnet(split, rest, growth, convs)
+        self.f = DenseSubnet(rest, split, growth, convs, cond)
+        self.g = DenseSubnet(split, rest, growth, convs, cond)
+        self.h = DenseSubnet(split, rest, growth, convs, cond)
 
-    def _scale(self, y1: torch.Tensor) -> torch.Tensor:
-        return self.clamp * (torch.sigmoid(self.h(y1)) * 2 - 1)
+    def _scale(self, y1: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return self.clamp * (torch.sigmoid(self.h(y1, cond)) * 2 - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         x1, x2 = x[:, : self.split], x[:, self.split :]
-        y1 = x1 + self.f(x2)
-        y2 = x2 * torch.exp(self._scale(y1)) + self.g(y1)
+        y1 = x1 + self.f(x2, cond)
+        y2 = x2 * torch.exp(self._scale(y1, cond)) + self.g(y1, cond)
         return torch.cat([y1, y2], 1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         y1, y2 = y[:, : self.split], y[:, self.split :]
-        x2 = (y2 - self.g(y1)) * torch.exp(-self._scale(y1))
-        x1 = y1 - self.f(x2)
+        x2 = (y2 - self.g(y1, cond)) * torch.exp(-self._scale(y1, cond))
+        x1 = y1 - self.f(x2, cond)
         return torch.cat([x1, x2], 1)
 
 
