@@ -58,7 +58,9 @@ def time_process(pipe: Pipeline, frames, chunk: int) -> tuple[float, list[list[n
     for i in range(0, len(frames), chunk):
         group = frames[i : i + chunk]
         planes_in = [np.stack([f[p] for f in group]) for p in range(len(group[0]))]
-        planes_out = [np.zeros((len(group), *out_layout.plane_size(p)), planes_in[0].dtype) for p in range(len(group[0]))]
+        planes_out = [
+            np.zeros((len(group), *out_layout.plane_size(p)), planes_in[0].dtype) for p in range(len(group[0]))
+        ]
         pipe.rescaler(planes_in, planes_out)
         outs += [[p[k] for p in planes_out] for k in range(len(group))]
     return time.perf_counter() - t, outs

@@ -40,17 +40,17 @@ __all__ = [
 def _options(scale, size, model, encode: EncodeOptions | None, **kw) -> PipelineOptions:
     if size is not None and not isinstance(size, tuple):
         size = parse_size(size)
-    parsed = Scale.parse(scale).check_range() if scale is not None else None
+    parsed = Scale.parse(scale) if scale is not None else None
     return PipelineOptions(scale=parsed, size=size, model=model, encode=encode or EncodeOptions(), **kw)
 
 
 def upscale(
     src: str,
     dst: str,
-    scale: float | str | Scale | None = 2.0,
+    scale: float | str | Scale | None = None,
     *,
     size: tuple[int, int] | str | None = None,
-    model: str = "espcn",
+    model: str = "auto",
     encode: EncodeOptions | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     stop: threading.Event | None = None,
@@ -61,9 +61,12 @@ def upscale(
     Args:
         src: input path, or "-" for standard input.
         dst: output path (container from its extension), or "-" with ``encode.container_format``.
-        scale: 1 to 8, per axis as "1.5x2"; or None with ``size``.
+        scale: 1 to 8, per axis as "1.5x2"; with model "irn" 0.25 to 1 (a learned downscale that
+            records itself in the file's tags) or 1 to 4 (its inverse). None: 2, or with ``size``,
+            or the original size when ``src`` carries a rescaling tag.
         size: output (width, height) or "WxH" instead of ``scale``.
-        model: "espcn" (neural), "bicubic", "lanczos" or "bilinear".
+        model: "auto" (espcn; irn's inverse on a video irn made), "espcn", "irn", "bicubic",
+            "lanczos" or "bilinear".
         encode: codec, CRF, preset, pixel format; defaults to libx264 CRF 18.
         on_progress: called after each chunk with frames done, total, elapsed seconds.
         stop: set it to end early; the output keeps the frames done so far.
@@ -80,7 +83,7 @@ def upscale(
 
 
 def frames(
-    src: str, scale: float | str | Scale | None = 2.0, *, size=None, model: str = "espcn", **options
+    src: str, scale: float | str | Scale | None = None, *, size=None, model: str = "auto", **options
 ) -> Iterator[av.VideoFrame]:
     """Iterate over the upscaled frames of ``src`` as planar-YUV ``av.VideoFrame`` objects with
     their original ``pts`` and ``time_base``; ``frame.to_ndarray(format="rgb24")`` gives pixels."""

@@ -46,9 +46,21 @@ def main() -> None:
 @main.command()
 @click.argument("input_path", metavar="INPUT")
 @click.option("-o", "--output", required=True, help="Output file, or - for standard output (needs -f).")
-@click.option("-s", "--scale", default=None, help="Factor 1 to 8, e.g. 2, 1.5 or 1.5x2 (width x height). Default 2.")
+@click.option(
+    "-s",
+    "--scale",
+    default=None,
+    help="Factor 1 to 8, e.g. 2, 1.5 or 1.5x2 (width x height); with irn also 0.25 to 1. "
+    "Default 2, or the size a rescaling tag in INPUT records.",
+)
 @click.option("--size", default=None, help="Output size WxH instead of --scale, e.g. 1920x1080.")
-@click.option("-m", "--model", default="espcn", show_default=True, help="espcn, bicubic, lanczos or bilinear.")
+@click.option(
+    "-m",
+    "--model",
+    default="auto",
+    show_default=True,
+    help="auto (espcn; irn's inverse on a video irn made), espcn, irn, bicubic, lanczos or bilinear.",
+)
 @click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ffv1, ...).")
 @click.option("--crf", default=18.0, show_default=True, type=float, help="Constant rate factor (x264/x265/vpx/av1).")
 @click.option("--preset", default=None, help="Encoder preset, e.g. veryfast, medium, slow.")
@@ -57,9 +69,17 @@ def main() -> None:
 @click.option("--chunk", "chunk_frames", default=4, show_default=True, type=int, help="Frames per model call.")
 @click.option("--engine", default="auto", show_default=True, help="auto, torch, onnxruntime or tensorrt.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]))
+@click.option(
+    "--precision",
+    default="fp32",
+    show_default=True,
+    type=click.Choice(["fp32", "fp16", "int8"]),
+    help="fp16: CUDA (torch, tensorrt); int8: onnxruntime (dynamic) or tensorrt (calibrated).",
+)
 @click.option("--threads", default=0, type=int, help="CPU threads for the model (0: all).")
-@click.option("--tile", default=0, type=int, help="Run the model on tiles of this many input pixels a side (0: whole frames).")
+@click.option(
+    "--tile", default=0, type=int, help="Run the model on tiles of this many input pixels a side (0: whole frames)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt, container_format, chunk_frames,
@@ -72,7 +92,7 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
         if scale is not None and size is not None:
             raise InvalidOption("give --scale or --size, not both")
         parsed_size = parse_size(size) if size else None
-        parsed_scale = None if parsed_size else Scale.parse(scale or "2").check_range()
+        parsed_scale = Scale.parse(scale) if scale is not None else None
         encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container_format=container_format)
         options = PipelineOptions(
             scale=parsed_scale, size=parsed_size, model=model, engine=engine, device=device,
@@ -85,8 +105,12 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
                 input_path, output, options, on_progress=lambda p: bar.update(p.frames, p.total, p.elapsed_s), stop=stop
             )
         bar.close()
+        for note in summary.notes:
+            click.echo(f"vsr-pipe: note: {note}", err=True)
         if summary.bad_packets:
-            click.echo(f"vsr-pipe: warning: {summary.bad_packets} damaged packet(s) in the input were skipped", err=True)
+            click.echo(
+                f"vsr-pipe: warning: {summary.bad_packets} damaged packet(s) in the input were skipped", err=True
+            )
         if as_json:
             click.echo(json.dumps(_summary_dict(summary)))
         elif not quiet:
@@ -128,7 +152,9 @@ class _user_errors:
             sys.exit(141)
         if os.environ.get("VSR_PIPE_DEBUG"):
             return False
-        click.echo(f"vsr-pipe: internal error: {type(exc).__name__}: {exc} (set VSR_PIPE_DEBUG=1 for details)", err=True)
+        click.echo(
+            f"vsr-pipe: internal error: {type(exc).__name__}: {exc} (set VSR_PIPE_DEBUG=1 for details)", err=True
+        )
         sys.exit(70)
 
 
@@ -156,40 +182,71 @@ class _stop_on_signals:
         return False
 
 
-
 @main.command()
-@click.option("--model", "model_name", default="espcn", show_default=True, type=click.Choice(["espcn"]))
-@click.option("--scale", required=True, type=click.IntRange(2, 4), help="Integer factor: 2, 3 or 4.")
-@click.option("--data", default=DEFAULT_DATA, show_default=True, type=click.Path(file_okay=False),
-              help="Folder holding T91/, BSD200/ and Set5/.")
-@click.option("--out", "out_dir", default=None, help="Run folder (checkpoints); default runs/espcn_y_xS.")
-@click.option("--steps", default=60_000, show_default=True, type=int)
-@click.option("--batch", default=64, show_default=True, type=int)
+@click.option(
+    "--model",
+    "model_name",
+    default="espcn",
+    show_default=True,
+    type=click.Choice(["espcn", "irn"]),
+    help="espcn (one scale per run) or irn (the invertible rescaler, all factors in [1, 4] at once).",
+)
+@click.option("--scale", default=None, type=click.IntRange(2, 4), help="espcn: integer factor 2, 3 or 4.")
+@click.option(
+    "--data",
+    default=DEFAULT_DATA,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder holding T91/, BSD200/ and Set5/.",
+)
+@click.option("--out", "out_dir", default=None, help="Run folder (checkpoints); default runs/espcn_y_xS or runs/irn.")
+@click.option("--steps", default=None, type=int, help="espcn: 60000; irn: 12000.")
+@click.option("--batch", default=None, type=int, help="espcn: 64; irn: 16.")
 @click.option("--patch", "lr_patch", default=24, show_default=True, type=int, help="LR patch side.")
-@click.option("--rgb", is_flag=True, help="Train on RGB instead of Y.")
+@click.option("--rgb", is_flag=True, help="espcn: train on RGB instead of Y.")
 @click.option("--threads", default=0, type=int, help="CPU threads (0: torch's default).")
-@click.option("--export/--no-export", default=True, show_default=True,
-              help="Write the trained weights into the package and measure them for the manifest.")
+@click.option(
+    "--export/--no-export",
+    default=True,
+    show_default=True,
+    help="Write the trained weights into the package and measure them for the manifest.",
+)
 def train(model_name, scale, data, out_dir, steps, batch, lr_patch, rgb, threads, export) -> None:
     """Train a model on image folders (resumes from the run folder's checkpoint)."""
-    from .train.espcn import EspcnTrainConfig
-    from .train.espcn import train as train_espcn
-    from .train.release import export_espcn
-
     with _user_errors():
         data_dir = Path(data)
         for sub in ("T91", "BSD200", "Set5"):
             if not (data_dir / sub).is_dir():
                 raise InvalidOption(f"training data folder {data_dir / sub} not found (give --data)")
+        train_dirs = (str(data_dir / "T91"), str(data_dir / "BSD200"))
+        log = lambda m: click.echo(m, err=True)  # noqa: E731
+        if model_name == "irn":
+            from .train.irn import IrnTrainConfig
+            from .train.irn import train as train_irn
+            from .train.release import export_irn
+
+            cfg = IrnTrainConfig(
+                train_dirs=train_dirs, val_dir=str(data_dir / "Set5"), out_dir=out_dir or "runs/irn",
+                steps=steps or 12_000, batch=batch or 16, lr_patch=lr_patch, threads=threads,
+            )  # fmt: skip
+            ckpt = train_irn(cfg, log=log)
+            if export:
+                click.echo(json.dumps(export_irn(ckpt, data_dir, log=log), indent=2))
+            return
+        from .train.espcn import EspcnTrainConfig
+        from .train.espcn import train as train_espcn
+        from .train.release import export_espcn
+
+        if scale is None:
+            raise InvalidOption("espcn trains one integer scale per run: give --scale 2, 3 or 4")
         cfg = EspcnTrainConfig(
-            scale=scale, train_dirs=(str(data_dir / "T91"), str(data_dir / "BSD200")), val_dir=str(data_dir / "Set5"),
-            out_dir=out_dir or f"runs/espcn_{'rgb' if rgb else 'y'}_x{scale}", steps=steps, batch=batch,
+            scale=scale, train_dirs=train_dirs, val_dir=str(data_dir / "Set5"),
+            out_dir=out_dir or f"runs/espcn_{'rgb' if rgb else 'y'}_x{scale}", steps=steps or 60_000, batch=batch or 64,
             lr_patch=lr_patch, luma=not rgb, threads=threads,
         )  # fmt: skip
-        ckpt = train_espcn(cfg, log=lambda m: click.echo(m, err=True))
+        ckpt = train_espcn(cfg, log=log)
         if export and not rgb:
-            entry = export_espcn(ckpt, data_dir, log=lambda m: click.echo(m, err=True))
-            click.echo(json.dumps(entry, indent=2))
+            click.echo(json.dumps(export_espcn(ckpt, data_dir, log=log), indent=2))
 
 
 @main.group(name="eval")
@@ -199,27 +256,56 @@ def eval_group() -> None:
 
 @eval_group.command(name="images")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--scale", required=True, type=click.IntRange(2, 4))
-@click.option("--model", default="espcn", show_default=True, type=click.Choice(["espcn", "bicubic"]))
-@click.option("--weights", default=None, type=click.Path(dir_okay=False), help="A weights file instead of the shipped one.")
+@click.option("--scale", required=True, help="espcn/bicubic: 2, 3 or 4. irn: any factor in [1, 4], or WxH like 1.5x2.")
+@click.option("--model", default="espcn", show_default=True, type=click.Choice(["espcn", "bicubic", "irn"]))
+@click.option(
+    "--weights", default=None, type=click.Path(dir_okay=False), help="A weights file instead of the shipped one."
+)
+@click.option("--cycles", default=1, show_default=True, type=click.IntRange(1, 20), help="irn: down-up cycles.")
 @click.option("--json", "as_json", is_flag=True)
-def eval_images(folder, scale, model, weights, as_json) -> None:
-    """Y-PSNR/SSIM on FOLDER: MATLAB-bicubic LR, SCALE border pixels shaved."""
-    from .quality.images import bicubic_upscaler, evaluate_folder, model_upscaler
+def eval_images(folder, scale, model, weights, cycles, as_json) -> None:
+    """Y-PSNR/SSIM on FOLDER, the benchmarks' way.
+
+    \b
+    espcn, bicubic: MATLAB-bicubic LR, SCALE border pixels shaved.
+    irn: the model's own 8-bit LR restored with z ~ N(0, 1); also the LR against MATLAB bicubic.
+    """
     from .weights.store import load_model, shipped_path
 
     with _user_errors():
+        parsed = Scale.parse(scale)
+        if model == "irn":
+            from .quality.rescaling import evaluate_rescaling
+
+            parsed.check_for("irn")
+            net = load_model(weights or shipped_path("irn_y"))
+            r = evaluate_rescaling(folder, net, parsed.y, parsed.x, cycles=cycles)
+            result = {"set": r.name, "scale": str(parsed), "model": "irn", "cycles": cycles, "psnr": r.psnr,
+                      "ssim": r.ssim, "lr_psnr": r.lr_psnr, "lr_ssim": r.lr_ssim}  # fmt: skip
+            if as_json:
+                click.echo(json.dumps(result))
+            else:
+                click.echo(f"{r.name} x{parsed} irn ({cycles} cycle{'s' if cycles > 1 else ''}): restored {r.psnr:.3f} dB "
+                           f"SSIM {r.ssim:.4f}; LR vs bicubic {r.lr_psnr:.3f} dB SSIM {r.lr_ssim:.4f}")  # fmt: skip
+            return
+        from .quality.images import bicubic_upscaler, evaluate_folder, model_upscaler
+
+        if not parsed.is_uniform or not float(parsed.x).is_integer() or not 2 <= parsed.x <= 4:
+            raise InvalidOption(f"scale {parsed}: {model} is measured at 2, 3 or 4")
+        factor = int(parsed.x)
         if model == "bicubic":
             upscaler = bicubic_upscaler
         else:
-            upscaler = model_upscaler(load_model(weights or shipped_path(f"espcn_y_x{scale}")))
-        score = evaluate_folder(folder, scale, upscaler)
+            upscaler = model_upscaler(load_model(weights or shipped_path(f"espcn_y_x{factor}")))
+        score = evaluate_folder(folder, factor, upscaler)
         if as_json:
-            click.echo(json.dumps({"set": score.name, "scale": scale, "model": model, "psnr": score.psnr, "ssim": score.ssim}))
+            click.echo(
+                json.dumps({"set": score.name, "scale": factor, "model": model, "psnr": score.psnr, "ssim": score.ssim})
+            )
             return
         for name, p, s in score.per_image:
             click.echo(f"{name:24s} {p:7.3f} dB  {s:.4f}")
-        click.echo(f"{score.name} x{scale} {model}: {score.psnr:.3f} dB  SSIM {score.ssim:.4f}")
+        click.echo(f"{score.name} x{factor} {model}: {score.psnr:.3f} dB  SSIM {score.ssim:.4f}")
 
 
 @eval_group.command(name="video")
@@ -239,8 +325,17 @@ def eval_video(reference, test, no_ssim, plot, as_json) -> None:
 
             plot_per_frame(scores, plot, title=f"{Path(test).name} vs {Path(reference).name}")
         if as_json:
-            click.echo(json.dumps({"frames": len(scores.psnr), "mean_psnr": scores.mean_psnr,
-                                   "mean_ssim": scores.mean_ssim, "psnr": list(scores.psnr), "ssim": list(scores.ssim)}))
+            click.echo(
+                json.dumps(
+                    {
+                        "frames": len(scores.psnr),
+                        "mean_psnr": scores.mean_psnr,
+                        "mean_ssim": scores.mean_ssim,
+                        "psnr": list(scores.psnr),
+                        "ssim": list(scores.ssim),
+                    }
+                )
+            )
             return
         for i, p in enumerate(scores.psnr):
             s = f"  {scores.ssim[i]:.4f}" if scores.ssim else ""
@@ -249,9 +344,15 @@ def eval_video(reference, test, no_ssim, plot, as_json) -> None:
 
 
 @main.command(name="export")
-@click.option("--model", "model_name", default="espcn", show_default=True, type=click.Choice(["espcn"]))
-@click.option("--scale", required=True, type=click.IntRange(2, 4))
-@click.option("-o", "--output", default=None, help="ONNX file; default: the engine cache.")
+@click.option("--model", "model_name", default="espcn", show_default=True, type=click.Choice(["espcn", "irn"]))
+@click.option(
+    "--scale",
+    required=True,
+    help="espcn: 2, 3 or 4. irn: a factor; the pair of graphs written serves its whole band, (1, 2] or (2, 4].",
+)
+@click.option(
+    "-o", "--output", default=None, help="ONNX file (irn: a prefix for -down.onnx/-up.onnx); default: the engine cache."
+)
 def export_cmd(model_name, scale, output) -> None:
     """Write a shipped model as ONNX (dynamic batch, height and width)."""
     from .engines.cache import cache_dir, entry_name
@@ -259,8 +360,29 @@ def export_cmd(model_name, scale, output) -> None:
     from .weights.store import load_model, shipped_path
 
     with _user_errors():
-        model = load_model(shipped_path(f"{model_name}_y_x{scale}"))
-        target = Path(output) if output else cache_dir() / (entry_name(f"{model_name}_x{scale}", model, f"opset{OPSET}", "fp32") + ".onnx")
+        parsed = Scale.parse(scale)
+        if model_name == "irn":
+            from .engines.onnx_export import export_rescaler
+
+            net = load_model(shipped_path("irn_y"))
+            factor = max(parsed.x, parsed.y)
+            factor = 1 / factor if factor < 1 else factor
+            Scale(factor, factor).check_for("irn")
+            levels = 1 if factor <= 2 else 2
+            prefix = (
+                Path(output) if output else cache_dir() / entry_name(f"irn_y_{levels}lv", net, f"opset{OPSET}", "fp32")
+            )
+            for path in export_rescaler(net, levels, prefix):
+                click.echo(str(path))
+            return
+        if not parsed.is_uniform or parsed.x not in (2, 3, 4):
+            raise InvalidOption(f"scale {parsed}: espcn ships x2, x3 and x4")
+        model = load_model(shipped_path(f"{model_name}_y_x{int(parsed.x)}"))
+        target = (
+            Path(output)
+            if output
+            else cache_dir() / (entry_name(f"{model_name}_x{int(parsed.x)}", model, f"opset{OPSET}", "fp32") + ".onnx")
+        )
         export_onnx(model, target, channels=model.num_ch)
         click.echo(str(target))
 
@@ -298,10 +420,16 @@ def doctor() -> None:
     codecs = av.codecs_available
     hw = [c for c in sorted(codecs) if any(k in c for k in ("nvenc", "cuvid", "qsv", "vaapi", "videotoolbox"))]
     rows.append(("hardware codecs", ", ".join(hw) or "none in this FFmpeg build"))
-    rows.append(("software encoders", ", ".join(c for c in ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1") if c in codecs)))
+    rows.append(
+        (
+            "software encoders",
+            ", ".join(c for c in ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1") if c in codecs),
+        )
+    )
     rows.append(("engine cache", str(cache_dir())))
     for key, value in rows:
         click.echo(f"{key:18s} {value}")
+
 
 if __name__ == "__main__":
     main()

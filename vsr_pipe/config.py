@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from .errors import InvalidOption
 
 MIN_UPSCALE, MAX_UPSCALE = 1.0, 8.0
+# The invertible rescaler: down by 1/4 to 1, and its inverse up by 1 to 4.
+IRN_MIN_DOWN, IRN_MAX_UP = 0.25, 4.0
 MAX_OUTPUT_SIDE = 16384  # beyond this no common encoder accepts the frame
 
 
@@ -42,6 +44,22 @@ class Scale:
             if not low <= v <= high:
                 raise InvalidOption(f"scale {_fmt(v)} is out of range: {_fmt(low)} to {_fmt(high)}")
         return self
+
+    def check_for(self, model: str) -> Scale:
+        """The range ``model`` takes: irn goes down (1/4 to 1) or up (1 to 4); the others up, 1 to 8."""
+        if model != "irn":
+            if min(self.x, self.y) < 1 and min(self.x, self.y) >= IRN_MIN_DOWN:
+                raise InvalidOption(f"scale {self} is out of range: 1 to 8 (to downscale, use --model irn)")
+            return self.check_range()
+        if self.x <= 1 and self.y <= 1:
+            return self.check_range(IRN_MIN_DOWN, 1.0)
+        if self.x >= 1 and self.y >= 1:
+            return self.check_range(1.0, IRN_MAX_UP)
+        raise InvalidOption(f"scale {self}: irn rescales both axes the same way, down (0.25 to 1) or up (1 to 4)")
+
+    @property
+    def is_downscale(self) -> bool:
+        return self.x <= 1 and self.y <= 1 and (self.x < 1 or self.y < 1)
 
     @property
     def is_uniform(self) -> bool:
@@ -104,9 +122,9 @@ class PipelineOptions:
     ring, so decoded-but-unprocessed frames are bounded by ``chunk_frames * ring_slots``.
     """
 
-    scale: Scale | None = None
+    scale: Scale | None = None  # neither scale nor size: x2, or the size a rescaling tag records
     size: tuple[int, int] | None = None
-    model: str = "espcn"
+    model: str = "auto"  # espcn, or irn's inverse on a video that irn made; irn, bicubic, lanczos, bilinear
     engine: str = "auto"
     device: str = "auto"
     precision: str = "fp32"
@@ -117,8 +135,10 @@ class PipelineOptions:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:
-        if (self.scale is None) == (self.size is None):
-            raise InvalidOption("give exactly one of scale or size")
+        if self.scale is not None and self.size is not None:
+            raise InvalidOption("give scale or size, not both")
+        if self.scale is not None:
+            self.scale.check_for(self.model)
         if self.chunk_frames < 1 or self.ring_slots < 2:
             raise InvalidOption(
                 f"chunk of {self.chunk_frames} frames and {self.ring_slots} slots: need at least 1 frame and 2 slots"

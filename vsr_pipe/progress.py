@@ -8,7 +8,9 @@ from typing import TextIO
 
 
 class ProgressBar:
-    def __init__(self, label: str, stream: TextIO = sys.stderr, enabled: bool | None = None, min_interval_s: float = 0.2):
+    def __init__(
+        self, label: str, stream: TextIO = sys.stderr, enabled: bool | None = None, min_interval_s: float = 0.2
+    ):
         self.label = label
         self.stream = stream
         self.enabled = stream.isatty() if enabled is None else enabled

@@ -6,7 +6,13 @@ from vsr_pipe.errors import InvalidOption, VsrPipeError
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("2", Scale(2, 2)), ("1.5", Scale(1.5, 1.5)), ("1.5x2", Scale(1.5, 2)), ("2.37", Scale(2.37, 2.37)), (4, Scale(4, 4))],
+    [
+        ("2", Scale(2, 2)),
+        ("1.5", Scale(1.5, 1.5)),
+        ("1.5x2", Scale(1.5, 2)),
+        ("2.37", Scale(2.37, 2.37)),
+        (4, Scale(4, 4)),
+    ],
 )
 def test_scale_parses_numbers_and_pairs(text, expected):
     assert Scale.parse(text) == expected
@@ -43,9 +49,21 @@ def test_parse_size():
         parse_size("99999x10")
 
 
-def test_pipeline_options_need_exactly_one_of_scale_and_size():
+def test_irn_scales_down_to_a_quarter_and_back_up_to_four():
+    assert Scale(0.5, 0.5).check_for("irn").is_downscale
+    assert Scale(0.25, 0.5).check_for("irn").is_downscale
+    assert not Scale(4, 2.5).check_for("irn").is_downscale
+    for bad in (Scale(0.2, 0.5), Scale(5, 5), Scale(0.5, 2)):
+        with pytest.raises(InvalidOption, match="scale"):
+            bad.check_for("irn")
+    with pytest.raises(InvalidOption, match="1 to 8"):
+        Scale(0.5, 0.5).check_for("espcn")
+
+
+def test_pipeline_options_take_scale_or_size_not_both():
+    assert PipelineOptions().scale is None  # x2, or what the input's rescaling tag records
     with pytest.raises(InvalidOption):
-        PipelineOptions()
+        PipelineOptions(scale=Scale(0.5, 0.5), model="espcn")
     with pytest.raises(InvalidOption):
         PipelineOptions(scale=Scale(2, 2), size=(10, 10))
     assert PipelineOptions(scale=Scale(2, 2)).chunk_frames >= 1

@@ -53,7 +53,8 @@ class OrtOptions:
 
     Args:
         device: "cpu" or "cuda".
-        precision: "fp32".
+        precision: "fp32", or "int8" (dynamic quantisation of the exported graph: INT8 weights,
+            activations quantised per call; no calibration data needed).
         threads: intra-op threads; 0 lets ONNX Runtime choose (all cores).
     """
 
@@ -115,7 +116,7 @@ def resolve_engine(engine: str, device: str, precision: str, threads: int) -> En
         else:
             from .onnxruntime_engine import available
 
-            engine = "onnxruntime" if available() and precision == "fp32" else "torch"
+            engine = "onnxruntime" if available() and precision in ("fp32", "int8") else "torch"
     if engine == "torch":
         return TorchOptions(device=device, precision=precision, threads=threads)
     if engine == "onnxruntime":

@@ -12,11 +12,17 @@ OPSET = 17
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, channels: int = 1, opset: int = OPSET) -> Path:
-    """Write ``model`` as ONNX (input ``lr`` (N, C, H, W) float32 -> output ``hr``); atomic."""
+    """Write ``model`` as ONNX (input ``lr`` (N, C, H, W) float32 -> output ``hr``); atomic.
+
+    A model bound to one frame size (it has ``example_shape``) keeps H and W fixed; batch stays dynamic.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    example = torch.rand(1, channels, 32, 48)
+    bound = getattr(model, "example_shape", None)
+    example = torch.rand(*bound) if bound else torch.rand(1, channels, 32, 48)
+    axes = {0: "batch"} if bound else {0: "batch", 2: "height", 3: "width"}
+    out_axes = {0: "batch"} if bound else {0: "batch", 2: "out_height", 3: "out_width"}
     model = model.eval().float().cpu()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -26,9 +32,61 @@ def export_onnx(model: torch.nn.Module, path: str | Path, channels: int = 1, ops
             str(tmp),
             input_names=["lr"],
             output_names=["hr"],
-            dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"}, "hr": {0: "batch", 2: "out_height", 3: "out_width"}},
+            dynamic_axes={"lr": axes, "hr": out_axes},
             opset_version=opset,
             dynamo=False,
         )
     os.replace(tmp, path)
     return path
+
+
+def export_rescaler(model: torch.nn.Module, levels: int, prefix: str | Path, opset: int = OPSET) -> tuple[Path, Path]:
+    """Write the invertible rescaler's two directions for ``levels`` Haar levels (1: factors up to 2,
+    2: up to 4) as ``{prefix}-down.onnx`` and ``{prefix}-up.onnx``.
+
+    Every size-dependent tensor is an input, so one pair serves any frame size and any factor in its
+    band: ``hr``, ``up_rows``, ``up_cols``, ``cond0``[, ``cond1``] -> ``lr``; and ``lr``, ``z``,
+    ``inv_rows``, ``inv_cols``, ``cond0``[, ``cond1``] -> ``hr`` (see ``RescaleGeometry.tensors``).
+    """
+    from ..models.rescaler import DownGraph, RescaleGeometry, UpGraph
+
+    model = model.eval().float().cpu()
+    geometry = RescaleGeometry((36, 52), (18, 26)) if levels == 1 else RescaleGeometry((36, 52), (12, 17))
+    t = geometry.tensors()
+    n_lat = model.latent_channels(levels)
+    conds = [f"cond{i}" for i in range(levels)]
+    cond_axes = {f"cond{i}": {2: f"cond{i}_h", 3: f"cond{i}_w"} for i in range(levels)}
+    hr = torch.rand(1, 1, *geometry.hr)
+    lr = torch.rand(1, 1, *geometry.lr)
+    z = torch.randn(1, n_lat, *geometry.lr)
+    prefix = Path(prefix)
+    down_path = prefix.with_name(prefix.name + "-down.onnx")
+    up_path = prefix.with_name(prefix.name + "-up.onnx")
+    _export(
+        DownGraph(model, levels), (hr, t.up_rows, t.up_cols, *t.conds), down_path,
+        ["hr", "up_rows", "up_cols", *conds], ["lr"],
+        {"hr": {0: "batch", 2: "height", 3: "width"}, "up_rows": {0: "inner_h", 1: "height"},
+         "up_cols": {0: "inner_w", 1: "width"}, "lr": {0: "batch", 2: "lr_h", 3: "lr_w"}, **cond_axes},
+        opset,
+    )  # fmt: skip
+    _export(
+        UpGraph(model, levels), (lr, z, t.inv_rows, t.inv_cols, *t.conds), up_path,
+        ["lr", "z", "inv_rows", "inv_cols", *conds], ["hr"],
+        {"lr": {0: "batch", 2: "lr_h", 3: "lr_w"}, "z": {0: "batch", 2: "lr_h", 3: "lr_w"},
+         "inv_rows": {0: "height", 1: "inner_h"}, "inv_cols": {0: "width", 1: "inner_w"},
+         "hr": {0: "batch", 2: "height", 3: "width"}, **cond_axes},
+        opset,
+    )  # fmt: skip
+    return down_path, up_path
+
+
+def _export(module, args, path: Path, inputs, outputs, axes, opset: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, str(tmp), input_names=inputs, output_names=outputs, dynamic_axes=axes,
+            opset_version=opset, dynamo=False,
+        )  # fmt: skip
+    os.replace(tmp, path)

@@ -30,7 +30,9 @@ def available() -> bool:
     return torch.cuda.is_available()
 
 
-def engine_file_name(model_name: str, model: torch.nn.Module, options: TrtOptions, trt_version: str, device: int) -> str:
+def engine_file_name(
+    model_name: str, model: torch.nn.Module, options: TrtOptions, trt_version: str, device: int
+) -> str:
     """Everything that changes a plan is in its name: weights, profile, precision, GPU, TensorRT."""
     props = torch.cuda.get_device_properties(device)
     gpu = "".join(ch if ch.isalnum() else "_" for ch in props.name)
@@ -75,7 +77,9 @@ class _FrameCalibrator:
 class TrtEngine:
     """One model direction as a TensorRT plan, cached on disk, rebuilt when stale or corrupt."""
 
-    def __init__(self, model: torch.nn.Module, options: TrtOptions, name: str, calibration: Sequence[torch.Tensor] = ()):
+    def __init__(
+        self, model: torch.nn.Module, options: TrtOptions, name: str, calibration: Sequence[torch.Tensor] = ()
+    ):
         if not available():
             raise EngineUnavailable("engine tensorrt asked for, but TensorRT or a CUDA GPU is not available")
         import tensorrt as trt
@@ -93,7 +97,9 @@ class TrtEngine:
 
     def _load(self, model: torch.nn.Module) -> None:
         trt = self.trt
-        plan_path = cache_dir() / engine_file_name(self.model_name, model, self.options, trt.__version__, self.device.index or 0)
+        plan_path = cache_dir() / engine_file_name(
+            self.model_name, model, self.options, trt.__version__, self.device.index or 0
+        )
         self.reused = plan_path.exists()
         engine = None
         if plan_path.exists():

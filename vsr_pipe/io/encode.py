@@ -19,6 +19,7 @@ from ..config import EncodeOptions
 from ..errors import InvalidOption, OutputError
 from .decode import ColorInfo
 from .layout import FrameLayout
+from .tags import TAG
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,12 @@ class VideoSink:
         else:
             self.path = self.target.with_name(f".{self.target.stem}.partial-{os.getpid()}{self.target.suffix}")
             out_file = str(self.path)
+        muxer_options = {}
+        kind = (options.container_format or (self.target.suffix.lstrip(".") if self.target else "")).lower()
+        if kind in ("mp4", "mov", "m4v") and any(k.lower() == TAG for k in metadata):
+            muxer_options["movflags"] = "use_metadata_tags"  # MP4 drops custom tags otherwise
         try:
-            self.container = av.open(out_file, mode="w", format=options.container_format)
+            self.container = av.open(out_file, mode="w", format=options.container_format, options=muxer_options)
         except (av.error.FFmpegError, ValueError) as e:
             raise OutputError(f"cannot create {dst}: {e}") from None
         try:
@@ -143,8 +148,11 @@ class VideoSink:
             try:
                 mapping[s.index] = self.container.add_stream_from_template(s)
             except (av.error.FFmpegError, ValueError) as e:
-                print(f"vsr-pipe: warning: {s.type} stream #{s.index} ({s.codec_context.name}) not copied: "
-                      f"{self._name()} cannot hold it ({e})", file=sys.stderr)
+                print(
+                    f"vsr-pipe: warning: {s.type} stream #{s.index} ({s.codec_context.name}) not copied: "
+                    f"{self._name()} cannot hold it ({e})",
+                    file=sys.stderr,
+                )
         return mapping
 
     def _name(self) -> str:

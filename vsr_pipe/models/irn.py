@@ -69,9 +69,7 @@ class DenseSubnet(nn.Module):
 class CouplingBlock(nn.Module):
     """y1 = x1 + F(x2);  y2 = x2 * exp(s) + G(y1),  s = clamp * (2 sigmoid(H(y1)) - 1).  Exactly invertible."""
 
-    def __init__(
-        self, channels: int, split: int, growth: int = 16, convs: int = 3, clamp: float = 1.0, cond: int = 0
-    ):
+    def __init__(self, channels: int, split: int, growth: int = 16, convs: int = 3, clamp: float = 1.0, cond: int = 0):
         super().__init__()
         self.split, self.clamp = split, clamp
         rest = channels - split

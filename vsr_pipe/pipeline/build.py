@@ -5,27 +5,49 @@ from __future__ import annotations
 from ..config import PipelineOptions
 from ..engines.base import make_engine, resolve_engine
 from ..errors import InvalidOption
+from ..models.rescaler import BoundDown, BoundUp, RescaleGeometry
 from ..weights.store import load_model, shipped_path
 from .process import PlaneRescaler, ProcessPlan, neural_stages
 
 CLASSIC_MODELS = {"bicubic": "bicubic", "lanczos": "lanczos", "bilinear": "bilinear"}
-NEURAL_MODELS = ("espcn",)
+NEURAL_MODELS = ("espcn", "irn")
 
 
-def build_rescaler(options: PipelineOptions, plan: ProcessPlan) -> tuple[PlaneRescaler, str, str]:
-    """The rescaler for ``plan``, a short description of the model chain, and the engine's name."""
-    if options.model in CLASSIC_MODELS:
-        kernel = CLASSIC_MODELS[options.model]
+def build_rescaler(options: PipelineOptions, plan: ProcessPlan, model: str) -> tuple[PlaneRescaler, str, str]:
+    """The rescaler for ``plan`` with ``model`` (resolved, not "auto"), a short description of the
+    model chain, and the engine's name."""
+    if model in CLASSIC_MODELS:
+        kernel = CLASSIC_MODELS[model]
         return PlaneRescaler(ProcessPlan(plan.src, plan.dst, kernel)), kernel, "resample"
-    if options.model not in NEURAL_MODELS:
-        raise InvalidOption(f"model '{options.model}' is unknown: choose espcn, bicubic, lanczos or bilinear")
+    if model not in NEURAL_MODELS:
+        raise InvalidOption(f"model '{model}' is unknown: choose auto, espcn, irn, bicubic, lanczos or bilinear")
+    engine_options = resolve_engine(options.engine, options.device, options.precision, options.threads)
+    engine_name = f"{engine_options.kind} ({engine_options.device})"
+    if model == "irn":
+        rescaler, chain = _build_irn(options, plan, engine_options)
+        return rescaler, chain, engine_name
     factor = max(plan.scale_x, plan.scale_y)
     stages = neural_stages(factor)
-    engine_options = resolve_engine(options.engine, options.device, options.precision, options.threads)
     models = [load_model(shipped_path(f"espcn_y_x{s}")) for s in stages]
     engines = [make_engine(engine_options, m, f"espcn_x{s}") for m, s in zip(models, stages)]
     chain = " + ".join(f"espcn x{s}" for s in stages) or "none"
     device = engines[0].device if engines else "cpu"
     halo = max((getattr(m, "receptive_radius", 8) for m in models), default=8)
     rescaler = PlaneRescaler(plan, engines, device=device, tile=options.tile, stage_scales=stages, halo=halo)
-    return rescaler, chain, f"{engine_options.kind} ({engine_options.device})"
+    return rescaler, chain, engine_name
+
+
+def _build_irn(options: PipelineOptions, plan: ProcessPlan, engine_options) -> tuple[PlaneRescaler, str]:
+    """Luma through one direction of the invertible rescaler, bound to this frame geometry."""
+    if options.tile:
+        raise InvalidOption("--tile works with espcn only: irn resamples whole frames")
+    src, dst = plan.src, plan.dst
+    down = dst.width <= src.width and dst.height <= src.height
+    hr, lr = (src, dst) if down else (dst, src)
+    geometry = RescaleGeometry((hr.height, hr.width), (lr.height, lr.width))
+    net = load_model(shipped_path("irn_y"))
+    module = BoundDown(net, geometry) if down else BoundUp(net, geometry)
+    name = f"irn_{'down' if down else 'up'}_{hr.width}x{hr.height}_{lr.width}x{lr.height}"
+    engine = make_engine(engine_options, module, name)
+    chain = f"irn {'down' if down else 'up'} {geometry.factor_x:.4g}x{geometry.factor_y:.4g}"
+    return PlaneRescaler(plan, [engine], device=engine.device, stage_scales=[1]), chain

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import av
 
-from ..config import MAX_OUTPUT_SIDE, PipelineOptions, Scale, output_size
+from ..config import IRN_MAX_UP, MAX_OUTPUT_SIDE, PipelineOptions, Scale, output_size
 from ..errors import InvalidOption, NotAVideo
 from ..io.decode import VideoSource, color_info, frame_planes, layout_for, working_format
 from ..io.encode import StreamPlan, VideoSink, pick_pix_fmt, write_planes
 from ..io.layout import FrameLayout
+from ..io.tags import TAG, RescaleTag, find_tag, without_tag
+from ..weights.store import shipped_sha
 from .build import build_rescaler
 from .process import ProcessPlan
 from .ring import Chunk, ChunkRing
@@ -51,6 +53,7 @@ class RunSummary:
     pix_fmt: str
     bad_packets: int
     interrupted: bool
+    notes: tuple[str, ...] = ()  # what was assumed (e.g. the factor of an untagged irn restore)
 
 
 class Pipeline:
@@ -95,25 +98,72 @@ class Pipeline:
         probe = layout_for(dst_fmt, 64, 64, False)
         align_x, align_y = 1 << probe.chroma_shift_x, 1 << probe.chroma_shift_y
         o = self.options
+        self.notes: list[str] = []
+        tag = find_tag(self.source.container.metadata)
+        model = o.model if o.model != "auto" else ("irn" if tag else "espcn")
         if o.size is not None:
             w, h = o.size
             if w % align_x or h % align_y:
-                raise InvalidOption(f"size {w}x{h} does not fit pixel format {dst_fmt}: use multiples of {align_x}x{align_y}")
-            self.scale = Scale(w / first.width, h / first.height)
-        else:
-            self.scale = o.scale
+                raise InvalidOption(
+                    f"size {w}x{h} does not fit pixel format {dst_fmt}: use multiples of {align_x}x{align_y}"
+                )
+        elif o.scale is not None:
             w, h = output_size(first.width, first.height, o.scale, align_x, align_y)
+        elif model == "irn" and tag is not None:
+            w, h = output_size(tag.hr[0], tag.hr[1], Scale(1, 1), align_x, align_y)
+        else:
+            w, h = output_size(first.width, first.height, Scale(2, 2), align_x, align_y)
         if max(w, h) > MAX_OUTPUT_SIDE:
             raise InvalidOption(f"output {w}x{h} is too large: at most {MAX_OUTPUT_SIDE} pixels per side")
+        self.scale = Scale(w / first.width, h / first.height)
+        self.rescale_tag = None
+        if model == "irn":
+            w, h = self._plan_irn(tag, w, h, align_x, align_y)
         self.dst_layout = layout_for(dst_fmt, w, h, self.src_layout.full_range)
-        self.rescaler, self.model_chain, self.engine_name = build_rescaler(o, ProcessPlan(self.src_layout, self.dst_layout))
+        plan = ProcessPlan(self.src_layout, self.dst_layout)
+        self.rescaler, self.model_chain, self.engine_name = build_rescaler(o, plan, model)
+        self.model_name = model
         self.rotation = int(first.rotation or 0)
+
+    def _plan_irn(self, tag: RescaleTag | None, w: int, h: int, align_x: int, align_y: int) -> tuple[int, int]:
+        """Check the factor irn can take; note what was assumed; say what the output's tag will be."""
+        src_w, src_h = self.src_layout.width, self.src_layout.height
+        if w <= src_w and h <= src_h:  # the learned downscale
+            # Rounding to the pixel format's alignment must not push the factor past 4.
+            while src_w / w > IRN_MAX_UP + 1e-9:
+                w += align_x
+            while src_h / h > IRN_MAX_UP + 1e-9:
+                h += align_y
+            self.rescale_tag = RescaleTag("irn_y", shipped_sha("irn_y")[:12], (src_w, src_h), (w, h))
+            return w, h
+        if w < src_w or h < src_h:
+            raise InvalidOption(f"irn goes {src_w}x{src_h} -> {w}x{h}: both sides must shrink, or both grow")
+        if max(w / src_w, h / src_h) > IRN_MAX_UP + 1e-9:
+            raise InvalidOption(f"irn restores by at most {IRN_MAX_UP:g}x per side, not {w}x{h} from {src_w}x{src_h}")
+        factor = f"{w / src_w:.4g}x{h / src_h:.4g}"
+        if tag is None:
+            self.notes.append(
+                f"{self.source.name} has no rescaling tag: assuming an irn downscale by {factor} "
+                f"(restoring {src_w}x{src_h} -> {w}x{h})"
+            )
+        elif tag.lr != (src_w, src_h) or tag.hr != (w, h):
+            self.notes.append(
+                f"the rescaling tag says {tag.hr[0]}x{tag.hr[1]} -> {tag.lr[0]}x{tag.lr[1]}; "
+                f"restoring {src_w}x{src_h} -> {w}x{h} as asked (factor {factor})"
+            )
+        elif tag.weights and tag.weights != shipped_sha("irn_y")[:12]:
+            self.notes.append(
+                f"{self.source.name} was made with other irn weights ({tag.weights}); restoring with the shipped ones"
+            )
+        return w, h
 
     @property
     def stream_plan(self) -> StreamPlan:
         s = self.source.stream
         tags = tuple((k, v) for k, v in s.metadata.items() if k.lower() not in ("encoder", "duration", "vendor_id"))
-        return StreamPlan(self.dst_layout, s.time_base, s.average_rate or s.guessed_rate, self.color, self.rotation, tags)
+        return StreamPlan(
+            self.dst_layout, s.time_base, s.average_rate or s.guessed_rate, self.color, self.rotation, tags
+        )
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield processed output chunks in order; release each with :meth:`done` after use."""
@@ -123,9 +173,14 @@ class Pipeline:
         to_process: queue.Queue = queue.Queue()
         to_encode: queue.Queue = queue.Queue()
         workers = [
-            threading.Thread(target=self._guard, args=(self._decode, in_ring, to_process), name="vsr-decode", daemon=True),
             threading.Thread(
-                target=self._guard, args=(self._process, in_ring, to_process, to_encode), name="vsr-process", daemon=True
+                target=self._guard, args=(self._decode, in_ring, to_process), name="vsr-decode", daemon=True
+            ),
+            threading.Thread(
+                target=self._guard,
+                args=(self._process, in_ring, to_process, to_encode),
+                name="vsr-process",
+                daemon=True,
             ),
         ]
         for t in workers:
@@ -245,7 +300,9 @@ def run_to_file(
     enc = options.encode
     pipe = Pipeline(src, options, out_pix_fmt=lambda fmt: pick_pix_fmt(enc.codec, enc.pix_fmt, fmt), stop=stop)
     total = pipe.source.info.frame_count
-    tags = {k: v for k, v in pipe.source.container.metadata.items() if k.lower() not in ("encoder",)}
+    tags = {k: v for k, v in without_tag(pipe.source.container.metadata).items() if k.lower() not in ("encoder",)}
+    if pipe.rescale_tag is not None:  # this output is a learned downscale: say so, for its inverse
+        tags[TAG] = pipe.rescale_tag.format()
     tags.update(metadata or {})
     tags.update(dict(enc.metadata))
     try:
@@ -275,7 +332,7 @@ def run_to_file(
         frames=frames,
         seconds=seconds,
         fps=frames / seconds if seconds > 0 else 0.0,
-        model=f"{options.model} ({pipe.model_chain})",
+        model=f"{pipe.model_name} ({pipe.model_chain})",
         engine=pipe.engine_name,
         input=pipe.source.name,
         output=str(dst),
@@ -284,6 +341,7 @@ def run_to_file(
         pix_fmt=pipe.dst_layout.pix_fmt,
         bad_packets=pipe.source.bad_packets,
         interrupted=pipe.stopped_early,
+        notes=tuple(pipe.notes),
     )
 
 

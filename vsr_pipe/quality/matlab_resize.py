@@ -16,9 +16,9 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     """Keys cubic kernel with a = -0.5, as MATLAB uses."""
     ax = np.abs(x)
     ax2, ax3 = ax * ax, ax * ax * ax
-    return (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1) + (
-        -0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0
-    ) * ((ax > 1) & (ax <= 2))
+    return (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * (
+        (ax > 1) & (ax <= 2)
+    )
 
 
 def _contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -75,3 +75,15 @@ def imresize(img: np.ndarray, scale: float | None = None, size: tuple[int, int] 
     for axis in order:
         out = _resize_axis(out, axis, size[axis], scale_h if axis == 0 else scale_w)
     return out
+
+
+def imresize_matrix(in_len: int, out_len: int) -> np.ndarray:
+    """(out_len, in_len) float64 matrix of MATLAB's bicubic resize along one axis.
+
+    Resizing is separable and linear, so ``Mh @ img @ Mw.T`` equals ``imresize(img, size=...)`` on a
+    plane (before any rounding); training uses it to make guide LRs for whole batches at once.
+    """
+    indices, weights = _contributions(in_len, out_len, out_len / in_len)
+    matrix = np.zeros((out_len, in_len))
+    np.add.at(matrix, (np.repeat(np.arange(out_len), indices.shape[1]), indices.ravel()), weights.ravel())
+    return matrix

@@ -98,5 +98,7 @@ def train(cfg: EspcnTrainConfig, log=print) -> Path:
             record = {"step": step, "loss": running, "val_psnr": score.psnr, "elapsed_s": time.time() - started}
             with history.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
-            log(f"step {step}/{cfg.steps} loss {running:.6f} {score.name} x{cfg.scale} {score.psnr:.3f} dB ({rate:.1f} steps/s)")
+            log(
+                f"step {step}/{cfg.steps} loss {running:.6f} {score.name} x{cfg.scale} {score.psnr:.3f} dB ({rate:.1f} steps/s)"
+            )
     return ckpt

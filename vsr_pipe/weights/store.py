@@ -15,6 +15,7 @@ import torch
 
 from ..errors import WeightsError
 from ..models.espcn import ESPCN
+from ..models.rescaler import ArbitraryRescaler
 
 MANIFEST = "manifest.json"
 
@@ -39,6 +40,11 @@ def shipped_path(name: str) -> Path:
     return path
 
 
+def shipped_sha(name: str) -> str:
+    """The manifest's sha256 of shipped weights (identifies them in a rescaling tag); "" if unknown."""
+    return str(manifest().get(name, {}).get("sha256", ""))
+
+
 def build_model(architecture: dict) -> torch.nn.Module:
     """An untrained module of the architecture a weights header describes."""
     kind = architecture.get("architecture")
@@ -50,6 +56,11 @@ def build_model(architecture: dict) -> torch.nn.Module:
                 num_feat=tuple(int(v) for v in str(architecture.get("num_feat", "64,32")).split(",")),
                 residual=str(architecture.get("residual", "true")).lower() == "true",
             )
+        if kind == "irn_arbitrary":
+            blocks = tuple(int(v) for v in str(architecture["blocks"]).split(","))
+            if len(blocks) != 2:
+                raise ValueError("blocks must name two levels")
+            return ArbitraryRescaler(blocks, int(architecture["growth"]), int(architecture["convs"]))
     except (KeyError, ValueError) as e:
         raise WeightsError(f"weights header for {kind} is malformed: {e}") from None
     raise WeightsError(f"unknown architecture '{kind}' in weights header")
@@ -73,7 +84,9 @@ def load_model(path: str | Path) -> torch.nn.Module:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0:2]
-        raise WeightsError(f"{path.name} does not fit a {header.get('architecture')} model: {' '.join(first)}") from None
+        raise WeightsError(
+            f"{path.name} does not fit a {header.get('architecture')} model: {' '.join(first)}"
+        ) from None
     return model.eval()
 
 
@@ -85,6 +98,14 @@ def architecture_header(model: torch.nn.Module) -> dict[str, str]:
             "channels": str(model.num_ch),
             "num_feat": f"{model.conv_first.out_channels},{model.conv_body.out_channels}",
             "residual": str(model.residual).lower(),
+        }
+    if isinstance(model, ArbitraryRescaler):
+        return {
+            "architecture": "irn_arbitrary",
+            "blocks": ",".join(str(b) for b in model.blocks),
+            "growth": str(model.growth),
+            "convs": str(model.convs),
+            "channels": "1",
         }
     raise WeightsError(f"cannot describe a {type(model).__name__} in a weights header")
 

@@ -1,0 +1,187 @@
+"""The invertible rescaler's figures for the README, the field's way (``papers.md`` §2, §7).
+
+    python bench/rescaling.py [--data ../shared/data] [--weights FILE] [--json PATH] [--quick]
+
+Per set (Set5, Set14), Y-PSNR/SSIM, z ~ N(0, 1) with a fixed seed:
+  * x2, x4: restored from the model's own 8-bit LR, and the LR against the MATLAB-bicubic LR;
+    beside bicubic-down + our ESPCN-up and bicubic-down + bicubic-up on the same images.
+  * x1.5, x2.5, x3.5 and the asymmetric 1.5x2 (width 1.5, height 2), beside AIDN's Set5 figures.
+  * cycle idempotence: five down-up cycles against one.
+  * stored as a user would: the LR coded with H.264 (libx264, one intra frame per image, CRF 18
+    and 23) before restoring, against bicubic-down + ESPCN-up from an H.264 LR of at least the
+    same size in bits (the bicubic LR's CRF lowered until it spends as many bits).
+Also parameters and GMAC per HR megapixel (one direction) of the rescaler at several factors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vsr_pipe.models.rescaler import ArbitraryRescaler, RescaleGeometry  # noqa: E402
+from vsr_pipe.quality.imagefiles import list_images, load_rgb, modcrop  # noqa: E402
+from vsr_pipe.quality.images import bicubic_upscaler, evaluate_folder, model_upscaler  # noqa: E402
+from vsr_pipe.quality.matlab_resize import imresize  # noqa: E402
+from vsr_pipe.quality.metrics import psnr, rgb_to_y, shave  # noqa: E402
+from vsr_pipe.quality.rescaling import evaluate_rescaling  # noqa: E402
+from vsr_pipe.weights.store import load_model, shipped_path  # noqa: E402
+
+AIDN_SET5 = {1.5: (50.61, 48.56), 2.5: (40.77, 46.04), 3.5: (37.25, 44.21)}  # restored, LR (Y), papers.md §7
+IRN_SET5 = {2.0: 43.99, 4.0: 36.19}
+
+
+class H264Channel:
+    """Codes an 8-bit Y plane as one H.264 intra frame at a CRF and decodes it; counts the bits."""
+
+    def __init__(self, crf: float):
+        self.crf, self.bits = crf, 0
+
+    def __call__(self, y: np.ndarray) -> np.ndarray:
+        import av
+
+        h, w = y.shape
+        ph, pw = h + h % 2, w + w % 2  # 4:2:0 wants even sides: pad by edge replication, crop after
+        padded = np.pad(y.astype(np.uint8), ((0, ph - h), (0, pw - w)), mode="edge")
+        buf = io.BytesIO()
+        with av.open(buf, "w", format="h264") as out:
+            stream = out.add_stream("libx264", rate=1, options={"crf": f"{self.crf:g}", "preset": "medium"})
+            stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
+            frame = av.VideoFrame(pw, ph, "yuv420p")
+            frame.planes[0].update(np.ascontiguousarray(_strided(padded, frame.planes[0].line_size)))
+            for plane in frame.planes[1:]:
+                plane.update(np.full(plane.line_size * plane.height, 128, np.uint8))
+            for packet in [*stream.encode(frame), *stream.encode()]:
+                self.bits += packet.size * 8
+                out.mux(packet)
+        buf.seek(0)
+        with av.open(buf, "r", format="h264") as inp:
+            decoded = next(inp.decode(video=0))
+        plane = decoded.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        return rows[:h, :w].astype(np.float64)
+
+
+def _strided(plane: np.ndarray, line_size: int) -> np.ndarray:
+    out = np.zeros((plane.shape[0], line_size), np.uint8)
+    out[:, : plane.shape[1]] = plane
+    return out
+
+
+def espcn_from_coded_bicubic(folder: Path, espcn: torch.nn.Module, channel: H264Channel) -> float:
+    """Mean Y-PSNR of bicubic-down, H.264 round trip of the LR's Y, ESPCN x2 up (2 px shaved)."""
+    scores = []
+    for path in list_images(folder):
+        hr = modcrop(load_rgb(path), 2)
+        lr_y = rgb_to_y(np.clip(np.round(imresize(hr, 0.5)), 0, 255))
+        coded = np.clip(np.round(channel(np.round(lr_y))), 0, 255)
+        with torch.no_grad():
+            sr = espcn(torch.from_numpy(coded / 255).float()[None, None])[0, 0].double().numpy()
+        sr = np.clip(np.round(sr * 255), 0, 255)
+        scores.append(psnr(shave(sr, 2), shave(rgb_to_y(hr), 2)))
+    return float(np.mean(scores))
+
+
+def cost(model: ArbitraryRescaler, factor: float, size=(1080, 1920)) -> float:
+    """GMAC per HR megapixel of one direction (convolutions and the resampling matmuls)."""
+    g = RescaleGeometry.for_factor(*size, factor, factor)
+    total = [0]
+
+    def hook(mod, inp, out):
+        total[0] += out.numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1] // mod.groups
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    t = g.tensors()
+    with torch.no_grad():
+        model.down(torch.rand(1, 1, *g.hr), t.up_rows, t.up_cols, t.conds)
+    for h in hooks:
+        h.remove()
+    (hh, ww), (ih, iw) = g.hr, g.inner
+    if (ih, iw) != (hh, ww):
+        total[0] += ih * hh * ww + ih * ww * iw
+    return total[0] / (hh * ww) / 1e3  # MAC per pixel / 1e3 = GMAC per megapixel
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--weights", default=None, help="irn weights (default: the shipped irn_y)")
+    ap.add_argument("--sets", default="Set5,Set14")
+    ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--quick", action="store_true", help="x2/x4 and LR only (no cycles, codec, arbitrary)")
+    args = ap.parse_args()
+    data = Path(args.data)
+    if not (data / "Set5").is_dir():
+        print(f"bench/rescaling.py: no benchmark images under {data} (give --data)")
+        return 2
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = load_model(args.weights or shipped_path("irn_y")).eval()
+    espcn = {s: load_model(shipped_path(f"espcn_y_x{s}")).eval() for s in (2, 4)}
+    results: dict = {"parameters": sum(p.numel() for p in model.parameters()),
+                     "gmac_per_hr_mp": {f"x{f:g}": round(cost(model, f), 1) for f in (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)}}  # fmt: skip
+    print(f"parameters {results['parameters']}; GMAC per HR megapixel, one direction: {results['gmac_per_hr_mp']}")
+    print("  (IRN x2: ~416, x4: ~584 per papers.md section 2)")
+    started = time.time()
+    for set_name in args.sets.split(","):
+        folder = data / set_name
+        rows: dict = {}
+        for f in (2.0, 4.0):
+            r = evaluate_rescaling(folder, model, f)
+            sr = evaluate_folder(folder, int(f), model_upscaler(espcn[int(f)]))
+            bic = evaluate_folder(folder, int(f), bicubic_upscaler)
+            rows[f"x{f:g}"] = {"restored": r.psnr, "restored_ssim": r.ssim, "lr": r.lr_psnr, "lr_ssim": r.lr_ssim,
+                               "espcn": sr.psnr, "bicubic": bic.psnr}  # fmt: skip
+            print(f"{set_name} x{f:g}: restored {r.psnr:.2f} dB / {r.ssim:.4f} (bicubic+ESPCN {sr.psnr:.2f}, "
+                  f"margin {r.psnr - sr.psnr:+.2f}; bicubic {bic.psnr:.2f}); LR vs bicubic {r.lr_psnr:.2f} dB", flush=True)  # fmt: skip
+        if not args.quick:
+            for fy, fx in ((1.5, 1.5), (2.5, 2.5), (3.5, 3.5), (2.0, 1.5)):
+                r = evaluate_rescaling(folder, model, fy, fx)
+                key = f"x{fx:g}" if fx == fy else f"x{fx:g}x{fy:g}"
+                rows[key] = {"restored": r.psnr, "restored_ssim": r.ssim, "lr": r.lr_psnr, "lr_ssim": r.lr_ssim}
+                anchor = AIDN_SET5.get(fx) if fx == fy and set_name == "Set5" else None
+                extra = f" (AIDN {anchor[0]:.2f} / LR {anchor[1]:.2f})" if anchor else ""
+                print(
+                    f"{set_name} {key}: restored {r.psnr:.2f} dB, LR vs bicubic {r.lr_psnr:.2f} dB{extra}", flush=True
+                )
+            for f in (1.5, 2.0, 4.0):
+                one = rows.get(f"x{f:g}", {}).get("restored")
+                five = evaluate_rescaling(folder, model, f, cycles=5, with_ssim=False).psnr
+                rows[f"x{f:g}"]["restored_5_cycles"] = five
+                print(
+                    f"{set_name} x{f:g}: 5 cycles {five:.2f} dB vs 1 cycle {one:.2f} dB ({five - one:+.2f})", flush=True
+                )
+            for crf in (18, 23):
+                ch = H264Channel(crf)
+                r = evaluate_rescaling(folder, model, 2.0, channel=ch, with_ssim=False)
+                bic_crf, sr_psnr, bic_bits = crf, 0.0, 0
+                while True:  # lower the bicubic LR's CRF until it spends at least the bits irn's did
+                    bch = H264Channel(bic_crf)
+                    sr_psnr = espcn_from_coded_bicubic(folder, espcn[2], bch)
+                    bic_bits = bch.bits
+                    if bic_bits >= ch.bits or bic_crf <= 0:
+                        break
+                    bic_crf -= 1
+                same_crf = espcn_from_coded_bicubic(folder, espcn[2], H264Channel(crf))
+                rows[f"x2_h264_crf{crf}"] = {"restored": r.psnr, "kbit": ch.bits / 1e3, "espcn_same_crf": same_crf,
+                                             "espcn_same_bits": sr_psnr, "espcn_crf": bic_crf, "espcn_kbit": bic_bits / 1e3}  # fmt: skip
+                print(f"{set_name} x2 H.264 CRF {crf}: irn restored {r.psnr:.2f} dB at {ch.bits / 1e3:.0f} kbit; "
+                      f"bicubic+ESPCN {same_crf:.2f} dB at the same CRF, {sr_psnr:.2f} dB at CRF {bic_crf} "
+                      f"({bic_bits / 1e3:.0f} kbit)", flush=True)  # fmt: skip
+        results[set_name] = rows
+    print(f"({time.time() - started:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

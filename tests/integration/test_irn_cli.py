@@ -1,0 +1,100 @@
+"""The invertible rescaler as a user runs it: a learned downscale that tags itself, and its inverse."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+
+from tests.conftest import run_cli
+from tests.media import frame_planes, read_frames
+
+
+def probe(path):
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        meta = {k.lower(): val for k, val in c.metadata.items()}
+        audio = sum(1 for p in c.demux(audio=0) if p.size) if c.streams.audio else 0
+        return (v.codec_context.width, v.codec_context.height), meta, audio
+
+
+def luma(path) -> np.ndarray:
+    return np.stack([frame_planes(f)[0].astype(np.float64) for f in read_frames(path)])
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((a - b) ** 2)))
+
+
+def test_downscale_tags_the_file_and_the_restore_needs_no_flag(clip, tmp_path):
+    src = clip("in.mp4", width=96, height=64, frames=12)
+    lr, back = tmp_path / "lr.mp4", tmp_path / "back.mp4"
+    r = run_cli(src.path, "--model", "irn", "--scale", "0.5", "-o", lr, "-q")
+    assert r.returncode == 0, r.stderr
+    size, meta, audio = probe(lr)
+    assert size == (48, 32) and audio > 0
+    assert "model=irn_y" in meta["vsr_pipe_rescale"] and "hr=96x64" in meta["vsr_pipe_rescale"]
+    assert "factor=2x2" in meta["vsr_pipe_rescale"]
+    assert len(read_frames(lr)) == 12
+
+    r = run_cli(lr, "-o", back, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "note" not in r.stderr
+    assert '"irn (irn up 2x2)"' in r.stdout
+    size, meta, audio = probe(back)
+    assert size == (96, 64) and audio > 0
+    assert "vsr_pipe_rescale" not in meta  # the restored file is not a downscale any more
+    assert len(read_frames(back)) == 12
+
+
+def test_asymmetric_odd_sized_downscale_in_matroska(clip, tmp_path):
+    src = clip("in.mkv", width=91, height=67, frames=4, pix_fmt="yuv444p", codec="ffv1")
+    lr = tmp_path / "lr.mkv"
+    r = run_cli(src.path, "--model", "irn", "--scale", "0.5x0.75", "-o", lr, "-q")
+    assert r.returncode == 0, r.stderr
+    size, meta, _ = probe(lr)
+    assert size == (46, 50)
+    assert "hr=91x67;lr=46x50" in meta["vsr_pipe_rescale"]
+    back = tmp_path / "back.mkv"
+    assert run_cli(lr, "-o", back, "-q").returncode == 0
+    assert probe(back)[0] == (91, 67)
+
+
+def test_untagged_video_is_restored_with_the_factor_said_on_stderr(clip, tmp_path):
+    src = clip("small.mp4", width=48, height=32, frames=3, audio=False)
+    r = run_cli(src.path, "--model", "irn", "--scale", "2", "-o", tmp_path / "o.mp4", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "no rescaling tag" in r.stderr and "2x2" in r.stderr
+    assert probe(tmp_path / "o.mp4")[0] == (96, 64)
+
+
+def test_irn_factor_errors_are_one_line(clip, tmp_path):
+    src = clip("in.mp4", width=64, height=48, frames=2, audio=False)
+    for args, words in (
+        (("--model", "irn", "--scale", "0.2"), "out of range"),
+        (("--model", "irn", "--scale", "0.5x2"), "same way"),
+        (("--model", "irn", "--scale", "5"), "out of range"),
+        (("--scale", "0.5"), "--model irn"),
+    ):
+        r = run_cli(src.path, *args, "-o", tmp_path / "o.mp4")
+        assert r.returncode != 0
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], r.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_restoring_the_learned_downscale_beats_bicubic_down_espcn_up(clip, tmp_path):
+    """What the model is for: from its own (lossless) LR it restores more than SR can from a plain one."""
+    src = clip("in.mkv", width=128, height=96, frames=3, audio=False, codec="ffv1")
+    lossless = ("--codec", "ffv1", "-q")
+    assert run_cli(src.path, "--model", "irn", "--scale", "0.5", "-o", tmp_path / "lr.mkv", *lossless).returncode == 0
+    assert run_cli(tmp_path / "lr.mkv", "-o", tmp_path / "irn.mkv", *lossless).returncode == 0
+    bicubic = ("--model", "bicubic", "--size", "64x48", "-o", tmp_path / "bic.mkv", *lossless)
+    assert run_cli(src.path, *bicubic).returncode == 0
+    assert (
+        run_cli(
+            tmp_path / "bic.mkv", "--model", "espcn", "--scale", "2", "-o", tmp_path / "sr.mkv", *lossless
+        ).returncode
+        == 0
+    )
+    ref = luma(src.path)
+    assert psnr(luma(tmp_path / "irn.mkv"), ref) > psnr(luma(tmp_path / "sr.mkv"), ref) + 1.0

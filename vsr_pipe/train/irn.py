@@ -1,0 +1,189 @@
+"""Training the arbitrary-scale invertible rescaler with IRN's losses (``papers.md`` §2).
+
+Per sample, summed over pixels (IRN's weights only balance with sums):
+  guide    fy*fx * sum (LR - MATLAB-bicubic LR)^2      the LR must look like a proper downscale
+  recon    sum Charbonnier(HR - up(quantise(LR), z~N(0,1)))
+  latent   sum z^2                                      pushes z towards N(0, 1)'s mode
+Each batch draws one factor pair over [1, 4]: a share exactly x2 and x4 (the figures users compare),
+the rest uniform, some of it asymmetric. The LR goes through 8-bit rounding with a straight-through
+gradient, as the shipped LR is 8-bit. Resumable; checkpoints are safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models.rescaler import MAX_FACTOR, ArbitraryRescaler, RescaleGeometry, quantise_8bit
+from ..quality.imagefiles import list_images, load_rgb
+from ..quality.matlab_resize import imresize, imresize_matrix
+from ..quality.metrics import rgb_to_y
+from ..quality.rescaling import evaluate_rescaling
+from .checkpoint import load_checkpoint, save_checkpoint
+
+
+@dataclass(frozen=True)
+class IrnTrainConfig:
+    train_dirs: tuple[str, ...]
+    val_dir: str | None
+    out_dir: str
+    steps: int = 20_000
+    batch: int = 16
+    lr_patch: int = 24
+    learning_rate: float = 4e-4
+    final_learning_rate: float = 1e-5
+    grad_clip: float = 10.0
+    blocks: tuple[int, int] = (6, 4)
+    growth: int = 16
+    convs: int = 3
+    share_x2: float = 0.35
+    share_x4: float = 0.2
+    share_asymmetric: float = 0.15
+    threads: int = 0
+    eval_every: int = 1_000
+    checkpoint_every: int = 250
+    seed: int = 0
+
+
+def learning_rate_at(step: int, cfg: IrnTrainConfig) -> float:
+    t = min(step / max(cfg.steps, 1), 1.0)
+    return cfg.final_learning_rate + 0.5 * (cfg.learning_rate - cfg.final_learning_rate) * (1 + math.cos(math.pi * t))
+
+
+def build_model(cfg: IrnTrainConfig) -> ArbitraryRescaler:
+    return ArbitraryRescaler(cfg.blocks, cfg.growth, cfg.convs)
+
+
+class LumaPatches:
+    """Random HR Y patches of any size from images held in memory (flips and 90-degree turns)."""
+
+    def __init__(self, folders: list[str | Path], seed: int = 0, size_factors=(1.0, 0.8, 0.6), log=print):
+        self.planes: list[np.ndarray] = []
+        files = [f for folder in folders for f in list_images(folder)]
+        for i, path in enumerate(files):
+            rgb = load_rgb(path)
+            for factor in size_factors:
+                img = rgb if factor == 1.0 else np.clip(imresize(rgb, factor), 0, 255)
+                self.planes.append(np.round(rgb_to_y(np.round(img))).astype(np.float32) / 255.0)
+            if log and (i + 1) % 100 == 0:
+                log(f"prepared {i + 1}/{len(files)} training images")
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int, h: int, w: int) -> np.ndarray:
+        """(size, 1, h, w) float32 in [0, 1]."""
+        out = np.empty((size, 1, h, w), np.float32)
+        n = 0
+        while n < size:
+            plane = self.planes[self.rng.integers(len(self.planes))]
+            turn = self.rng.integers(4)
+            ph, pw = (w, h) if turn % 2 else (h, w)
+            if plane.shape[0] < ph or plane.shape[1] < pw:
+                continue
+            y0 = self.rng.integers(plane.shape[0] - ph + 1)
+            x0 = self.rng.integers(plane.shape[1] - pw + 1)
+            patch = np.rot90(plane[y0 : y0 + ph, x0 : x0 + pw], turn)
+            if self.rng.integers(2):
+                patch = patch[:, ::-1]
+            out[n, 0] = patch
+            n += 1
+        return out
+
+
+def draw_factors(rng: np.random.Generator, cfg: IrnTrainConfig) -> tuple[float, float]:
+    u = rng.random()
+    if u < cfg.share_x2:
+        return 2.0, 2.0
+    if u < cfg.share_x2 + cfg.share_x4:
+        return 4.0, 4.0
+    if u < cfg.share_x2 + cfg.share_x4 + cfg.share_asymmetric:
+        return float(rng.uniform(1, MAX_FACTOR)), float(rng.uniform(1, MAX_FACTOR))
+    f = float(rng.uniform(1, MAX_FACTOR))
+    return f, f
+
+
+def rescale_losses(model: ArbitraryRescaler, hr: torch.Tensor, geometry: RescaleGeometry) -> dict[str, torch.Tensor]:
+    """IRN's three losses for one batch (per-sample sums, mean over the batch)."""
+    n = hr.shape[0]
+    t = geometry.tensors()
+    guide_rows = torch.from_numpy(imresize_matrix(geometry.hr[0], geometry.lr[0])).float()
+    guide_cols = torch.from_numpy(imresize_matrix(geometry.hr[1], geometry.lr[1])).float()
+    guide = guide_rows @ hr @ guide_cols.T
+    lr, z = model.down(hr, t.up_rows, t.up_cols, t.conds)
+    restored = model.up(quantise_8bit(lr), torch.randn_like(z), t.inv_rows, t.inv_cols, t.conds)
+    weight = geometry.factor_x * geometry.factor_y
+    return {
+        "guide": weight * ((lr - guide) ** 2).sum() / n,
+        "recon": torch.sqrt((restored - hr) ** 2 + 1e-6).sum() / n,
+        "latent": (z**2).sum() / n,
+    }
+
+
+def validate(model: ArbitraryRescaler, folder: str) -> dict[str, float]:
+    scores = {}
+    for f in (2.0, 4.0, 2.5):
+        s = evaluate_rescaling(folder, model, f, with_ssim=False)
+        scores[f"x{f:g}"] = round(s.psnr, 3)
+        scores[f"x{f:g}_lr"] = round(s.lr_psnr, 3)
+    model.train()
+    return scores
+
+
+def train(cfg: IrnTrainConfig, log=print) -> Path:
+    """Train (or resume) and return the path of the checkpoint."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.safetensors"
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=1e-5)
+    step = 0
+    if ckpt.exists():
+        step = int(load_checkpoint(ckpt, model, optimizer).get("step", 0))
+        log(f"resumed from {ckpt} at step {step}")
+    if step >= cfg.steps:
+        return ckpt
+    patches = LumaPatches(list(cfg.train_dirs), seed=cfg.seed + step, log=log)
+    rng = np.random.default_rng(cfg.seed + 7919 * step)
+    log(f"{len(patches.planes)} training planes; {cfg.steps - step} steps to go")
+    history = out / "history.jsonl"
+    started, first_step = time.time(), step
+    running: dict[str, float] = {}
+    model.train()
+    while step < cfg.steps:
+        fy, fx = draw_factors(rng, cfg)
+        lr_h, lr_w = cfg.lr_patch, cfg.lr_patch
+        geometry = RescaleGeometry((round(lr_h * fy), round(lr_w * fx)), (lr_h, lr_w))
+        hr = torch.from_numpy(patches.batch(cfg.batch, *geometry.hr))
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(step, cfg)
+        losses = rescale_losses(model, hr, geometry)
+        loss = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        for k, v in losses.items():  # per HR pixel, so factors of any size read alike
+            per_px = v.item() / (geometry.hr[0] * geometry.hr[1])
+            running[k] = 0.98 * running.get(k, per_px) + 0.02 * per_px
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint(ckpt, model, optimizer, {"step": step, "config": asdict(cfg)})
+        if cfg.val_dir and (step % cfg.eval_every == 0 or step == cfg.steps):
+            scores = validate(model, cfg.val_dir)
+            rate = (step - first_step) / max(time.time() - started, 1e-9)
+            record = {"step": step, **{k: round(v, 6) for k, v in running.items()}, **scores,
+                      "elapsed_s": round(time.time() - started, 1)}  # fmt: skip
+            with history.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            log(
+                f"step {step}/{cfg.steps} " + " ".join(f"{k} {v}" for k, v in scores.items()) + f" ({rate:.2f} steps/s)"
+            )
+    return ckpt
