@@ -61,7 +61,12 @@ def main() -> None:
     show_default=True,
     help="auto (espcn; irn's inverse on a video irn made), espcn, irn, bicubic, lanczos or bilinear.",
 )
-@click.option("--codec", default="libx264", show_default=True, help="Video encoder (libx264, libx265, ffv1, ...).")
+@click.option(
+    "--codec",
+    default="libx264",
+    show_default=True,
+    help="Video encoder (libx264, libx265, ffv1, h264_nvenc, ...); auto: NVENC if it opens, else libx264.",
+)
 @click.option("--crf", default=18.0, show_default=True, type=float, help="Constant rate factor (x264/x265/vpx/av1).")
 @click.option("--preset", default=None, help="Encoder preset, e.g. veryfast, medium, slow.")
 @click.option("--pix-fmt", default=None, help="Output pixel format; default: the input's, if the codec takes it.")
@@ -385,6 +390,13 @@ def export_cmd(model_name, scale, output) -> None:
         )
         export_onnx(model, target, channels=model.num_ch)
         click.echo(str(target))
+        from .engines.tensorrt_engine import available as tensorrt_available
+
+        if tensorrt_available():  # the serialized engine too, built from that graph, into the cache
+            from .engines.base import TrtOptions, make_engine
+
+            engine = make_engine(TrtOptions(), model, f"{model_name}_x{int(parsed.x)}")
+            click.echo(f"{engine.plan_path} ({'reused' if engine.reused else 'built'})")
 
 
 @main.command()

@@ -100,6 +100,7 @@ class TrtEngine:
         plan_path = cache_dir() / engine_file_name(
             self.model_name, model, self.options, trt.__version__, self.device.index or 0
         )
+        self.plan_path = plan_path
         self.reused = plan_path.exists()
         engine = None
         if plan_path.exists():

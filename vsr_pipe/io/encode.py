@@ -53,6 +53,24 @@ def check_output_path(dst: str | os.PathLike, src: str | os.PathLike | None) -> 
     return target
 
 
+def resolve_codec(codec: str) -> str:
+    """``auto``: NVENC H.264 where a GPU encoder really opens here (FFmpeg lists it even without a
+    GPU), else libx264. Any other name is returned as it is."""
+    if codec != "auto":
+        return codec
+    return "h264_nvenc" if _encoder_opens("h264_nvenc") else "libx264"
+
+
+def _encoder_opens(name: str) -> bool:
+    try:
+        ctx = av.CodecContext.create(name, "w")
+        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 256, 256, "yuv420p", Fraction(1, 25)
+        ctx.open()
+        return True
+    except Exception:  # noqa: BLE001 (unknown encoder, no device, no driver: all mean "not here")
+        return False
+
+
 def pick_pix_fmt(codec: str, wanted: str | None, input_fmt: str) -> str:
     """``wanted`` if given (checked), else the input's if the codec takes it, else its closest."""
     try:
@@ -120,6 +138,8 @@ class VideoSink:
         codec_options = {}
         if o.crf is not None and o.codec in ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "libaom-av1"):
             codec_options["crf"] = f"{o.crf:g}"
+        elif o.crf is not None and o.codec.endswith("_nvenc"):
+            codec_options.update({"rc": "vbr", "cq": f"{o.crf:g}"})  # NVENC's constant-quality mode
         if o.preset:
             codec_options["preset"] = o.preset
         codec_options.update(dict(o.codec_options))

@@ -142,6 +142,10 @@ class ArbitraryRescaler(nn.Module):
             nn.ModuleList(CouplingBlock(4**(i + 1), 1, growth, convs, cond=COND_CHANNELS) for _ in range(n))
             for i, n in enumerate(self.blocks)
         )  # fmt: skip
+        # A learnt per-channel scale of z for each level count (invertible: a diagonal linear map).
+        # The couplings could learn it too, but slowly; restoring from z ~ N(0, 1) needs z's scale
+        # right first, so it gets a direct path (and its own learning rate in training).
+        self.latent_log_scale = nn.ParameterList(nn.Parameter(torch.zeros(1, 4**levels - 1, 1, 1)) for levels in (1, 2))
 
     @staticmethod
     def latent_channels(levels: int) -> int:
@@ -156,7 +160,7 @@ class ArbitraryRescaler(nn.Module):
             x = self.haar[level](x)
             for block in self.couplings[level]:
                 x = block(x, cond)
-        return x[:, :1], x[:, 1:]
+        return x[:, :1], x[:, 1:] * torch.exp(self.latent_log_scale[len(conds) - 1])
 
     def up(
         self,
@@ -167,7 +171,7 @@ class ArbitraryRescaler(nn.Module):
         conds: tuple[torch.Tensor, ...],
     ) -> torch.Tensor:
         """LR (N, 1, h, w) and z (N, 4**L - 1, h, w) -> HR (N, 1, H, W)."""
-        y = torch.cat([lr, z], 1)
+        y = torch.cat([lr, z * torch.exp(-self.latent_log_scale[len(conds) - 1])], 1)
         for level in reversed(range(len(conds))):
             for block in reversed(self.couplings[level]):
                 y = block.inverse(y, conds[level])

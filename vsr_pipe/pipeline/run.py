@@ -8,6 +8,7 @@ decoded are finished and the output is finalised.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -294,10 +295,10 @@ def run_to_file(
 ) -> RunSummary:
     """Rescale ``src`` into ``dst``; see :func:`vsr_pipe.upscale`. Setting ``stop`` ends the run
     early with a finalised output holding the frames done so far."""
-    from ..io.encode import check_output_path
+    from ..io.encode import check_output_path, resolve_codec
 
     check_output_path(dst, src)
-    enc = options.encode
+    enc = dataclasses.replace(options.encode, codec=resolve_codec(options.encode.codec))
     pipe = Pipeline(src, options, out_pix_fmt=lambda fmt: pick_pix_fmt(enc.codec, enc.pix_fmt, fmt), stop=stop)
     total = pipe.source.info.frame_count
     tags = {k: v for k, v in without_tag(pipe.source.container.metadata).items() if k.lower() not in ("encoder",)}

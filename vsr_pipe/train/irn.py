@@ -4,6 +4,10 @@ Per sample, summed over pixels (IRN's weights only balance with sums):
   guide    fy*fx * sum (LR - MATLAB-bicubic LR)^2      the LR must look like a proper downscale
   recon    sum Charbonnier(HR - up(quantise(LR), z~N(0,1)))
   latent   sum z^2                                      pushes z towards N(0, 1)'s mode
+The z that reconstruction draws is N(0, tau^2), tau ramped from 0 to 1 over the first ``warmup``
+share of the steps, then 1 as at test: first the LR learns to carry the detail (z = 0 restores from
+the LR alone), then the inverse learns to ignore a full-scale random z. Without the ramp, a random
+z of unit scale swamps reconstruction from the first step and the couplings learn slowly.
 Each batch draws one factor pair over [1, 4]: a share exactly x2 and x4 (the figures users compare),
 the rest uniform, some of it asymmetric. The LR goes through 8-bit rounding with a straight-through
 gradient, as the shipped LR is 8-bit. Resumable; checkpoints are safetensors.
@@ -35,13 +39,15 @@ class IrnTrainConfig:
     out_dir: str
     steps: int = 20_000
     batch: int = 16
-    lr_patch: int = 24
-    learning_rate: float = 4e-4
+    lr_patch: int = 16
+    learning_rate: float = 5e-4
+    latent_scale_learning_rate: float = 1e-2
     final_learning_rate: float = 1e-5
     grad_clip: float = 10.0
     blocks: tuple[int, int] = (6, 4)
     growth: int = 16
     convs: int = 3
+    warmup: float = 0.4  # share of the steps over which z's temperature ramps from 0 to 1
     share_x2: float = 0.35
     share_x4: float = 0.2
     share_asymmetric: float = 0.15
@@ -107,7 +113,13 @@ def draw_factors(rng: np.random.Generator, cfg: IrnTrainConfig) -> tuple[float, 
     return f, f
 
 
-def rescale_losses(model: ArbitraryRescaler, hr: torch.Tensor, geometry: RescaleGeometry) -> dict[str, torch.Tensor]:
+def temperature_at(step: int, cfg: IrnTrainConfig) -> float:
+    return min(1.0, step / max(cfg.warmup * cfg.steps, 1.0))
+
+
+def rescale_losses(
+    model: ArbitraryRescaler, hr: torch.Tensor, geometry: RescaleGeometry, temperature: float = 1.0
+) -> dict[str, torch.Tensor]:
     """IRN's three losses for one batch (per-sample sums, mean over the batch)."""
     n = hr.shape[0]
     t = geometry.tensors()
@@ -115,7 +127,7 @@ def rescale_losses(model: ArbitraryRescaler, hr: torch.Tensor, geometry: Rescale
     guide_cols = torch.from_numpy(imresize_matrix(geometry.hr[1], geometry.lr[1])).float()
     guide = guide_rows @ hr @ guide_cols.T
     lr, z = model.down(hr, t.up_rows, t.up_cols, t.conds)
-    restored = model.up(quantise_8bit(lr), torch.randn_like(z), t.inv_rows, t.inv_cols, t.conds)
+    restored = model.up(quantise_8bit(lr), torch.randn_like(z) * temperature, t.inv_rows, t.inv_cols, t.conds)
     weight = geometry.factor_x * geometry.factor_y
     return {
         "guide": weight * ((lr - guide) ** 2).sum() / n,
@@ -143,7 +155,12 @@ def train(cfg: IrnTrainConfig, log=print) -> Path:
     ckpt = out / "checkpoint.safetensors"
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=1e-5)
+    scales = list(model.latent_log_scale.parameters())
+    others = [p for n, p in model.named_parameters() if not n.startswith("latent_log_scale")]
+    optimizer = torch.optim.Adam(
+        [{"params": others, "weight_decay": 1e-5}, {"params": scales, "weight_decay": 0.0}],
+        lr=cfg.learning_rate,
+    )
     step = 0
     if ckpt.exists():
         step = int(load_checkpoint(ckpt, model, optimizer).get("step", 0))
@@ -162,9 +179,10 @@ def train(cfg: IrnTrainConfig, log=print) -> Path:
         lr_h, lr_w = cfg.lr_patch, cfg.lr_patch
         geometry = RescaleGeometry((round(lr_h * fy), round(lr_w * fx)), (lr_h, lr_w))
         hr = torch.from_numpy(patches.batch(cfg.batch, *geometry.hr))
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate_at(step, cfg)
-        losses = rescale_losses(model, hr, geometry)
+        base_lr = learning_rate_at(step, cfg)
+        optimizer.param_groups[0]["lr"] = base_lr
+        optimizer.param_groups[1]["lr"] = base_lr * cfg.latent_scale_learning_rate / cfg.learning_rate
+        losses = rescale_losses(model, hr, geometry, temperature_at(step, cfg))
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -179,7 +197,8 @@ def train(cfg: IrnTrainConfig, log=print) -> Path:
         if cfg.val_dir and (step % cfg.eval_every == 0 or step == cfg.steps):
             scores = validate(model, cfg.val_dir)
             rate = (step - first_step) / max(time.time() - started, 1e-9)
-            record = {"step": step, **{k: round(v, 6) for k, v in running.items()}, **scores,
+            record = {"step": step, "temperature": round(temperature_at(step, cfg), 3),
+                      **{k: round(v, 6) for k, v in running.items()}, **scores,
                       "elapsed_s": round(time.time() - started, 1)}  # fmt: skip
             with history.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
