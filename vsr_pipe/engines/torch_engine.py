@@ -32,7 +32,9 @@ class TorchEngine:
         for p in self.model.parameters():
             p.requires_grad_(False)
 
-    @torch.inference_mode()
+    # no_grad rather than inference_mode: the caller quantises the output in place, which
+    # inference tensors refuse outside inference mode.
+    @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=self.memory_format)
         return self.model(x).float()
