@@ -2,7 +2,8 @@
 
     python bench/rescaling.py [--data ../shared/data] [--weights FILE] [--json PATH] [--quick]
 
-Per set (Set5, Set14), Y-PSNR/SSIM, z ~ N(0, 1) with a fixed seed:
+Per set (Set5, Set14), Y-PSNR/SSIM; restored twice: from z ~ N(0, 1) with a fixed seed (the papers'
+protocol, keys without suffix) and from z = 0 (what video restoration runs, keys ending in ``_z0``):
   * x2, x4: restored from the model's own 8-bit LR, and the LR against the MATLAB-bicubic LR;
     beside bicubic-down + our ESPCN-up and bicubic-down + bicubic-up on the same images.
   * x1.5, x2.5, x3.5 and the asymmetric 1.5x2 (width 1.5, height 2), beside AIDN's Set5 figures.
@@ -136,32 +137,39 @@ def main() -> int:
         rows: dict = {}
         for f in (2.0, 4.0):
             r = evaluate_rescaling(folder, model, f)
+            r0 = evaluate_rescaling(folder, model, f, temperature=0.0)
             sr = evaluate_folder(folder, int(f), model_upscaler(espcn[int(f)]))
             bic = evaluate_folder(folder, int(f), bicubic_upscaler)
-            rows[f"x{f:g}"] = {"restored": r.psnr, "restored_ssim": r.ssim, "lr": r.lr_psnr, "lr_ssim": r.lr_ssim,
-                               "espcn": sr.psnr, "bicubic": bic.psnr}  # fmt: skip
-            print(f"{set_name} x{f:g}: restored {r.psnr:.2f} dB / {r.ssim:.4f} (bicubic+ESPCN {sr.psnr:.2f}, "
-                  f"margin {r.psnr - sr.psnr:+.2f}; bicubic {bic.psnr:.2f}); LR vs bicubic {r.lr_psnr:.2f} dB", flush=True)  # fmt: skip
+            rows[f"x{f:g}"] = {"restored": r.psnr, "restored_ssim": r.ssim, "restored_z0": r0.psnr, "restored_z0_ssim": r0.ssim,
+                               "lr": r.lr_psnr, "lr_ssim": r.lr_ssim, "espcn": sr.psnr, "bicubic": bic.psnr}  # fmt: skip
+            print(f"{set_name} x{f:g}: restored z~N(0,1) {r.psnr:.2f} dB / {r.ssim:.4f}, z=0 {r0.psnr:.2f} / {r0.ssim:.4f} "
+                  f"(bicubic+ESPCN {sr.psnr:.2f}; bicubic {bic.psnr:.2f}); LR vs bicubic {r.lr_psnr:.2f} dB", flush=True)  # fmt: skip
         if not args.quick:
             for fy, fx in ((1.5, 1.5), (2.5, 2.5), (3.5, 3.5), (2.0, 1.5)):
-                r = evaluate_rescaling(folder, model, fy, fx)
+                r = evaluate_rescaling(folder, model, fy, fx, with_ssim=False)
+                r0 = evaluate_rescaling(folder, model, fy, fx, with_ssim=False, temperature=0.0)
                 key = f"x{fx:g}" if fx == fy else f"x{fx:g}x{fy:g}"
-                rows[key] = {"restored": r.psnr, "restored_ssim": r.ssim, "lr": r.lr_psnr, "lr_ssim": r.lr_ssim}
+                rows[key] = {"restored": r.psnr, "restored_z0": r0.psnr, "lr": r.lr_psnr}
                 anchor = AIDN_SET5.get(fx) if fx == fy and set_name == "Set5" else None
                 extra = f" (AIDN {anchor[0]:.2f} / LR {anchor[1]:.2f})" if anchor else ""
                 print(
-                    f"{set_name} {key}: restored {r.psnr:.2f} dB, LR vs bicubic {r.lr_psnr:.2f} dB{extra}", flush=True
+                    f"{set_name} {key}: restored z~N(0,1) {r.psnr:.2f} dB, z=0 {r0.psnr:.2f} dB, LR vs bicubic {r.lr_psnr:.2f} dB{extra}",
+                    flush=True,
                 )
             for f in (1.5, 2.0, 4.0):
-                one = rows.get(f"x{f:g}", {}).get("restored")
-                five = evaluate_rescaling(folder, model, f, cycles=5, with_ssim=False).psnr
-                rows[f"x{f:g}"]["restored_5_cycles"] = five
-                print(
-                    f"{set_name} x{f:g}: 5 cycles {five:.2f} dB vs 1 cycle {one:.2f} dB ({five - one:+.2f})", flush=True
-                )
+                row = rows[f"x{f:g}"]
+                for suffix, temp in (("", 1.0), ("_z0", 0.0)):
+                    five = evaluate_rescaling(folder, model, f, cycles=5, with_ssim=False, temperature=temp).psnr
+                    row[f"restored{suffix}_5_cycles"] = five
+                    one = row[f"restored{suffix}"]
+                    print(
+                        f"{set_name} x{f:g} z{'=0' if temp == 0 else '~N(0,1)'}: 5 cycles {five:.2f} dB vs 1 cycle {one:.2f} dB ({five - one:+.2f})",
+                        flush=True,
+                    )
             for crf in (18, 23):
                 ch = H264Channel(crf)
                 r = evaluate_rescaling(folder, model, 2.0, channel=ch, with_ssim=False)
+                r0 = evaluate_rescaling(folder, model, 2.0, channel=H264Channel(crf), with_ssim=False, temperature=0.0)
                 bic_crf, sr_psnr, bic_bits = crf, 0.0, 0
                 while True:  # lower the bicubic LR's CRF until it spends at least the bits irn's did
                     bch = H264Channel(bic_crf)
@@ -171,9 +179,9 @@ def main() -> int:
                         break
                     bic_crf -= 1
                 same_crf = espcn_from_coded_bicubic(folder, espcn[2], H264Channel(crf))
-                rows[f"x2_h264_crf{crf}"] = {"restored": r.psnr, "kbit": ch.bits / 1e3, "espcn_same_crf": same_crf,
+                rows[f"x2_h264_crf{crf}"] = {"restored": r.psnr, "restored_z0": r0.psnr, "kbit": ch.bits / 1e3, "espcn_same_crf": same_crf,
                                              "espcn_same_bits": sr_psnr, "espcn_crf": bic_crf, "espcn_kbit": bic_bits / 1e3}  # fmt: skip
-                print(f"{set_name} x2 H.264 CRF {crf}: irn restored {r.psnr:.2f} dB at {ch.bits / 1e3:.0f} kbit; "
+                print(f"{set_name} x2 H.264 CRF {crf}: irn restored z~N(0,1) {r.psnr:.2f} dB, z=0 {r0.psnr:.2f} dB at {ch.bits / 1e3:.0f} kbit; "
                       f"bicubic+ESPCN {same_crf:.2f} dB at the same CRF, {sr_psnr:.2f} dB at CRF {bic_crf} "
                       f"({bic_bits / 1e3:.0f} kbit)", flush=True)  # fmt: skip
         results[set_name] = rows

@@ -267,8 +267,16 @@ def eval_group() -> None:
     "--weights", default=None, type=click.Path(dir_okay=False), help="A weights file instead of the shipped one."
 )
 @click.option("--cycles", default=1, show_default=True, type=click.IntRange(1, 20), help="irn: down-up cycles.")
+@click.option(
+    "--z",
+    "z_mode",
+    default="sample",
+    show_default=True,
+    type=click.Choice(["sample", "zero"]),
+    help="irn: restore from z ~ N(0, 1) (the papers' protocol) or from z = 0 (what video restoration uses).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def eval_images(folder, scale, model, weights, cycles, as_json) -> None:
+def eval_images(folder, scale, model, weights, cycles, z_mode, as_json) -> None:
     """Y-PSNR/SSIM on FOLDER, the benchmarks' way.
 
     \b
@@ -284,13 +292,15 @@ def eval_images(folder, scale, model, weights, cycles, as_json) -> None:
 
             parsed.check_for("irn")
             net = load_model(weights or shipped_path("irn_y"))
-            r = evaluate_rescaling(folder, net, parsed.y, parsed.x, cycles=cycles)
-            result = {"set": r.name, "scale": str(parsed), "model": "irn", "cycles": cycles, "psnr": r.psnr,
+            r = evaluate_rescaling(
+                folder, net, parsed.y, parsed.x, cycles=cycles, temperature=1.0 if z_mode == "sample" else 0.0
+            )
+            result = {"set": r.name, "scale": str(parsed), "model": "irn", "cycles": cycles, "z": z_mode, "psnr": r.psnr,
                       "ssim": r.ssim, "lr_psnr": r.lr_psnr, "lr_ssim": r.lr_ssim}  # fmt: skip
             if as_json:
                 click.echo(json.dumps(result))
             else:
-                click.echo(f"{r.name} x{parsed} irn ({cycles} cycle{'s' if cycles > 1 else ''}): restored {r.psnr:.3f} dB "
+                click.echo(f"{r.name} x{parsed} irn ({cycles} cycle{'s' if cycles > 1 else ''}, z {'~ N(0, 1)' if z_mode == 'sample' else '= 0'}): restored {r.psnr:.3f} dB "
                            f"SSIM {r.ssim:.4f}; LR vs bicubic {r.lr_psnr:.3f} dB SSIM {r.lr_ssim:.4f}")  # fmt: skip
             return
         from .quality.images import bicubic_upscaler, evaluate_folder, model_upscaler

@@ -11,6 +11,9 @@ from .process import PlaneRescaler, ProcessPlan, neural_stages
 
 CLASSIC_MODELS = {"bicubic": "bicubic", "lanczos": "lanczos", "bilinear": "bilinear"}
 NEURAL_MODELS = ("espcn", "irn")
+# Video restores from z = 0, the latent's mode: a fresh z ~ N(0, 1) per frame would make each frame's
+# detail differ from the last (temporal flicker), and the shipped rescaler restores best from z = 0.
+RESTORE_TEMPERATURE = 0.0
 
 
 def build_rescaler(options: PipelineOptions, plan: ProcessPlan, model: str) -> tuple[PlaneRescaler, str, str]:
@@ -46,7 +49,7 @@ def _build_irn(options: PipelineOptions, plan: ProcessPlan, engine_options) -> t
     hr, lr = (src, dst) if down else (dst, src)
     geometry = RescaleGeometry((hr.height, hr.width), (lr.height, lr.width))
     net = load_model(shipped_path("irn_y"))
-    module = BoundDown(net, geometry) if down else BoundUp(net, geometry)
+    module = BoundDown(net, geometry) if down else BoundUp(net, geometry, temperature=RESTORE_TEMPERATURE)
     name = f"irn_{'down' if down else 'up'}_{hr.width}x{hr.height}_{lr.width}x{lr.height}"
     engine = make_engine(engine_options, module, name)
     chain = f"irn {'down' if down else 'up'} {geometry.factor_x:.4g}x{geometry.factor_y:.4g}"

@@ -2,7 +2,7 @@
 
 Per image: the HR's BT.601 studio Y (cropped to a multiple of the factor for integer factors, of 12
 otherwise, as AIDN does); the model's LR, rounded to 8-bit codes as a stored video would be;
-the restoration from that LR with z drawn from N(0, 1) (fixed seed). Reported: restored Y-PSNR/SSIM
+the restoration from that LR with z drawn from N(0, 1) (fixed seed; ``temperature`` 0: z = 0). Reported: restored Y-PSNR/SSIM
 with ``ceil(factor)`` border pixels shaved, and the LR's Y-PSNR/SSIM against the MATLAB-bicubic LR
 with no shave. ``cycles`` > 1 repeats down and up on the restored image (cycle idempotence).
 """
@@ -35,6 +35,7 @@ class RescaleScore:
     lr_psnr: float  # model LR vs MATLAB-bicubic LR, Y, no shave
     lr_ssim: float
     cycles: int = 1
+    temperature: float = 1.0
 
 
 def crop_for(hr: np.ndarray, factor_y: float, factor_x: float) -> np.ndarray:
@@ -52,8 +53,10 @@ def down_up(
     factor_x: float,
     generator: torch.Generator,
     channel: LrChannel | None = None,
+    temperature: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(LR codes, restored codes) for one Y plane in [0, 255]; both float64, rounded and clipped."""
+    """(LR codes, restored codes) for one Y plane in [0, 255]; both float64, rounded and clipped.
+    z is drawn from N(0, temperature^2): 1 is the papers' protocol, 0 restores from z = 0."""
     geometry = RescaleGeometry.for_factor(*y.shape, factor_y, factor_x)
     t = geometry.tensors()
     hr = torch.from_numpy(y / 255.0).float()[None, None]
@@ -62,7 +65,7 @@ def down_up(
     if channel is not None:
         lr_codes = np.clip(np.round(channel(lr_codes)), 0, 255)
     lr_in = torch.from_numpy(lr_codes / 255.0).float()[None, None]
-    z = torch.randn((1, model.latent_channels(geometry.levels), *geometry.lr), generator=generator)
+    z = torch.randn((1, model.latent_channels(geometry.levels), *geometry.lr), generator=generator) * temperature
     out = model.up(lr_in, z, t.inv_rows, t.inv_cols, t.conds)
     restored = np.clip(np.round(out[0, 0].double().numpy() * 255), 0, 255)
     return lr_codes, restored
@@ -77,6 +80,7 @@ def evaluate_rescaling(
     seed: int = 0,
     channel: LrChannel | None = None,
     with_ssim: bool = True,
+    temperature: float = 1.0,
 ) -> RescaleScore:
     """Mean scores of ``model`` over the images of ``folder`` at one (possibly asymmetric) factor."""
     factor_x = factor_y if factor_x is None else factor_x
@@ -92,7 +96,7 @@ def evaluate_rescaling(
         current = np.round(hr_y)
         lr = None
         for _ in range(cycles):
-            lr_c, current = down_up(model, current, factor_y, factor_x, generator, channel)
+            lr_c, current = down_up(model, current, factor_y, factor_x, generator, channel, temperature)
             lr = lr_c if lr is None else lr
         assert lr is not None
         hr_s, out_s = shave(hr_y, border), shave(current, border)
@@ -105,4 +109,6 @@ def evaluate_rescaling(
             )
         )
     m = np.mean(np.array(rows), axis=0)
-    return RescaleScore(Path(folder).name, (factor_y, factor_x), *(float(v) for v in m), cycles=cycles)
+    return RescaleScore(
+        Path(folder).name, (factor_y, factor_x), *(float(v) for v in m), cycles=cycles, temperature=temperature
+    )

@@ -47,7 +47,8 @@ class IrnTrainConfig:
     blocks: tuple[int, int] = (6, 4)
     growth: int = 16
     convs: int = 3
-    warmup: float = 0.4  # share of the steps over which z's temperature ramps from 0 to 1
+    warmup: float = 0.4  # share of the steps over which z's temperature ramps from 0 to final_temperature
+    final_temperature: float = 1.0  # 1: IRN's protocol (restore from z ~ N(0, 1)); 0: from z = 0
     share_x2: float = 0.35
     share_x4: float = 0.2
     share_asymmetric: float = 0.15
@@ -114,7 +115,7 @@ def draw_factors(rng: np.random.Generator, cfg: IrnTrainConfig) -> tuple[float, 
 
 
 def temperature_at(step: int, cfg: IrnTrainConfig) -> float:
-    return min(1.0, step / max(cfg.warmup * cfg.steps, 1.0))
+    return cfg.final_temperature * min(1.0, step / max(cfg.warmup * cfg.steps, 1.0))
 
 
 def rescale_losses(
@@ -142,6 +143,7 @@ def validate(model: ArbitraryRescaler, folder: str) -> dict[str, float]:
         s = evaluate_rescaling(folder, model, f, with_ssim=False)
         scores[f"x{f:g}"] = round(s.psnr, 3)
         scores[f"x{f:g}_lr"] = round(s.lr_psnr, 3)
+        scores[f"x{f:g}_z0"] = round(evaluate_rescaling(folder, model, f, with_ssim=False, temperature=0.0).psnr, 3)
     model.train()
     return scores
 
