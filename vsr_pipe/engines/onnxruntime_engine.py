@@ -29,12 +29,19 @@ def _ort_version() -> str:
 
 def _quantise_dynamic(src, dst) -> None:
     """INT8 weights, activations quantised per call (ONNX Runtime's dynamic quantisation); atomic."""
+    import logging
     import os
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
+    try:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     os.replace(tmp, dst)
 
 
