@@ -76,10 +76,11 @@ def main() -> None:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
 @click.option(
     "--precision",
-    default="fp32",
+    default="auto",
     show_default=True,
-    type=click.Choice(["fp32", "fp16", "int8"]),
-    help="fp16: CUDA (torch, tensorrt); int8: onnxruntime (dynamic) or tensorrt (calibrated).",
+    type=click.Choice(["auto", "fp32", "fp16", "int8"]),
+    help="auto: fp16 on a CUDA GPU, fp32 on a CPU. fp16: CUDA (torch, tensorrt); "
+    "int8: onnxruntime (dynamic) or tensorrt (calibrated).",
 )
 @click.option("--threads", default=0, type=int, help="CPU threads for the model (0: all).")
 @click.option(

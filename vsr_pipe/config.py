@@ -127,7 +127,7 @@ class PipelineOptions:
     model: str = "auto"  # espcn, or irn's inverse on a video that irn made; irn, bicubic, lanczos, bilinear
     engine: str = "auto"
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # fp16 on a CUDA device, fp32 elsewhere
     chunk_frames: int = 4
     ring_slots: int = 3
     threads: int = 0  # torch intra-op threads; 0 keeps the default

@@ -63,6 +63,38 @@ def test_new_weights_get_a_new_cache_entry_and_swap_between_chunks(cache):
 def test_auto_picks_onnxruntime_on_cpu():
     assert resolve_engine("auto", "cpu", "fp32", 0).kind == "onnxruntime"
     assert resolve_engine("torch", "cpu", "fp32", 0).kind == "torch"
+    assert resolve_engine("auto", "cpu", "auto", 0).precision == "fp32"
+
+
+@pytest.mark.needs_cuda
+def test_auto_on_a_gpu_is_torch_fp16_with_cuda_graphs_matching_cpu_fp32():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    options = resolve_engine("auto", "auto", "auto", 0)
+    assert (options.kind, options.precision, options.cuda_graphs) == ("torch", "fp16", True)
+    m = model()
+    ref = make_engine(TorchOptions(), m, "t")(torch.rand(4, 1, 90, 160, generator=torch.Generator().manual_seed(1)))
+    gpu = make_engine(options, model(), "espcn_x2")
+    x = torch.rand(4, 1, 90, 160, generator=torch.Generator().manual_seed(1))
+    first, again = gpu(x).cpu(), gpu(x).cpu()  # the second call replays the captured graph
+    assert gpu.use_graphs and torch.equal(first, again)
+    assert psnr_db(first, ref) >= 50
+    short = gpu(x[:1]).cpu()  # a shorter last chunk gets its own graph
+    assert torch.allclose(short, first[:1], atol=1e-3)
+
+
+@pytest.mark.needs_cuda
+def test_cuda_pipeline_ring_slots_are_pinned():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from vsr_pipe.io.layout import FrameLayout
+    from vsr_pipe.pipeline.ring import ChunkRing
+
+    layout = FrameLayout(64, 36, "yuv420p10le", bits=10)
+    ring = ChunkRing(layout, 4, 2, pinned=True)
+    chunk = ring.acquire(__import__("threading").Event())
+    assert all(torch.from_numpy(p.view("int16")).is_pinned() for p in chunk.planes)
+    assert chunk.planes[0].dtype.name == "uint16" and chunk.planes[0].shape == (4, 36, 64)
 
 
 def test_tensorrt_is_refused_in_one_line_where_it_is_missing():

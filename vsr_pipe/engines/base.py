@@ -37,12 +37,16 @@ class TorchOptions:
         device: "cpu", "cuda", "cuda:1", ...
         precision: "fp32" or "fp16" (fp16 on CUDA only).
         threads: CPU intra-op threads; 0 keeps torch's default.
+        channels_last: NHWC activations (tensor cores prefer them); CUDA only.
+        cuda_graphs: on CUDA, capture one graph per input shape and replay it: a whole chunk is one
+            launch, so the GPU never waits on Python between layers.
     """
 
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 0
-    channels_last: bool = False
+    channels_last: bool = True
+    cuda_graphs: bool = True
     kind: ClassVar[str] = "torch"
 
 
@@ -110,6 +114,8 @@ def resolve_engine(engine: str, device: str, precision: str, threads: int) -> En
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if precision == "auto":  # fp16 halves a GPU's memory traffic at ~50 dB from fp32; CPUs gain nothing
+        precision = "fp16" if device.startswith("cuda") else "fp32"
     if engine == "auto":
         if device.startswith("cuda"):
             engine = "torch"

@@ -1,13 +1,17 @@
-"""Eager PyTorch engine, CPU or CUDA."""
+"""Eager PyTorch engine, CPU or CUDA (fp16, channels-last and CUDA graphs there)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 
 import torch
 
 from ..errors import EngineUnavailable
 from .base import TorchOptions
+
+# Captured graphs kept per engine: chunks have one shape, plus a shorter last chunk per video.
+MAX_GRAPHS = 4
 
 
 class TorchEngine:
@@ -27,17 +31,60 @@ class TorchEngine:
             torch.set_num_threads(options.threads)
         self.device = device
         self.dtype = torch.float16 if options.precision == "fp16" else torch.float32
-        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        on_cuda = device.type == "cuda"
+        self.memory_format = torch.channels_last if options.channels_last and on_cuda else torch.contiguous_format
         self.model = model.eval().to(device=device, dtype=self.dtype, memory_format=self.memory_format)
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self.use_graphs = options.cuda_graphs and on_cuda
+        self._graphs: dict[tuple[int, ...], _CapturedCall] = {}
 
     # no_grad rather than inference_mode: the caller quantises the output in place, which
     # inference tensors refuse outside inference mode.
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=self.memory_format)
+        if self.use_graphs:
+            return self._graphed(x).float()
         return self.model(x).float()
 
+    def _graphed(self, x: torch.Tensor) -> torch.Tensor:
+        key = tuple(x.shape)
+        call = self._graphs.get(key)
+        if call is None:
+            if len(self._graphs) >= MAX_GRAPHS:
+                self._graphs.pop(next(iter(self._graphs)))
+            try:
+                call = self._graphs[key] = _CapturedCall(self.model, x)
+            except RuntimeError as exc:  # a layer that cannot be captured: stay eager, say so once
+                warnings.warn(f"{self.name}: CUDA graph capture failed ({exc}); running eagerly", stacklevel=2)
+                self.use_graphs = False
+                return self.model(x)
+        # A copy: the graph's output buffer is overwritten by the next replay.
+        return call(x).clone()
+
     def load_weights(self, state: Mapping[str, torch.Tensor]) -> None:
+        # load_state_dict copies into the existing parameters, so captured graphs see the new weights.
         self.model.load_state_dict({k: v.to(self.device, self.dtype) for k, v in state.items()})
+
+
+class _CapturedCall:
+    """One CUDA graph of ``model`` on a static input buffer of ``example``'s shape (PyTorch's
+    documented capture recipe: warm up on a side stream, capture, then copy in and replay)."""
+
+    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor):
+        self.static_in = example.clone()
+        side = torch.cuda.Stream(example.device)
+        side.wait_stream(torch.cuda.current_stream(example.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):  # cuDNN picks its algorithms outside the capture
+                model(self.static_in)
+        torch.cuda.current_stream(example.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_out = model(self.static_in)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.static_in.copy_(x)
+        self.graph.replay()
+        return self.static_out

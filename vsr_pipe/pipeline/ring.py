@@ -43,21 +43,37 @@ class Chunk:
         return [p[: self.count] for p in self.planes]
 
 
-def allocate_chunk(layout: FrameLayout, frames: int) -> Chunk:
-    dtype = np.uint8 if layout.bytes_per_sample == 1 else np.uint16
-    planes = [np.zeros((frames, *layout.plane_size(i)), dtype=dtype) for i in range(layout.plane_count)]
+def allocate_chunk(layout: FrameLayout, frames: int, pinned: bool = False) -> Chunk:
+    """Zeroed planes; ``pinned`` puts them in page-locked memory (a CUDA pipeline's host side), so
+    uploads and downloads are DMA transfers that need no staging copy."""
+    if not pinned:
+        dtype = np.uint8 if layout.bytes_per_sample == 1 else np.uint16
+        return Chunk([np.zeros((frames, *layout.plane_size(i)), dtype=dtype) for i in range(layout.plane_count)])
+    import torch  # only a CUDA pipeline pins; the plain ring stays numpy-only
+
+    # torch's uint16 lacks pinning on some builds: int16 holds the same bits, numpy views them as uint16.
+    dtype = torch.uint8 if layout.bytes_per_sample == 1 else torch.int16
+    planes = []
+    for i in range(layout.plane_count):
+        plane = torch.zeros((frames, *layout.plane_size(i)), dtype=dtype, pin_memory=True).numpy()
+        planes.append(plane if dtype == torch.uint8 else plane.view(np.uint16))
     return Chunk(planes)
+
+
+def chunk_bytes(layout: FrameLayout, frames: int) -> int:
+    return frames * layout.bytes_per_sample * sum(h * w for h, w in map(layout.plane_size, range(layout.plane_count)))
 
 
 class ChunkRing:
     """``slots`` chunks for one layout, handed out and returned."""
 
-    def __init__(self, layout: FrameLayout, frames_per_chunk: int, slots: int):
+    def __init__(self, layout: FrameLayout, frames_per_chunk: int, slots: int, pinned: bool = False):
         self._free: queue.Queue[Chunk] = queue.Queue()
         for _ in range(slots):
-            self._free.put(allocate_chunk(layout, frames_per_chunk))
+            self._free.put(allocate_chunk(layout, frames_per_chunk, pinned))
         self.slots = slots
-        self.bytes = slots * sum(p.nbytes for p in allocate_chunk(layout, frames_per_chunk).planes)
+        self.pinned = pinned
+        self.bytes = slots * chunk_bytes(layout, frames_per_chunk)
 
     def acquire(self, stop: threading.Event) -> Chunk | None:
         """A free, reset chunk; None if ``stop`` is set while waiting."""

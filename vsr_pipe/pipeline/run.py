@@ -169,8 +169,9 @@ class Pipeline:
     def chunks(self) -> Iterator[Chunk]:
         """Yield processed output chunks in order; release each with :meth:`done` after use."""
         o = self.options
-        in_ring = ChunkRing(self.src_layout, o.chunk_frames, o.ring_slots)
-        self.out_ring = ChunkRing(self.dst_layout, o.chunk_frames, o.ring_slots)
+        pinned = self.rescaler.device.type == "cuda"  # page-locked slots: uploads/downloads by DMA
+        in_ring = ChunkRing(self.src_layout, o.chunk_frames, o.ring_slots, pinned)
+        self.out_ring = ChunkRing(self.dst_layout, o.chunk_frames, o.ring_slots, pinned)
         to_process: queue.Queue = queue.Queue()
         to_encode: queue.Queue = queue.Queue()
         workers = [
