@@ -1,6 +1,7 @@
 """The invertible rescaler's figures for the README, the field's way (``papers.md`` §2, §7).
 
     python bench/rescaling.py [--data ../shared/data] [--weights FILE] [--json PATH] [--quick]
+    python bench/rescaling.py --markdown PATH      # the README's tables from a saved --json
 
 Per set (Set5, Set14), Y-PSNR/SSIM; restored twice: from z ~ N(0, 1) with a fixed seed (the papers'
 protocol, keys without suffix) and from z = 0 (what video restoration runs, keys ending in ``_z0``):
@@ -112,6 +113,61 @@ def cost(model: ArbitraryRescaler, factor: float, size=(1080, 1920)) -> float:
     return total[0] / (hh * ww) / 1e3  # MAC per pixel / 1e3 = GMAC per megapixel
 
 
+def _f(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    """The README's tables from :func:`main`'s results."""
+    sets = [s for s in ("Set5", "Set14") if s in results]
+    lines = ["| Y-PSNR (dB) | " + " | ".join(f"{s} ×{f}" for f in (2, 4) for s in sets) + " |",
+             "|---|" + "---|" * (2 * len(sets))]  # fmt: skip
+    rows = [
+        ("restored, z ~ N(0, 1) (**the papers' protocol, the bar**)", "restored"),
+        ("restored, z = 0 (what video restoration runs)", "restored_z0"),
+        ("bicubic down + vsr-pipe ESPCN up", "espcn"),
+        ("bicubic down + bicubic up", "bicubic"),
+        ("LR against MATLAB bicubic (bar ≥ 38)", "lr"),
+    ]
+    for label, key in rows:
+        cells = [_f(results[s][f"x{f}"].get(key)) for f in (2, 4) for s in sets]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| IRN (published; 1.66 M parameters) | " + " | ".join(
+        _f(IRN_SET5[float(f)]) if s == "Set5" else "–" for f in (2, 4) for s in sets) + " |")  # fmt: skip
+    lines += ["", "| Set5, Y-PSNR (dB) | ×1.5 | ×2.5 | ×3.5 | 1.5 (w) × 2 (h) |", "|---|---|---|---|---|"]
+    keys = ("x1.5", "x2.5", "x3.5", "x1.5x2")
+    set5 = results.get("Set5", {})
+    for label, key in (
+        ("restored, z ~ N(0, 1)", "restored"),
+        ("restored, z = 0", "restored_z0"),
+        ("LR against MATLAB bicubic", "lr"),
+    ):
+        lines.append(f"| {label} | " + " | ".join(_f(set5.get(k, {}).get(key)) for k in keys) + " |")
+    lines.append("| AIDN restored (published) | " + " | ".join(_f(AIDN_SET5[f][0]) for f in (1.5, 2.5, 3.5)) + " | – |")
+    lines.append("| AIDN LR (published) | " + " | ".join(_f(AIDN_SET5[f][1]) for f in (1.5, 2.5, 3.5)) + " | – |")
+    lines += ["", "| Set5, five down-up cycles against one | ×1.5 | ×2 | ×4 |", "|---|---|---|---|"]
+    for label, suffix in (("z ~ N(0, 1)", ""), ("z = 0", "_z0")):
+        cells = []
+        for k in ("x1.5", "x2", "x4"):
+            r = set5.get(k, {})
+            one, five = r.get(f"restored{suffix}"), r.get(f"restored{suffix}_5_cycles")
+            cells.append("–" if five is None else f"{_f(five)} vs {_f(one)} ({five - one:+.2f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "| Set5 ×2, LR coded with H.264 (intra, libx264 medium) | CRF 18 | CRF 23 |", "|---|---|---|"]
+    coded = [set5.get(f"x2_h264_crf{c}", {}) for c in (18, 23)]
+    lines.append("| irn restored, z ~ N(0, 1) | " + " | ".join(_f(c.get("restored")) for c in coded) + " |")
+    lines.append("| irn restored, z = 0 | " + " | ".join(_f(c.get("restored_z0")) for c in coded) + " |")
+    lines.append("| irn LR size (kbit, all 5 images) | " + " | ".join(_f(c.get("kbit"), 0) for c in coded) + " |")
+    lines.append("| bicubic + ESPCN, same CRF | " + " | ".join(_f(c.get("espcn_same_crf")) for c in coded) + " |")
+    lines.append("| bicubic + ESPCN, at least the same bits (its CRF) | " + " | ".join(
+        f"{_f(c.get('espcn_same_bits'))} (CRF {c.get('espcn_crf')}, {_f(c.get('espcn_kbit'), 0)} kbit)" if c else "–"
+        for c in coded) + " |")  # fmt: skip
+    gmac = results.get("gmac_per_hr_mp", {})
+    lines += ["", f"Parameters: {results.get('parameters', 0):,}. GMAC per HR megapixel, one direction: "
+              + ", ".join(f"{k.replace('x', '×')} {v}" for k, v in gmac.items()) + " (IRN ×2 ≈ 416, ×4 ≈ 584)."]  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -119,7 +175,11 @@ def main() -> int:
     ap.add_argument("--sets", default="Set5,Set14")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--quick", action="store_true", help="x2/x4 and LR only (no cycles, codec, arbitrary)")
+    ap.add_argument("--markdown", metavar="JSON", help="print the README tables from a saved --json and exit")
     args = ap.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     data = Path(args.data)
     if not (data / "Set5").is_dir():
         print(f"bench/rescaling.py: no benchmark images under {data} (give --data)")
@@ -188,6 +248,7 @@ def main() -> int:
     print(f"({time.time() - started:.0f} s)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown(results))
     return 0
 
 
