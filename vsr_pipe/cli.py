@@ -206,9 +206,16 @@ class _stop_on_signals:
     help="Folder holding T91/, BSD200/ and Set5/.",
 )
 @click.option("--out", "out_dir", default=None, help="Run folder (checkpoints); default runs/espcn_y_xS or runs/irn.")
-@click.option("--steps", default=None, type=int, help="espcn: 60000; irn: 12000.")
+@click.option("--steps", default=None, type=int, help="espcn: 60000; irn: 30000.")
 @click.option("--batch", default=None, type=int, help="espcn: 64; irn: 16.")
-@click.option("--patch", "lr_patch", default=24, show_default=True, type=int, help="LR patch side.")
+@click.option("--patch", "lr_patch", default=None, type=int, help="LR patch side; espcn: 24; irn: 16.")
+@click.option(
+    "--z-temperature",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="irn: scale of the z reconstruction draws in training; 1 is IRN's protocol, 0 what video restores from.",
+)
 @click.option("--rgb", is_flag=True, help="espcn: train on RGB instead of Y.")
 @click.option("--threads", default=0, type=int, help="CPU threads (0: torch's default).")
 @click.option(
@@ -217,7 +224,7 @@ class _stop_on_signals:
     show_default=True,
     help="Write the trained weights into the package and measure them for the manifest.",
 )
-def train(model_name, scale, data, out_dir, steps, batch, lr_patch, rgb, threads, export) -> None:
+def train(model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperature, rgb, threads, export) -> None:
     """Train a model on image folders (resumes from the run folder's checkpoint)."""
     with _user_errors():
         data_dir = Path(data)
@@ -233,7 +240,8 @@ def train(model_name, scale, data, out_dir, steps, batch, lr_patch, rgb, threads
 
             cfg = IrnTrainConfig(
                 train_dirs=train_dirs, val_dir=str(data_dir / "Set5"), out_dir=out_dir or "runs/irn",
-                steps=steps or 12_000, batch=batch or 16, lr_patch=lr_patch, threads=threads,
+                steps=steps or 30_000, batch=batch or 16, lr_patch=lr_patch or 16, threads=threads,
+                final_temperature=z_temperature,
             )  # fmt: skip
             ckpt = train_irn(cfg, log=log)
             if export:
@@ -248,7 +256,7 @@ def train(model_name, scale, data, out_dir, steps, batch, lr_patch, rgb, threads
         cfg = EspcnTrainConfig(
             scale=scale, train_dirs=train_dirs, val_dir=str(data_dir / "Set5"),
             out_dir=out_dir or f"runs/espcn_{'rgb' if rgb else 'y'}_x{scale}", steps=steps or 60_000, batch=batch or 64,
-            lr_patch=lr_patch, luma=not rgb, threads=threads,
+            lr_patch=lr_patch or 24, luma=not rgb, threads=threads,
         )  # fmt: skip
         ckpt = train_espcn(cfg, log=log)
         if export and not rgb:

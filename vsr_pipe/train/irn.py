@@ -48,7 +48,7 @@ class IrnTrainConfig:
     growth: int = 16
     convs: int = 3
     warmup: float = 0.4  # share of the steps over which z's temperature ramps from 0 to final_temperature
-    final_temperature: float = 1.0  # 1: IRN's protocol (restore from z ~ N(0, 1)); 0: from z = 0
+    final_temperature: float = 0.0  # 1: IRN's protocol (restore from z ~ N(0, 1)); 0: from z = 0 (shipped)
     share_x2: float = 0.35
     share_x4: float = 0.2
     share_asymmetric: float = 0.15
