@@ -216,6 +216,13 @@ class _stop_on_signals:
     type=click.FloatRange(0, 1),
     help="irn: scale of the z reconstruction draws in training; 1 is IRN's protocol, 0 what video restores from.",
 )
+@click.option(
+    "--codec-share",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="irn: share of batches whose LR goes through a differentiable H.264-like intra coder before restoring.",
+)
 @click.option("--rgb", is_flag=True, help="espcn: train on RGB instead of Y.")
 @click.option("--threads", default=0, type=int, help="CPU threads (0: torch's default).")
 @click.option(
@@ -224,7 +231,9 @@ class _stop_on_signals:
     show_default=True,
     help="Write the trained weights into the package and measure them for the manifest.",
 )
-def train(model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperature, rgb, threads, export) -> None:
+def train(
+    model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperature, codec_share, rgb, threads, export
+) -> None:
     """Train a model on image folders (resumes from the run folder's checkpoint)."""
     with _user_errors():
         data_dir = Path(data)
@@ -241,7 +250,7 @@ def train(model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperatur
             cfg = IrnTrainConfig(
                 train_dirs=train_dirs, val_dir=str(data_dir / "Set5"), out_dir=out_dir or "runs/irn",
                 steps=steps or 30_000, batch=batch or 16, lr_patch=lr_patch or 16, threads=threads,
-                final_temperature=z_temperature,
+                final_temperature=z_temperature, codec_share=codec_share,
             )  # fmt: skip
             ckpt = train_irn(cfg, log=log)
             if export:

@@ -10,7 +10,10 @@ the LR alone), then the inverse learns to ignore a full-scale random z. Without 
 z of unit scale swamps reconstruction from the first step and the couplings learn slowly.
 Each batch draws one factor pair over [1, 4]: a share exactly x2 and x4 (the figures users compare),
 the rest uniform, some of it asymmetric. The LR goes through 8-bit rounding with a straight-through
-gradient, as the shipped LR is 8-bit. Resumable; checkpoints are safetensors.
+gradient, as the shipped LR is 8-bit. With ``codec_share`` > 0 that share of the batches also passes
+the LR through the differentiable intra-codec stand-in (``models/codec_proxy.py``) at a strength drawn
+between CRF ~16 and ~26 before restoring: the LR a user keeps is coded. Resumable; checkpoints are
+safetensors.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.codec_proxy import CRF_STRENGTH, code_intra
 from ..models.rescaler import MAX_FACTOR, ArbitraryRescaler, RescaleGeometry, quantise_8bit
 from ..quality.imagefiles import list_images, load_rgb
 from ..quality.matlab_resize import imresize, imresize_matrix
@@ -52,6 +56,7 @@ class IrnTrainConfig:
     share_x2: float = 0.35
     share_x4: float = 0.2
     share_asymmetric: float = 0.15
+    codec_share: float = 0.0  # share of batches whose LR is coded by the codec stand-in before restoring
     threads: int = 0
     eval_every: int = 1_000
     checkpoint_every: int = 250
@@ -118,17 +123,33 @@ def temperature_at(step: int, cfg: IrnTrainConfig) -> float:
     return cfg.final_temperature * min(1.0, step / max(cfg.warmup * cfg.steps, 1.0))
 
 
+def draw_codec_strength(rng: np.random.Generator, cfg: IrnTrainConfig) -> float | None:
+    """None (lossless LR), or a stand-in strength log-uniform around x264 CRF 18 to 23's."""
+    if rng.random() >= cfg.codec_share:
+        return None
+    lo, hi = CRF_STRENGTH[18] * 0.7, CRF_STRENGTH[23] * 1.5
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
 def rescale_losses(
-    model: ArbitraryRescaler, hr: torch.Tensor, geometry: RescaleGeometry, temperature: float = 1.0
+    model: ArbitraryRescaler,
+    hr: torch.Tensor,
+    geometry: RescaleGeometry,
+    temperature: float = 1.0,
+    codec_strength: float | None = None,
 ) -> dict[str, torch.Tensor]:
-    """IRN's three losses for one batch (per-sample sums, mean over the batch)."""
+    """IRN's three losses for one batch (per-sample sums, mean over the batch); with
+    ``codec_strength`` the 8-bit LR is coded by the stand-in before the inverse sees it."""
     n = hr.shape[0]
     t = geometry.tensors()
     guide_rows = torch.from_numpy(imresize_matrix(geometry.hr[0], geometry.lr[0])).float()
     guide_cols = torch.from_numpy(imresize_matrix(geometry.hr[1], geometry.lr[1])).float()
     guide = guide_rows @ hr @ guide_cols.T
     lr, z = model.down(hr, t.up_rows, t.up_cols, t.conds)
-    restored = model.up(quantise_8bit(lr), torch.randn_like(z) * temperature, t.inv_rows, t.inv_cols, t.conds)
+    stored = quantise_8bit(lr)
+    if codec_strength is not None:
+        stored = quantise_8bit(code_intra(stored, codec_strength))
+    restored = model.up(stored, torch.randn_like(z) * temperature, t.inv_rows, t.inv_cols, t.conds)
     weight = geometry.factor_x * geometry.factor_y
     return {
         "guide": weight * ((lr - guide) ** 2).sum() / n,
@@ -184,7 +205,7 @@ def train(cfg: IrnTrainConfig, log=print) -> Path:
         base_lr = learning_rate_at(step, cfg)
         optimizer.param_groups[0]["lr"] = base_lr
         optimizer.param_groups[1]["lr"] = base_lr * cfg.latent_scale_learning_rate / cfg.learning_rate
-        losses = rescale_losses(model, hr, geometry, temperature_at(step, cfg))
+        losses = rescale_losses(model, hr, geometry, temperature_at(step, cfg), draw_codec_strength(rng, cfg))
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
