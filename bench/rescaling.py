@@ -40,6 +40,7 @@ from vsr_pipe.weights.store import load_model, shipped_path  # noqa: E402
 
 AIDN_SET5 = {1.5: (50.61, 48.56), 2.5: (40.77, 46.04), 3.5: (37.25, 44.21)}  # restored, LR (Y), papers.md §7
 IRN_SET5 = {2.0: 43.99, 4.0: 36.19}
+IRN_SET14 = {2.0: 40.79, 4.0: 32.67}
 
 
 class H264Channel:
@@ -132,8 +133,8 @@ def markdown(results: dict) -> str:
     for label, key in rows:
         cells = [_f(results[s][f"x{f}"].get(key)) for f in (2, 4) for s in sets]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| IRN (published; 1.66 M parameters) | " + " | ".join(
-        _f(IRN_SET5[float(f)]) if s == "Set5" else "–" for f in (2, 4) for s in sets) + " |")  # fmt: skip
+    lines.append("| IRN (published; 1.66 M / 4.35 M parameters) | " + " | ".join(
+        _f((IRN_SET5 if s == "Set5" else IRN_SET14)[float(f)]) for f in (2, 4) for s in sets) + " |")  # fmt: skip
     lines += ["", "| Set5, Y-PSNR (dB) | ×1.5 | ×2.5 | ×3.5 | 1.5 (w) × 2 (h) |", "|---|---|---|---|---|"]
     keys = ("x1.5", "x2.5", "x3.5", "x1.5x2")
     set5 = results.get("Set5", {})
