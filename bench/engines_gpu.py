@@ -66,7 +66,7 @@ def engines_for(device: str, model: torch.nn.Module) -> dict:
     return built
 
 
-def model_only(name: str, engine, y: torch.Tensor, chunk: int, repeats: int) -> tuple[float, torch.Tensor]:
+def model_only(engine, y: torch.Tensor, chunk: int, repeats: int) -> tuple[float, torch.Tensor]:
     y = y.to(engine.device)
     chunks = [y[i : i + chunk] for i in range(0, len(y), chunk)]
     out = torch.cat([engine(c) for c in chunks])  # warm-up: cuDNN autotune, graph capture, TRT build
@@ -158,7 +158,7 @@ def main() -> int:
         print("|---|---|---|")
         ref = None
         for name, engine in engines.items():
-            fps, out = model_only(name, engine, y, args.chunk, args.repeats)
+            fps, out = model_only(engine, y, args.chunk, args.repeats)
             ref = out.float().cpu() if ref is None else ref
             quality = "–" if out is ref else f"{psnr(out.cpu(), ref):.1f} dB"
             print(f"| {name} | {fps:.1f} | {quality} |", flush=True)

@@ -141,3 +141,21 @@ def test_malformed_weights_file_is_one_line(tmp_path):
         load_model(wrong)
     r = run_cli("eval", "images", tmp_path, "--scale", "2", "--weights", junk)
     assert_one_line_error(r)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--chunk", "abc"), "--chunk"),
+        (("--no-such-option",), "no-such-option"),
+        (("--precision", "fp64"), "--precision"),
+    ],
+)
+def test_malformed_options_are_one_line_too(clip, tmp_path, args, words):
+    result = run_cli(clip("in.mp4", frames=2, audio=False).path, *args, "-o", tmp_path / "o.mp4")
+    assert_one_line_error(result, words, code=2)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_train_option_out_of_range_is_one_line(tmp_path):
+    assert_one_line_error(run_cli("train", "--model", "irn", "--codec-share", "2"), "--codec-share", code=2)

@@ -44,9 +44,12 @@ class TorchEngine:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, self.dtype, non_blocking=True).contiguous(memory_format=self.memory_format)
-        if self.use_graphs:
-            return self._graphed(x).float()
-        return self.model(x).float()
+        if not self.use_graphs:
+            return self.model(x).float()
+        out = self._graphed(x)
+        # The graph's output buffer is overwritten by the next replay: hand out a copy, made once
+        # (fp16 -> fp32 already copies).
+        return out.float() if out.dtype != torch.float32 else out.clone()
 
     def _graphed(self, x: torch.Tensor) -> torch.Tensor:
         key = tuple(x.shape)
@@ -60,8 +63,7 @@ class TorchEngine:
                 warnings.warn(f"{self.name}: CUDA graph capture failed ({exc}); running eagerly", stacklevel=2)
                 self.use_graphs = False
                 return self.model(x)
-        # A copy: the graph's output buffer is overwritten by the next replay.
-        return call(x).clone()
+        return call(x)
 
     def load_weights(self, state: Mapping[str, torch.Tensor]) -> None:
         # load_state_dict copies into the existing parameters, so captured graphs see the new weights.
