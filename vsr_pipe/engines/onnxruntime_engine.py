@@ -84,6 +84,9 @@ class OrtEngine:
         if self.options.threads:
             session_options.intra_op_num_threads = self.options.threads
         session_options.log_severity_level = 3
+        # Idle intra-op threads otherwise spin for a while after each call, taking the cores the
+        # decoder and encoder threads of the pipeline need in the meantime.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.reused = path.exists()
         for attempt in range(2):
             if not path.exists():
