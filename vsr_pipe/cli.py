@@ -243,6 +243,13 @@ class _stop_on_signals:
     type=click.FloatRange(0, 1),
     help="irn: share of batches whose LR goes through a differentiable H.264-like intra coder before restoring.",
 )
+@click.option(
+    "--init-from",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="irn: start from these weights (e.g. the shipped ones) instead of a fresh initialisation.",
+)
+@click.option("--learning-rate", default=None, type=click.FloatRange(min=0, min_open=True), help="irn: 5e-4.")
 @click.option("--rgb", is_flag=True, help="espcn: train on RGB instead of Y.")
 @click.option("--threads", default=0, type=int, help="CPU threads (0: torch's default).")
 @click.option(
@@ -252,7 +259,20 @@ class _stop_on_signals:
     help="Write the trained weights into the package and measure them for the manifest.",
 )
 def train(
-    model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperature, codec_share, rgb, threads, export
+    model_name,
+    scale,
+    data,
+    out_dir,
+    steps,
+    batch,
+    lr_patch,
+    z_temperature,
+    codec_share,
+    init_from,
+    learning_rate,
+    rgb,
+    threads,
+    export,
 ) -> None:
     """Train a model on image folders (resumes from the run folder's checkpoint)."""
     with _user_errors():
@@ -270,7 +290,8 @@ def train(
             cfg = IrnTrainConfig(
                 train_dirs=train_dirs, val_dir=str(data_dir / "Set5"), out_dir=out_dir or "runs/irn",
                 steps=steps or 30_000, batch=batch or 16, lr_patch=lr_patch or 16, threads=threads,
-                final_temperature=z_temperature, codec_share=codec_share,
+                final_temperature=z_temperature, codec_share=codec_share, init_from=init_from,
+                learning_rate=learning_rate or 5e-4,
             )  # fmt: skip
             ckpt = train_irn(cfg, log=log)
             if export:

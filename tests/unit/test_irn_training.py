@@ -29,3 +29,46 @@ def test_training_checkpoints_and_resumes_with_the_codec_stand_in(images, tmp_pa
     assert ckpt.exists()
     train(IrnTrainConfig(**{**cfg.__dict__, "steps": 3}), log=logs.append)
     assert any("resumed" in m and "step 2" in m for m in logs)
+
+
+def test_cycle_loss_is_zero_where_nothing_is_resampled_and_pulls_elsewhere():
+    import torch
+
+    from vsr_pipe.models.rescaler import ArbitraryRescaler, RescaleGeometry
+    from vsr_pipe.train.irn import rescale_losses
+
+    torch.manual_seed(0)
+    model = ArbitraryRescaler((1, 1), growth=4, convs=2)
+    with torch.no_grad():  # a coupling that is not the identity, so the inner frame leaves E's range
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    hr = torch.rand(2, 1, 24, 24)
+    assert "cycle" not in rescale_losses(model, hr, RescaleGeometry((24, 24), (12, 12)), 0.0)
+    losses = rescale_losses(model, hr, RescaleGeometry((24, 24), (16, 16)), 0.0)
+    assert losses["cycle"].item() > 0
+    losses["cycle"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_warm_start_from_weights_without_the_whole_factor_maps_computes_the_same(tmp_path):
+    import torch
+
+    from vsr_pipe.models.rescaler import LEGACY_COND_CHANNELS, ArbitraryRescaler, RescaleGeometry
+    from vsr_pipe.train.irn import warm_start
+    from vsr_pipe.weights.store import save_model
+
+    torch.manual_seed(0)
+    old = ArbitraryRescaler((1, 1), growth=4, convs=2, cond_channels=LEGACY_COND_CHANNELS)
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_model(old, tmp_path / "old.safetensors")
+    new = ArbitraryRescaler((1, 1), growth=4, convs=2)
+    warm_start(new, tmp_path / "old.safetensors")
+    g = RescaleGeometry.for_factor(30, 42, 2.6, 1.7)
+    t = g.tensors()
+    hr = torch.rand(1, 1, *g.hr)
+    with torch.no_grad():
+        assert torch.allclose(
+            new.down(hr, t.up_rows, t.up_cols, t.conds)[0], old.down(hr, t.up_rows, t.up_cols, t.conds)[0]
+        )

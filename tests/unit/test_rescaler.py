@@ -59,11 +59,19 @@ def test_levels_follow_the_factor_and_factors_past_four_are_refused():
 def test_conditioning_maps_carry_phase_and_ratio():
     g = RescaleGeometry((45, 60), (30, 40))
     (cond,) = g.tensors().conds
-    assert cond.shape == (1, 6, 30, 40)
+    assert cond.shape == (1, 8, 30, 40)
     ratio_y = cond[0, 2].unique()
     assert ratio_y.numel() == 1 and abs(ratio_y.item() - 0.5 * torch.log2(torch.tensor(1.5)).item()) < 1e-6
     # At x1.5 the sub-pixel phase cycles through 3 values along each axis.
     assert cond[0, 0, :, 0].unique().numel() in (2, 3)
+
+
+def test_first_level_knows_whether_it_is_the_last():
+    """x2 and the first of x4's two levels see the same grid ratio; the whole factor tells them apart."""
+    (only,) = RescaleGeometry((64, 64), (32, 32)).tensors().conds
+    first, _ = RescaleGeometry((64, 64), (16, 16)).tensors().conds
+    assert torch.equal(only[:, :6], first[:, :6])
+    assert only[0, 6:].unique().tolist() == [0.5] and first[0, 6:].unique().tolist() == [1.0]
 
 
 def test_bound_directions_match_the_free_ones(net):

@@ -49,6 +49,7 @@ class DenseSubnet(nn.Module):
         super().__init__()
         # Conditioning maps (scale and sub-pixel phase) enter the first conv only: cheap, and the
         # dense concatenation carries what it made of them to every later layer.
+        self.cond_channels = cond
         self.first = nn.Conv2d(c_in + cond, growth, 3, padding=1)
         self.layers = nn.ModuleList(nn.Conv2d(c_in + i * growth, growth, 3, padding=1) for i in range(1, convs - 1))
         self.last = nn.Conv2d(c_in + (convs - 1) * growth, c_out, 3, padding=1)
@@ -59,7 +60,10 @@ class DenseSubnet(nn.Module):
         nn.init.zeros_(self.last.bias)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        first_in = x if cond is None else torch.cat([x, cond.expand(x.shape[0], -1, -1, -1)], 1)
+        # A model may read only the leading channels of the maps (older weights know fewer).
+        if cond is not None:
+            cond = cond[:, : self.cond_channels].expand(x.shape[0], -1, -1, -1)
+        first_in = x if cond is None else torch.cat([x, cond], 1)
         feats = [x, nn.functional.leaky_relu(self.first(first_in), 0.2)]
         for layer in self.layers:
             feats.append(nn.functional.leaky_relu(layer(torch.cat(feats, 1)), 0.2))

@@ -10,8 +10,10 @@ to put out inner frames that this projection keeps, so that the down-up cycle is
 effect; with the true latent it is exact.
 
 The couplings are conditioned on where each sample sits: per axis the sub-pixel phase of its centre
-on the HR grid (sin and cos) and the HR-pixels-per-sample ratio. Non-integer factors make that phase
-vary across the frame; the maps are computed from the sizes alone, so the receiver knows them too.
+on the HR grid (sin and cos) and the HR-pixels-per-sample ratio, and the whole factor HR / LR. The
+last tells the first level at x4 (an intermediate frame, two levels to go) from the only level at x2
+(the LR itself): both see the same grid ratio. Non-integer factors make the phase vary across the
+frame; the maps are computed from the sizes alone, so the receiver knows them too.
 
 The model works on one plane (luma, as the pipeline feeds it); the resampling matrices and the
 conditioning maps are inputs of the two directions, so both export to ONNX with dynamic sizes.
@@ -30,7 +32,8 @@ from .irn import CouplingBlock, HaarSplit
 from .resample import resize_matrix
 
 MAX_FACTOR = 4.0
-COND_CHANNELS = 6
+COND_CHANNELS = 8  # phase sin/cos + grid ratio per axis, then the whole factor per axis
+LEGACY_COND_CHANNELS = 6  # weights trained before the whole-factor maps read only the first six
 
 
 def quantise_8bit(x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +83,9 @@ class RescaleGeometry:
         up_rows, inv_rows = _enlarge_pair(self.hr[0], self.inner[0])
         up_cols, inv_cols = _enlarge_pair(self.hr[1], self.inner[1])
         conds = tuple(
-            _condition(self.hr, (self.lr[0] * 2 ** (self.levels - 1 - i), self.lr[1] * 2 ** (self.levels - 1 - i)))
+            _condition(
+                self.hr, (self.lr[0] * 2 ** (self.levels - 1 - i), self.lr[1] * 2 ** (self.levels - 1 - i)), self.lr
+            )
             for i in range(self.levels)
         )
 
@@ -98,7 +103,7 @@ class RescaleTensors:
     up_cols: torch.Tensor  # (inner_w, W)
     inv_rows: torch.Tensor  # (H, inner_h)
     inv_cols: torch.Tensor  # (W, inner_w)
-    conds: tuple[torch.Tensor, ...]  # level i: (1, 6, inner_h / 2**(i+1), inner_w / 2**(i+1))
+    conds: tuple[torch.Tensor, ...]  # level i: (1, 8, inner_h / 2**(i+1), inner_w / 2**(i+1))
 
 
 @lru_cache(maxsize=32)
@@ -112,9 +117,9 @@ def _enlarge_pair(n: int, inner: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @lru_cache(maxsize=32)
-def _condition(hr: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
-    """(1, 6, gh, gw): per axis sin/cos of the sub-pixel phase of each sample on the HR grid, and
-    log2 of the HR pixels per sample, halved (0 at x1, 1 at x4)."""
+def _condition(hr: tuple[int, int], grid: tuple[int, int], lr: tuple[int, int]) -> torch.Tensor:
+    """(1, 8, gh, gw): per axis sin/cos of the sub-pixel phase of each sample on the HR grid, and
+    log2 of the HR pixels per sample, halved (0 at x1, 1 at x4); then per axis log2(HR / LR), halved."""
     maps = []
     for axis in (0, 1):
         ratio = hr[axis] / grid[axis]
@@ -123,7 +128,8 @@ def _condition(hr: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
         feats = torch.stack([torch.sin(phase), torch.cos(phase), torch.full_like(phase, math.log2(ratio) / 2)])
         shape = (3, grid[0], 1) if axis == 0 else (3, 1, grid[1])
         maps.append(feats.view(shape).expand(3, *grid))
-    return torch.cat(maps).unsqueeze(0).contiguous()
+    whole = [torch.full((1, *grid), math.log2(hr[axis] / lr[axis]) / 2, dtype=torch.float64) for axis in (0, 1)]
+    return torch.cat(maps + whole).unsqueeze(0).contiguous()
 
 
 class ArbitraryRescaler(nn.Module):
@@ -132,14 +138,18 @@ class ArbitraryRescaler(nn.Module):
     Args:
         blocks: coupling blocks at the first and the second Haar level.
         growth, convs: width and depth of each coupling's dense subnets.
+        cond_channels: how many of the conditioning maps the subnets read (6: weights made before the
+            whole-factor maps).
     """
 
-    def __init__(self, blocks: tuple[int, int] = (6, 4), growth: int = 16, convs: int = 3):
+    def __init__(
+        self, blocks: tuple[int, int] = (6, 4), growth: int = 16, convs: int = 3, cond_channels: int = COND_CHANNELS
+    ):
         super().__init__()
-        self.blocks, self.growth, self.convs = tuple(blocks), growth, convs
+        self.blocks, self.growth, self.convs, self.cond_channels = tuple(blocks), growth, convs, cond_channels
         self.haar = nn.ModuleList([HaarSplit(1), HaarSplit(4)])
         self.couplings = nn.ModuleList(
-            nn.ModuleList(CouplingBlock(4**(i + 1), 1, growth, convs, cond=COND_CHANNELS) for _ in range(n))
+            nn.ModuleList(CouplingBlock(4**(i + 1), 1, growth, convs, cond=cond_channels) for _ in range(n))
             for i, n in enumerate(self.blocks)
         )  # fmt: skip
         # A learnt per-channel scale of z for each level count (invertible: a diagonal linear map).
@@ -171,12 +181,17 @@ class ArbitraryRescaler(nn.Module):
         conds: tuple[torch.Tensor, ...],
     ) -> torch.Tensor:
         """LR (N, 1, h, w) and z (N, 4**L - 1, h, w) -> HR (N, 1, H, W)."""
+        return inv_rows @ self.up_inner(lr, z, conds) @ inv_cols.transpose(0, 1)
+
+    def up_inner(self, lr: torch.Tensor, z: torch.Tensor, conds: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The invertible part of ``up``: the enlarged frame (N, 1, 2**L h, 2**L w) before the
+        least-squares return to HR size."""
         y = torch.cat([lr, z * torch.exp(-self.latent_log_scale[len(conds) - 1])], 1)
         for level in reversed(range(len(conds))):
             for block in reversed(self.couplings[level]):
                 y = block.inverse(y, conds[level])
             y = self.haar[level].inverse(y)
-        return inv_rows @ y @ inv_cols.transpose(0, 1)
+        return y
 
 
 class DownGraph(nn.Module):

@@ -4,6 +4,9 @@ Per sample, summed over pixels (IRN's weights only balance with sums):
   guide    fy*fx * sum (LR - MATLAB-bicubic LR)^2      the LR must look like a proper downscale
   recon    sum Charbonnier(HR - up(quantise(LR), z~N(0,1)))
   latent   sum z^2                                      pushes z towards N(0, 1)'s mode
+  cycle    sum Charbonnier(Y - E P+ Y), Y the enlarged frame the inverse builds, E the enlargement and
+           P+ its least-squares inverse: zero when Y lies in what the enlargement can make, which is
+           what makes a second down-up cycle give back the first one's LR (x2, x4: E = I, always 0)
 The z that reconstruction draws is N(0, tau^2), tau ramped from 0 to 1 over the first ``warmup``
 share of the steps, then 1 as at test: first the LR learns to carry the detail (z = 0 restores from
 the LR alone), then the inverse learns to ignore a full-scale random z. Without the ramp, a random
@@ -57,6 +60,8 @@ class IrnTrainConfig:
     share_x4: float = 0.2
     share_asymmetric: float = 0.15
     codec_share: float = 0.0  # share of batches whose LR is coded by the codec stand-in before restoring
+    cycle_weight: float = 1.0
+    init_from: str | None = None  # weights (safetensors) to start from instead of the initialisation
     threads: int = 0
     eval_every: int = 1_000
     checkpoint_every: int = 250
@@ -70,6 +75,26 @@ def learning_rate_at(step: int, cfg: IrnTrainConfig) -> float:
 
 def build_model(cfg: IrnTrainConfig) -> ArbitraryRescaler:
     return ArbitraryRescaler(cfg.blocks, cfg.growth, cfg.convs)
+
+
+def warm_start(model: ArbitraryRescaler, path: str | Path) -> None:
+    """Load weights of the same architecture; subnets that read fewer conditioning maps get zero
+    weights for the new ones, so the model starts out computing exactly what the weights did."""
+    from ..weights.store import load_model
+
+    source = load_model(path)
+    if not isinstance(source, ArbitraryRescaler) or (source.blocks, source.growth, source.convs) != (
+        model.blocks, model.growth, model.convs
+    ):  # fmt: skip
+        raise ValueError(f"{path} is not a rescaler of this architecture")
+    state = model.state_dict()
+    for key, value in source.state_dict().items():
+        if value.shape != state[key].shape:  # a first conv: conditioning maps are its last inputs
+            padded = torch.zeros_like(state[key])
+            padded[:, : value.shape[1]] = value
+            value = padded
+        state[key] = value
+    model.load_state_dict(state)
 
 
 class LumaPatches:
@@ -149,13 +174,18 @@ def rescale_losses(
     stored = quantise_8bit(lr)
     if codec_strength is not None:
         stored = quantise_8bit(code_intra(stored, codec_strength))
-    restored = model.up(stored, torch.randn_like(z) * temperature, t.inv_rows, t.inv_cols, t.conds)
+    inner = model.up_inner(stored, torch.randn_like(z) * temperature, t.conds)
+    restored = t.inv_rows @ inner @ t.inv_cols.T
     weight = geometry.factor_x * geometry.factor_y
-    return {
+    losses = {
         "guide": weight * ((lr - guide) ** 2).sum() / n,
         "recon": torch.sqrt((restored - hr) ** 2 + 1e-6).sum() / n,
         "latent": (z**2).sum() / n,
     }
+    if geometry.inner != geometry.hr:
+        off_range = inner - t.up_rows @ restored @ t.up_cols.T
+        losses["cycle"] = (torch.sqrt(off_range**2 + 1e-6) - 1e-3).sum() / n
+    return losses
 
 
 def validate(model: ArbitraryRescaler, folder: str) -> dict[str, float]:
@@ -188,6 +218,9 @@ def train(cfg: IrnTrainConfig, log=print) -> Path:
     if ckpt.exists():
         step = int(load_checkpoint(ckpt, model, optimizer).get("step", 0))
         log(f"resumed from {ckpt} at step {step}")
+    elif cfg.init_from:
+        warm_start(model, cfg.init_from)
+        log(f"starting from the weights in {cfg.init_from}")
     if step >= cfg.steps:
         return ckpt
     patches = LumaPatches(list(cfg.train_dirs), seed=cfg.seed + step, log=log)
@@ -206,7 +239,7 @@ def train(cfg: IrnTrainConfig, log=print) -> Path:
         optimizer.param_groups[0]["lr"] = base_lr
         optimizer.param_groups[1]["lr"] = base_lr * cfg.latent_scale_learning_rate / cfg.learning_rate
         losses = rescale_losses(model, hr, geometry, temperature_at(step, cfg), draw_codec_strength(rng, cfg))
-        loss = sum(losses.values())
+        loss = sum(cfg.cycle_weight * v if k == "cycle" else v for k, v in losses.items())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import WeightsError
 from ..models.espcn import ESPCN
-from ..models.rescaler import ArbitraryRescaler
+from ..models.rescaler import COND_CHANNELS, LEGACY_COND_CHANNELS, ArbitraryRescaler
 
 MANIFEST = "manifest.json"
 
@@ -60,7 +60,10 @@ def build_model(architecture: dict) -> torch.nn.Module:
             blocks = tuple(int(v) for v in str(architecture["blocks"]).split(","))
             if len(blocks) != 2:
                 raise ValueError("blocks must name two levels")
-            return ArbitraryRescaler(blocks, int(architecture["growth"]), int(architecture["convs"]))
+            cond = int(architecture.get("cond_channels", LEGACY_COND_CHANNELS))
+            if cond not in (LEGACY_COND_CHANNELS, COND_CHANNELS):
+                raise ValueError(f"cond_channels {cond} is not {LEGACY_COND_CHANNELS} or {COND_CHANNELS}")
+            return ArbitraryRescaler(blocks, int(architecture["growth"]), int(architecture["convs"]), cond)
     except (KeyError, ValueError) as e:
         raise WeightsError(f"weights header for {kind} is malformed: {e}") from None
     raise WeightsError(f"unknown architecture '{kind}' in weights header")
@@ -105,6 +108,7 @@ def architecture_header(model: torch.nn.Module) -> dict[str, str]:
             "blocks": ",".join(str(b) for b in model.blocks),
             "growth": str(model.growth),
             "convs": str(model.convs),
+            "cond_channels": str(model.cond_channels),
             "channels": "1",
         }
     raise WeightsError(f"cannot describe a {type(model).__name__} in a weights header")
