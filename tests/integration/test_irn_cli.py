@@ -136,3 +136,31 @@ def test_restoring_the_learned_downscale_is_a_real_rescaler(restorations):
 )
 def test_restoring_the_learned_downscale_beats_bicubic_down_espcn_up(restorations):
     assert restorations["irn"] > restorations["espcn_up"] + 1.0, restorations
+
+
+def test_eval_video_scores_each_frame_and_charts_them(clip, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from vsr_pipe.quality.plots import plot_series
+    from vsr_pipe.quality.video import compare_videos
+
+    src = clip("in.mp4", width=96, height=64, frames=8)
+    lr, back = tmp_path / "lr.mp4", tmp_path / "back.mkv"
+    assert run_cli(src.path, "--model", "irn", "--scale", "0.5", "-o", lr, "-q").returncode == 0
+    assert run_cli(lr, "--codec", "ffv1", "-o", back, "-q").returncode == 0
+    chart = tmp_path / "psnr.png"
+    r = run_cli("eval", "video", src.path, back, "--json", "--plot", chart)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert len(report["psnr"]) == 8 and 20 < report["mean_psnr"] < 80
+    assert Image.open(chart).size == (900, 320)
+
+    # Two videos on one chart, each in its own colour.
+    scores = compare_videos(str(src.path), str(back), with_ssim=False)
+    same = compare_videos(str(src.path), str(src.path), with_ssim=False)
+    assert scores.mean_psnr < same.mean_psnr
+    plot_series({"restored": scores, "worse": scores.__class__(tuple(p - 3 for p in scores.psnr), ())}, chart)
+    colours = {c for _, c in Image.open(chart).convert("RGB").getcolors(1 << 16)}
+    assert (200, 40, 40) in colours and (40, 90, 200) in colours

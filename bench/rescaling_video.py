@@ -1,0 +1,133 @@
+"""The delivery path on a real video: learned downscale + its inverse against bicubic + ESPCN.
+
+    python bench/rescaling_video.py [--input samples/big_buck_bunny_640x360.mp4] [--crf 18,23]
+                                    [--out runs/rescaling_video] [--weights FILE]
+
+For each CRF, both ways go through the product's own command line, as a server and a client would:
+  irn:          vsr-pipe MASTER --model irn --scale 0.5 --crf C -o irn_lr.mp4   (libx264, medium)
+                vsr-pipe irn_lr.mp4 --codec ffv1 -o irn_restored.mkv           (the tag picks the inverse)
+  conventional: the master's planes shrunk by MATLAB bicubic (antialiased), libx264 medium at the
+                first CRF from C down whose LR spends at least as many bits as irn's, then
+                vsr-pipe conv_lr.mp4 --model espcn --scale 2 --codec ffv1 -o conv_restored.mkv
+The restored videos are lossless (FFV1), so what is measured is the rescaling and the LR's coding.
+Prints Y-PSNR per video (mean over frames, against the decoded master) and the LR bits; writes a
+chart of PSNR per frame per CRF (``psnr_crfC.png``) into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vsr_pipe.quality.matlab_resize import imresize  # noqa: E402
+from vsr_pipe.quality.plots import plot_series  # noqa: E402
+from vsr_pipe.quality.video import compare_videos  # noqa: E402
+
+CLI = [sys.executable, "-m", "vsr_pipe"]
+
+
+def video_bits(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return 8 * sum(p.size for p in container.demux(container.streams.video[0]) if p.size)
+
+
+def bicubic_lr(master: Path, out: Path, crf: int) -> None:
+    """Halve every plane of a yuv420p master with MATLAB bicubic and code it with libx264."""
+    with av.open(str(master)) as src, av.open(str(out), "w") as dst:
+        vin = src.streams.video[0]
+        w, h = vin.codec_context.width // 2, vin.codec_context.height // 2
+        vout = dst.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
+        vout.time_base = vin.time_base
+        vout.options = {"crf": str(crf), "preset": "medium"}
+        for frame in src.decode(vin):
+            frame = frame.reformat(format="yuv420p")
+            planes = [
+                np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[
+                    : (frame.height >> (i > 0)), : (frame.width >> (i > 0))
+                ]
+                for i, p in enumerate(frame.planes)
+            ]
+            small = [
+                np.clip(np.round(imresize(p.astype(np.float64), size=((h >> (i > 0)), (w >> (i > 0))))), 0, 255)
+                for i, p in enumerate(planes)
+            ]
+            lr = av.VideoFrame(w, h, "yuv420p")
+            for plane, data in zip(lr.planes, small):
+                rows = np.zeros((data.shape[0], plane.line_size), np.uint8)
+                rows[:, : data.shape[1]] = data
+                plane.update(rows.tobytes())
+            lr.pts, lr.time_base = frame.pts, frame.time_base
+            for packet in vout.encode(lr):
+                dst.mux(packet)
+        for packet in vout.encode():
+            dst.mux(packet)
+
+
+def run(*args: str) -> None:
+    subprocess.run([*CLI, *args, "-q"], check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", default=str(ROOT / "samples" / "big_buck_bunny_640x360.mp4"))
+    ap.add_argument("--crf", default="18,23")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "rescaling_video"))
+    args = ap.parse_args()
+    master, out = Path(args.input), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for crf in (int(c) for c in args.crf.split(",")):
+        started = time.time()
+        irn_lr, irn_hr = out / f"irn_lr_crf{crf}.mp4", out / f"irn_restored_crf{crf}.mkv"
+        run(str(master), "--model", "irn", "--scale", "0.5", "--crf", str(crf), "--preset", "medium", "-o", str(irn_lr))
+        run(str(irn_lr), "--codec", "ffv1", "-o", str(irn_hr))
+        irn_bits = video_bits(irn_lr)
+        conv_crf, conv_lr = crf, out / f"conv_lr_crf{crf}.mp4"
+        while True:  # lower the CRF until the conventional LR spends at least irn's bits
+            bicubic_lr(master, conv_lr, conv_crf)
+            if video_bits(conv_lr) >= irn_bits or conv_crf <= 0:
+                break
+            conv_crf -= 1
+        conv_hr = out / f"conv_restored_crf{crf}.mkv"
+        run(str(conv_lr), "--model", "espcn", "--scale", "2", "--codec", "ffv1", "-o", str(conv_hr))
+        irn_scores = compare_videos(str(master), str(irn_hr), with_ssim=False)
+        conv_scores = compare_videos(str(master), str(conv_hr), with_ssim=False)
+        row = {
+            "crf": crf,
+            "irn_psnr": round(irn_scores.mean_psnr, 3),
+            "irn_kbit": round(irn_bits / 1000, 1),
+            "conventional_crf": conv_crf,
+            "conventional_psnr": round(conv_scores.mean_psnr, 3),
+            "conventional_kbit": round(video_bits(conv_lr) / 1000, 1),
+            "frames": len(irn_scores.psnr),
+            "irn_worst_frame": round(min(irn_scores.psnr), 2),
+            "conventional_worst_frame": round(min(conv_scores.psnr), 2),
+        }
+        plot_series(
+            {"irn down + irn up": irn_scores, "bicubic down + ESPCN up": conv_scores},
+            out / f"psnr_crf{crf}.png",
+            title=f"{master.name}, LR x0.5 coded at CRF {crf} (conventional CRF {conv_crf})",
+        )
+        results.append(row)
+        print(
+            f"CRF {crf}: irn {row['irn_psnr']:.2f} dB from {row['irn_kbit']:.0f} kbit; bicubic + ESPCN "
+            f"{row['conventional_psnr']:.2f} dB from {row['conventional_kbit']:.0f} kbit (CRF {conv_crf}); "
+            f"{row['irn_psnr'] - row['conventional_psnr']:+.2f} dB ({time.time() - started:.0f} s)",
+            flush=True,
+        )
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
