@@ -7,7 +7,8 @@ For each CRF, both ways go through the product's own command line, as a server a
   irn:          vsr-pipe MASTER --model irn --scale 0.5 --crf C -o irn_lr.mp4   (libx264, medium)
                 vsr-pipe irn_lr.mp4 --codec ffv1 -o irn_restored.mkv           (the tag picks the inverse)
   conventional: the master's planes shrunk by MATLAB bicubic (antialiased), libx264 medium at the
-                first CRF from C down whose LR spends at least as many bits as irn's, then
+                (fractional) CRF, found by bisection, whose LR spends as many bits as irn's or up to
+                1% more, then
                 vsr-pipe conv_lr.mp4 --model espcn --scale 2 --codec ffv1 -o conv_restored.mkv
 The restored videos are lossless (FFV1), so what is measured is the rescaling and the LR's coding.
 Prints Y-PSNR per video (mean over frames, against the decoded master) and the LR bits; writes a
@@ -41,7 +42,7 @@ def video_bits(path: Path) -> int:
         return 8 * sum(p.size for p in container.demux(container.streams.video[0]) if p.size)
 
 
-def bicubic_lr(master: Path, out: Path, crf: int) -> None:
+def bicubic_lr(master: Path, out: Path, crf: float) -> None:
     """Halve every plane of a yuv420p master with MATLAB bicubic and code it with libx264."""
     with av.open(str(master)) as src, av.open(str(out), "w") as dst:
         vin = src.streams.video[0]
@@ -49,7 +50,7 @@ def bicubic_lr(master: Path, out: Path, crf: int) -> None:
         vout = dst.add_stream("libx264", rate=vin.average_rate)
         vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
         vout.time_base = vin.time_base
-        vout.options = {"crf": str(crf), "preset": "medium"}
+        vout.options = {"crf": f"{crf:.3f}", "preset": "medium"}
         for frame in src.decode(vin):
             frame = frame.reformat(format="yuv420p")
             planes = [
@@ -74,6 +75,19 @@ def bicubic_lr(master: Path, out: Path, crf: int) -> None:
             dst.mux(packet)
 
 
+def matching_crf(master: Path, out: Path, bits: int, lo: float, hi: float) -> float:
+    """Bisect the CRF so that the bicubic LR spends ``bits`` to ``1.01 * bits``; leaves that LR in ``out``."""
+    for _ in range(12):
+        crf = (lo + hi) / 2
+        bicubic_lr(master, out, crf)
+        spent = video_bits(out)
+        if bits <= spent <= 1.01 * bits:
+            return crf
+        lo, hi = (crf, hi) if spent > bits else (lo, crf)
+    bicubic_lr(master, out, lo)  # the closest CRF that spends at least ``bits``
+    return lo
+
+
 def run(*args: str) -> None:
     subprocess.run([*CLI, *args, "-q"], check=True)
 
@@ -93,12 +107,8 @@ def main() -> None:
         run(str(master), "--model", "irn", "--scale", "0.5", "--crf", str(crf), "--preset", "medium", "-o", str(irn_lr))
         run(str(irn_lr), "--codec", "ffv1", "-o", str(irn_hr))
         irn_bits = video_bits(irn_lr)
-        conv_crf, conv_lr = crf, out / f"conv_lr_crf{crf}.mp4"
-        while True:  # lower the CRF until the conventional LR spends at least irn's bits
-            bicubic_lr(master, conv_lr, conv_crf)
-            if video_bits(conv_lr) >= irn_bits or conv_crf <= 0:
-                break
-            conv_crf -= 1
+        conv_lr = out / f"conv_lr_crf{crf}.mp4"
+        conv_crf = matching_crf(master, conv_lr, irn_bits, lo=max(crf - 8.0, 0.0), hi=crf + 4.0)
         conv_hr = out / f"conv_restored_crf{crf}.mkv"
         run(str(conv_lr), "--model", "espcn", "--scale", "2", "--codec", "ffv1", "-o", str(conv_hr))
         irn_scores = compare_videos(str(master), str(irn_hr), with_ssim=False)
@@ -107,7 +117,7 @@ def main() -> None:
             "crf": crf,
             "irn_psnr": round(irn_scores.mean_psnr, 3),
             "irn_kbit": round(irn_bits / 1000, 1),
-            "conventional_crf": conv_crf,
+            "conventional_crf": round(conv_crf, 3),
             "conventional_psnr": round(conv_scores.mean_psnr, 3),
             "conventional_kbit": round(video_bits(conv_lr) / 1000, 1),
             "frames": len(irn_scores.psnr),
@@ -117,12 +127,12 @@ def main() -> None:
         plot_series(
             {"irn down + irn up": irn_scores, "bicubic down + ESPCN up": conv_scores},
             out / f"psnr_crf{crf}.png",
-            title=f"{master.name}, LR x0.5 coded at CRF {crf} (conventional CRF {conv_crf})",
+            title=f"{master.name}, LR x0.5 coded at CRF {crf} (bicubic LR at CRF {conv_crf:.2f}, as many bits)",
         )
         results.append(row)
         print(
             f"CRF {crf}: irn {row['irn_psnr']:.2f} dB from {row['irn_kbit']:.0f} kbit; bicubic + ESPCN "
-            f"{row['conventional_psnr']:.2f} dB from {row['conventional_kbit']:.0f} kbit (CRF {conv_crf}); "
+            f"{row['conventional_psnr']:.2f} dB from {row['conventional_kbit']:.0f} kbit (CRF {conv_crf:.2f}); "
             f"{row['irn_psnr'] - row['conventional_psnr']:+.2f} dB ({time.time() - started:.0f} s)",
             flush=True,
         )

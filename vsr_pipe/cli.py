@@ -250,6 +250,13 @@ class _stop_on_signals:
     help="irn: start from these weights (e.g. the shipped ones) instead of a fresh initialisation.",
 )
 @click.option("--learning-rate", default=None, type=click.FloatRange(min=0, min_open=True), help="irn: 5e-4.")
+@click.option(
+    "--cycle-weight",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="irn: weight of the term that keeps repeated down-up cycles from drifting.",
+)
 @click.option("--rgb", is_flag=True, help="espcn: train on RGB instead of Y.")
 @click.option("--threads", default=0, type=int, help="CPU threads (0: torch's default).")
 @click.option(
@@ -270,6 +277,7 @@ def train(
     codec_share,
     init_from,
     learning_rate,
+    cycle_weight,
     rgb,
     threads,
     export,
@@ -291,7 +299,7 @@ def train(
                 train_dirs=train_dirs, val_dir=str(data_dir / "Set5"), out_dir=out_dir or "runs/irn",
                 steps=steps or 30_000, batch=batch or 16, lr_patch=lr_patch or 16, threads=threads,
                 final_temperature=z_temperature, codec_share=codec_share, init_from=init_from,
-                learning_rate=learning_rate or 5e-4,
+                learning_rate=learning_rate or 5e-4, cycle_weight=cycle_weight,
             )  # fmt: skip
             ckpt = train_irn(cfg, log=log)
             if export:

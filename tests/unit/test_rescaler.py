@@ -8,7 +8,7 @@ import torch
 from vsr_pipe.errors import WeightsError
 from vsr_pipe.io.tags import RescaleTag, find_tag, without_tag
 from vsr_pipe.models.rescaler import ArbitraryRescaler, BoundDown, BoundUp, RescaleGeometry, quantise_8bit
-from vsr_pipe.weights.store import load_model, save_model
+from vsr_pipe.weights.store import architecture_header, load_model, save_model
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +135,15 @@ def test_weights_round_trip_and_a_wrong_header_is_one_clear_error(net, tmp_path)
               metadata={"architecture": "irn_arbitrary", "blocks": "3,2", "growth": "16", "convs": "3"})  # fmt: skip
     with pytest.raises(WeightsError, match="does not fit"):
         load_model(tmp_path / "shape.safetensors")
+    # Weights from before the whole-factor maps have no cond_channels: they read the first six.
+    save_file(load_file(str(path)), str(tmp_path / "legacy.safetensors"),
+              metadata={"architecture": "irn_arbitrary", "blocks": "2,2", "growth": "16", "convs": "3"})  # fmt: skip
+    with pytest.raises(WeightsError, match="does not fit"):  # net reads eight
+        load_model(tmp_path / "legacy.safetensors")
+    save_file(load_file(str(path)), str(tmp_path / "cond.safetensors"),
+              metadata={**architecture_header(net), "cond_channels": "7"})  # fmt: skip
+    with pytest.raises(WeightsError, match="cond_channels 7"):
+        load_model(tmp_path / "cond.safetensors")
 
 
 def test_rescaling_tag_round_trip():

@@ -60,7 +60,7 @@ class IrnTrainConfig:
     share_x4: float = 0.2
     share_asymmetric: float = 0.15
     codec_share: float = 0.0  # share of batches whose LR is coded by the codec stand-in before restoring
-    cycle_weight: float = 1.0
+    cycle_weight: float = 10.0  # 1 moved the x1.5 cycle loss too slowly (0.68 -> 0.63 dB in 2,000 steps)
     init_from: str | None = None  # weights (safetensors) to start from instead of the initialisation
     threads: int = 0
     eval_every: int = 1_000
