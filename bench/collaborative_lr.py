@@ -1,14 +1,15 @@
 """What server-side optimisation of the LR itself adds to the rescaler (HCD's LR step, ``papers.md`` §6).
 
     python bench/collaborative_lr.py [--data ../shared/data] [--set Set5] [--factor 2]
-                                     [--iters 50] [--step 0.5] [--lr-db 38.5] [--weights FILE]
+                                     [--iters 50] [--step 0.5] [--lr-db 38.5] [--weights FILE] [--crf 18]
 
 The server holds the HR, so it can search for the 8-bit LR that the fixed inverse restores best:
 Adam on the LR (step in 8-bit codes) minimising the MSE between HR and up(quantise(LR), z = 0),
 straight-through rounding, starting from the model's own LR. After each step the LR is projected
 onto the ball around the MATLAB-bicubic LR whose radius is ``--lr-db`` dB of PSNR, so it still looks
 like a proper downscale. Prints per image and the mean: restored Y-PSNR and LR-vs-bicubic PSNR,
-before and after, and the seconds spent. Not part of the video path (yet): it costs ``iters``
+before and after, and the seconds spent. With ``--crf`` both LRs are also coded as H.264 intra frames
+(libx264 medium, as ``bench/rescaling.py`` does) before restoring, to see what survives a codec. Not part of the video path (yet): it costs ``iters``
 forward + backward passes of the inverse per frame.
 """
 
@@ -43,7 +44,13 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=0.5, help="Adam step, in 8-bit codes")
     ap.add_argument("--lr-db", type=float, default=38.5, help="the LR stays at least this close to bicubic")
     ap.add_argument("--weights", default=None)
+    ap.add_argument("--crf", type=float, default=None, help="also restore from the LRs coded with H.264 at this CRF")
     args = ap.parse_args()
+    channels = {}
+    if args.crf is not None:
+        from rescaling import H264Channel  # bench/rescaling.py, beside this file
+
+        channels = {"before": H264Channel(args.crf), "after": H264Channel(args.crf)}
 
     model = load_model(args.weights or shipped_path("irn_y")).eval()
     for p in model.parameters():
@@ -79,18 +86,32 @@ def main() -> None:
                 if norm > radius:
                     lr.copy_(ref + off * (radius / norm))
         row = []
-        for candidate in (lr0, lr.detach()):
+        for name, candidate in (("before", lr0), ("after", lr.detach())):
             with torch.no_grad():
                 codes = (quantise_8bit(candidate) * 255).round()[0, 0].double().numpy()
                 out = np.clip(np.round(restore(candidate)[0, 0].double().numpy() * 255), 0, 255)
-            row += [psnr(shave(out, border), shave(hr_y, border)), psnr(codes, bicubic)]
+                row += [psnr(shave(out, border), shave(hr_y, border)), psnr(codes, bicubic)]
+                if channels:
+                    coded = torch.from_numpy(np.clip(np.round(channels[name](codes)), 0, 255) / 255).float()
+                    out = np.clip(np.round(restore(coded[None, None])[0, 0].double().numpy() * 255), 0, 255)
+                    row.append(psnr(shave(out, border), shave(hr_y, border)))
         rows.append(row)
-        print(f"{path.name}: restored {row[0]:.2f} -> {row[2]:.2f} dB, LR {row[1]:.2f} -> {row[3]:.2f} dB", flush=True)
+        k = 3 if channels else 2
+        print(
+            f"{path.name}: restored {row[0]:.2f} -> {row[k]:.2f} dB, LR {row[1]:.2f} -> {row[k + 1]:.2f} dB", flush=True
+        )
     m = np.mean(rows, axis=0)
+    k = 3 if channels else 2
     print(
-        f"{args.set} x{f:g}, {args.iters} iterations: restored {m[0]:.2f} -> {m[2]:.2f} dB ({m[2] - m[0]:+.2f}), "
-        f"LR against bicubic {m[1]:.2f} -> {m[3]:.2f} dB; {time.time() - started:.0f} s"
+        f"{args.set} x{f:g}, {args.iters} iterations: restored {m[0]:.2f} -> {m[k]:.2f} dB ({m[k] - m[0]:+.2f}), "
+        f"LR against bicubic {m[1]:.2f} -> {m[k + 1]:.2f} dB; {time.time() - started:.0f} s"
     )
+    if channels:
+        before, after = channels["before"].bits / 1000, channels["after"].bits / 1000
+        print(
+            f"LR coded at CRF {args.crf:g}: restored {m[2]:.2f} dB from {before:.0f} kbit -> {m[5]:.2f} dB from "
+            f"{after:.0f} kbit ({m[5] - m[2]:+.2f} dB, {100 * (after / before - 1):+.1f}% bits)"
+        )
 
 
 if __name__ == "__main__":

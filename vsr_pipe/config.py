@@ -132,6 +132,7 @@ class PipelineOptions:
     ring_slots: int = 3
     threads: int = 0  # torch intra-op threads; 0 keeps the default
     tile: int = 0  # input pixels per tile side for the model; 0: whole frames
+    refine: int = 0  # irn down: Adam steps on each LR against the inverse (server side; torch engine)
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:

@@ -75,6 +75,9 @@ def test_irn_factor_errors_are_one_line(clip, tmp_path):
         (("--model", "irn", "--scale", "0.5x2"), "same way"),
         (("--model", "irn", "--scale", "5"), "out of range"),
         (("--scale", "0.5"), "--model irn"),
+        (("--scale", "2", "--refine", "5"), "--refine"),
+        (("--model", "irn", "--scale", "2", "--refine", "5"), "downscale"),
+        (("--model", "irn", "--scale", "0.5", "--refine", "5", "--engine", "onnxruntime"), "torch engine"),
     ):
         r = run_cli(src.path, *args, "-o", tmp_path / "o.mp4")
         assert r.returncode != 0
@@ -164,3 +167,20 @@ def test_eval_video_scores_each_frame_and_charts_them(clip, tmp_path):
     plot_series({"restored": scores, "worse": scores.__class__(tuple(p - 3 for p in scores.psnr), ())}, chart)
     colours = {c for _, c in Image.open(chart).convert("RGB").getcolors(1 << 16)}
     assert (200, 40, 40) in colours and (40, 90, 200) in colours
+
+
+def test_refined_downscale_restores_closer_to_the_master(tmp_path):
+    src, plain, refined = tmp_path / "src.mkv", tmp_path / "plain.mkv", tmp_path / "refined.mkv"
+    real_clip(src, frames=2, box=(224, 96, 96, 64))
+    common = ("--model", "irn", "--scale", "0.5", "--codec", "ffv1", "-q")
+    assert run_cli(src, *common, "-o", plain).returncode == 0
+    r = run_cli(src, *common, "--refine", "12", "-o", refined, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "refined in 12 steps" in r.stdout
+    assert "model=irn_y" in probe(refined)[1]["vsr_pipe_rescale"]  # the same inverse restores it
+    scores = []
+    for lr in (plain, refined):
+        back = tmp_path / f"back_{lr.stem}.mkv"
+        assert run_cli(lr, "--codec", "ffv1", "-o", back, "-q").returncode == 0
+        scores.append(psnr(luma(back), luma(src)))
+    assert scores[1] > scores[0] + 0.1, scores
