@@ -1,7 +1,7 @@
 """The delivery path on a real video: learned downscale + its inverse against bicubic + ESPCN.
 
     python bench/rescaling_video.py [--input samples/big_buck_bunny_640x360.mp4] [--crf 18,23]
-                                    [--out runs/rescaling_video] [--weights FILE]
+                                    [--out runs/rescaling_video] [--frames K] [--refine N]
 
 For each CRF, both ways go through the product's own command line, as a server and a client would:
   irn:          vsr-pipe MASTER --model irn --scale 0.5 --crf C -o irn_lr.mp4   (libx264, medium)
@@ -10,7 +10,10 @@ For each CRF, both ways go through the product's own command line, as a server a
                 (fractional) CRF, found by bisection, whose LR spends as many bits as irn's or up to
                 1% more, then
                 vsr-pipe conv_lr.mp4 --model espcn --scale 2 --codec ffv1 -o conv_restored.mkv
+  refined:      with ``--refine N``, the irn downscale again with ``--refine N`` (server-side LR
+                refinement), coded at the same CRF, restored the same way.
 The restored videos are lossless (FFV1), so what is measured is the rescaling and the LR's coding.
+With ``--frames K`` the master is the first K frames, copied losslessly (FFV1) first.
 Prints Y-PSNR per video (mean over frames, against the decoded master) and the LR bits; writes a
 chart of PSNR per frame per CRF (``psnr_crfC.png``) into ``--out``.
 """
@@ -88,6 +91,23 @@ def matching_crf(master: Path, out: Path, bits: int, lo: float, hi: float) -> fl
     return lo
 
 
+def first_frames(master: Path, out: Path, count: int) -> Path:
+    """A lossless copy of the first ``count`` frames of ``master`` (video only)."""
+    with av.open(str(master)) as src, av.open(str(out), "w") as dst:
+        vin = src.streams.video[0]
+        vout = dst.add_stream("ffv1", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        vout.time_base = vin.time_base
+        for i, frame in enumerate(src.decode(vin)):
+            if i == count:
+                break
+            for packet in vout.encode(frame.reformat(format="yuv420p")):
+                dst.mux(packet)
+        for packet in vout.encode():
+            dst.mux(packet)
+    return out
+
+
 def run(*args: str) -> None:
     subprocess.run([*CLI, *args, "-q"], check=True)
 
@@ -97,9 +117,13 @@ def main() -> None:
     ap.add_argument("--input", default=str(ROOT / "samples" / "big_buck_bunny_640x360.mp4"))
     ap.add_argument("--crf", default="18,23")
     ap.add_argument("--out", default=str(ROOT / "runs" / "rescaling_video"))
+    ap.add_argument("--frames", type=int, default=0, help="only the first K frames (0: all)")
+    ap.add_argument("--refine", type=int, default=0, help="also the irn downscale with --refine N")
     args = ap.parse_args()
     master, out = Path(args.input), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.frames:
+        master = first_frames(master, out / f"master_{args.frames}.mkv", args.frames)
     results = []
     for crf in (int(c) for c in args.crf.split(",")):
         started = time.time()
@@ -111,6 +135,16 @@ def main() -> None:
         conv_crf = matching_crf(master, conv_lr, irn_bits, lo=max(crf - 8.0, 0.0), hi=crf + 4.0)
         conv_hr = out / f"conv_restored_crf{crf}.mkv"
         run(str(conv_lr), "--model", "espcn", "--scale", "2", "--codec", "ffv1", "-o", str(conv_hr))
+        series = {}
+        if args.refine:
+            ref_lr, ref_hr = out / f"refined_lr_crf{crf}.mp4", out / f"refined_restored_crf{crf}.mkv"
+            run(str(master), "--model", "irn", "--scale", "0.5", "--refine", str(args.refine), "--crf", str(crf),
+                "--preset", "medium", "-o", str(ref_lr))  # fmt: skip
+            run(str(ref_lr), "--codec", "ffv1", "-o", str(ref_hr))
+            series[f"irn down, LR refined in {args.refine} steps + irn up"] = compare_videos(
+                str(master), str(ref_hr), with_ssim=False
+            )
+            refined_bits = video_bits(ref_lr)
         irn_scores = compare_videos(str(master), str(irn_hr), with_ssim=False)
         conv_scores = compare_videos(str(master), str(conv_hr), with_ssim=False)
         row = {
@@ -124,8 +158,11 @@ def main() -> None:
             "irn_worst_frame": round(min(irn_scores.psnr), 2),
             "conventional_worst_frame": round(min(conv_scores.psnr), 2),
         }
+        if args.refine:
+            refined = next(iter(series.values()))
+            row["refined_psnr"], row["refined_kbit"] = round(refined.mean_psnr, 3), round(refined_bits / 1000, 1)
         plot_series(
-            {"irn down + irn up": irn_scores, "bicubic down + ESPCN up": conv_scores},
+            {"irn down + irn up": irn_scores, "bicubic down + ESPCN up": conv_scores, **series},
             out / f"psnr_crf{crf}.png",
             title=f"{master.name}, LR x0.5 coded at CRF {crf} (bicubic LR at CRF {conv_crf:.2f}, as many bits)",
         )
@@ -133,7 +170,10 @@ def main() -> None:
         print(
             f"CRF {crf}: irn {row['irn_psnr']:.2f} dB from {row['irn_kbit']:.0f} kbit; bicubic + ESPCN "
             f"{row['conventional_psnr']:.2f} dB from {row['conventional_kbit']:.0f} kbit (CRF {conv_crf:.2f}); "
-            f"{row['irn_psnr'] - row['conventional_psnr']:+.2f} dB ({time.time() - started:.0f} s)",
+            f"{row['irn_psnr'] - row['conventional_psnr']:+.2f} dB ({time.time() - started:.0f} s)"
+            + (
+                f"; refined LR: {row['refined_psnr']:.2f} dB from {row['refined_kbit']:.0f} kbit" if args.refine else ""
+            ),
             flush=True,
         )
     (out / "results.json").write_text(json.dumps(results, indent=2))
