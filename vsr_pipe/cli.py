@@ -273,23 +273,8 @@ class _stop_on_signals:
     show_default=True,
     help="Write the trained weights into the package and measure them for the manifest.",
 )
-def train(
-    model_name,
-    scale,
-    data,
-    out_dir,
-    steps,
-    batch,
-    lr_patch,
-    z_temperature,
-    codec_share,
-    init_from,
-    learning_rate,
-    cycle_weight,
-    rgb,
-    threads,
-    export,
-) -> None:
+def train(model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperature, codec_share, init_from,
+          learning_rate, cycle_weight, rgb, threads, export) -> None:  # fmt: skip
     """Train a model on image folders (resumes from the run folder's checkpoint)."""
     with _user_errors():
         data_dir = Path(data)

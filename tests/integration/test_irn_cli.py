@@ -76,6 +76,7 @@ def test_irn_factor_errors_are_one_line(clip, tmp_path):
         (("--model", "irn", "--scale", "5"), "out of range"),
         (("--scale", "0.5"), "--model irn"),
         (("--scale", "2", "--refine", "5"), "--refine"),
+        (("--model", "bicubic", "--scale", "2", "--refine", "5"), "--refine"),
         (("--model", "irn", "--scale", "2", "--refine", "5"), "downscale"),
         (("--model", "irn", "--scale", "0.5", "--refine", "5", "--engine", "onnxruntime"), "torch engine"),
     ):

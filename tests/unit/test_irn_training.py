@@ -72,3 +72,13 @@ def test_warm_start_from_weights_without_the_whole_factor_maps_computes_the_same
         assert torch.allclose(
             new.down(hr, t.up_rows, t.up_cols, t.conds)[0], old.down(hr, t.up_rows, t.up_cols, t.conds)[0]
         )
+
+
+def test_warm_start_from_other_weights_is_a_weights_error():
+    from vsr_pipe.errors import WeightsError
+    from vsr_pipe.models.rescaler import ArbitraryRescaler
+    from vsr_pipe.train.irn import warm_start
+    from vsr_pipe.weights.store import shipped_path
+
+    with pytest.raises(WeightsError, match="not a rescaler"):
+        warm_start(ArbitraryRescaler(), shipped_path("espcn_y_x2"))

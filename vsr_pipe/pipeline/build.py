@@ -21,13 +21,13 @@ RESTORE_TEMPERATURE = 0.0
 def build_rescaler(options: PipelineOptions, plan: ProcessPlan, model: str) -> tuple[PlaneRescaler, str, str]:
     """The rescaler for ``plan`` with ``model`` (resolved, not "auto"), a short description of the
     model chain, and the engine's name."""
+    if options.refine and model != "irn":
+        raise InvalidOption("--refine works with --model irn's downscale only")
     if model in CLASSIC_MODELS:
         kernel = CLASSIC_MODELS[model]
         return PlaneRescaler(ProcessPlan(plan.src, plan.dst, kernel)), kernel, "resample"
     if model not in NEURAL_MODELS:
         raise InvalidOption(f"model '{model}' is unknown: choose auto, espcn, irn, bicubic, lanczos or bilinear")
-    if options.refine and model != "irn":
-        raise InvalidOption("--refine works with --model irn's downscale only")
     engine_options = resolve_engine(options.engine, options.device, options.precision, options.threads)
     engine_name = f"{engine_options.kind} ({engine_options.device})"
     if model == "irn":

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import WeightsError
 from ..models.codec_proxy import CRF_STRENGTH, code_intra
 from ..models.rescaler import MAX_FACTOR, ArbitraryRescaler, RescaleGeometry, quantise_8bit
 from ..quality.imagefiles import list_images, load_rgb
@@ -86,7 +87,7 @@ def warm_start(model: ArbitraryRescaler, path: str | Path) -> None:
     if not isinstance(source, ArbitraryRescaler) or (source.blocks, source.growth, source.convs) != (
         model.blocks, model.growth, model.convs
     ):  # fmt: skip
-        raise ValueError(f"{path} is not a rescaler of this architecture")
+        raise WeightsError(f"{Path(path).name} is not a rescaler of this architecture: cannot start from it")
     state = model.state_dict()
     for key, value in source.state_dict().items():
         if value.shape != state[key].shape:  # a first conv: conditioning maps are its last inputs
