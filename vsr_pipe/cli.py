@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .config import EncodeOptions, PipelineOptions, Scale, parse_size
 from .errors import Interrupted, InvalidOption, VsrPipeError
+from .train.config import EspcnTrainConfig, IrnTrainConfig, default
 
 DEFAULT_DATA = "../shared/data"
 
@@ -216,6 +217,14 @@ class _stop_on_signals:
         return False
 
 
+def _espcn(name: str):  # the defaults the help shows are the config's, never a copy
+    return default(EspcnTrainConfig, name)
+
+
+def _irn(name: str):
+    return default(IrnTrainConfig, name)
+
+
 @main.command()
 @click.option(
     "--model",
@@ -234,22 +243,24 @@ class _stop_on_signals:
     help="Folder holding T91/, BSD200/ and Set5/.",
 )
 @click.option("--out", "out_dir", default=None, help="Run folder (checkpoints); default runs/espcn_y_xS or runs/irn.")
-@click.option("--steps", default=None, type=int, help="espcn: 60000; irn: 30000.")
-@click.option("--batch", default=None, type=int, help="espcn: 64; irn: 16.")
-@click.option("--patch", "lr_patch", default=None, type=int, help="LR patch side; espcn: 24; irn: 16.")
+@click.option("--steps", default=None, type=int, help=f"espcn: {_espcn('steps')}; irn: {_irn('steps')}.")
+@click.option("--batch", default=None, type=int, help=f"espcn: {_espcn('batch')}; irn: {_irn('batch')}.")
+@click.option(
+    "--patch", "lr_patch", default=None, type=int, help=f"LR patch side; espcn: {_espcn('lr_patch')}; irn: {_irn('lr_patch')}."
+)
 @click.option(
     "--z-temperature",
-    default=0.0,
-    show_default=True,
+    default=None,
     type=click.FloatRange(0, 1),
-    help="irn: scale of the z reconstruction draws in training; 1 is IRN's protocol, 0 what video restores from.",
+    help="irn: scale of the z reconstruction draws in training; 1 is IRN's protocol, 0 what video restores from; "
+    f"default {_irn('final_temperature'):g}.",
 )
 @click.option(
     "--codec-share",
-    default=0.0,
-    show_default=True,
+    default=None,
     type=click.FloatRange(0, 1),
-    help="irn: share of batches whose LR goes through a differentiable H.264-like intra coder before restoring.",
+    help="irn: share of batches whose LR goes through a differentiable H.264-like intra coder before restoring; "
+    f"default {_irn('codec_share'):g}.",
 )
 @click.option(
     "--init-from",
@@ -257,61 +268,72 @@ class _stop_on_signals:
     type=click.Path(exists=True, dir_okay=False),
     help="irn: start from these weights (e.g. the shipped ones) instead of a fresh initialisation.",
 )
-@click.option("--learning-rate", default=None, type=click.FloatRange(min=0, min_open=True), help="irn: 5e-4.")
+@click.option(
+    "--learning-rate",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"espcn: {_espcn('learning_rate'):g}; irn: {_irn('learning_rate'):g}.",
+)
 @click.option(
     "--cycle-weight",
-    default=10.0,
-    show_default=True,
+    default=None,
     type=click.FloatRange(min=0),
-    help="irn: weight of the term that keeps repeated down-up cycles from drifting.",
+    help=f"irn: weight of the term that keeps repeated down-up cycles from drifting; default {_irn('cycle_weight'):g}.",
 )
 @click.option("--rgb", is_flag=True, help="espcn: train on RGB instead of Y.")
-@click.option("--threads", default=0, type=int, help="CPU threads (0: torch's default).")
+@click.option("--threads", default=None, type=int, help="CPU threads (0: torch's default).")
 @click.option(
     "--export/--no-export",
     default=True,
     show_default=True,
-    help="Write the trained weights into the package and measure them for the manifest.",
+    help="Measure the trained weights and write them with a manifest entry into the run folder's export/.",
+)
+@click.option(
+    "--release",
+    is_flag=True,
+    help="Write the exported weights into the package instead, replacing the shipped ones, and update its manifest.",
 )
 def train(model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperature, codec_share, init_from,
-          learning_rate, cycle_weight, rgb, threads, export) -> None:  # fmt: skip
+          learning_rate, cycle_weight, rgb, threads, export, release) -> None:  # fmt: skip
     """Train a model on image folders (resumes from the run folder's checkpoint)."""
+    from .train.data import training_folders
+
     with _user_errors():
-        data_dir = Path(data)
-        for sub in ("T91", "BSD200", "Set5"):
-            if not (data_dir / sub).is_dir():
-                raise InvalidOption(f"training data folder {data_dir / sub} not found (give --data)")
-        train_dirs = (str(data_dir / "T91"), str(data_dir / "BSD200"))
+        train_dirs, val_dir = training_folders(data)
+        if release and not (export and not rgb):
+            raise InvalidOption("--release ships Y weights: it needs --export and no --rgb")
+        given = _given(steps=steps, batch=batch, lr_patch=lr_patch, learning_rate=learning_rate, threads=threads)
         log = lambda m: click.echo(m, err=True)  # noqa: E731
         if model_name == "irn":
-            from .train.irn import IrnTrainConfig
             from .train.irn import train as train_irn
-            from .train.release import export_irn
+            from .train.release import export_irn as export_model
 
-            cfg = IrnTrainConfig(
-                train_dirs=train_dirs, val_dir=str(data_dir / "Set5"), out_dir=out_dir or "runs/irn",
-                steps=steps or 30_000, batch=batch or 16, lr_patch=lr_patch or 16, threads=threads,
-                final_temperature=z_temperature, codec_share=codec_share, init_from=init_from,
-                learning_rate=learning_rate or 5e-4, cycle_weight=cycle_weight,
-            )  # fmt: skip
+            given |= _given(final_temperature=z_temperature, codec_share=codec_share, init_from=init_from,
+                            cycle_weight=cycle_weight)  # fmt: skip
+            cfg = IrnTrainConfig(train_dirs=train_dirs, val_dir=val_dir, out_dir=out_dir or "runs/irn", **given)
             ckpt = train_irn(cfg, log=log)
-            if export:
-                click.echo(json.dumps(export_irn(ckpt, data_dir, log=log), indent=2))
-            return
-        from .train.espcn import EspcnTrainConfig
-        from .train.espcn import train as train_espcn
-        from .train.release import export_espcn
+        else:
+            from .train.espcn import train as train_espcn
+            from .train.release import export_espcn as export_model
 
-        if scale is None:
-            raise InvalidOption("espcn trains one integer scale per run: give --scale 2, 3 or 4")
-        cfg = EspcnTrainConfig(
-            scale=scale, train_dirs=train_dirs, val_dir=str(data_dir / "Set5"),
-            out_dir=out_dir or f"runs/espcn_{'rgb' if rgb else 'y'}_x{scale}", steps=steps or 60_000, batch=batch or 64,
-            lr_patch=lr_patch or 24, luma=not rgb, threads=threads,
-        )  # fmt: skip
-        ckpt = train_espcn(cfg, log=log)
-        if export and not rgb:
-            click.echo(json.dumps(export_espcn(ckpt, data_dir, log=log), indent=2))
+            if scale is None:
+                raise InvalidOption("espcn trains one integer scale per run: give --scale 2, 3 or 4")
+            cfg = EspcnTrainConfig(
+                scale=scale, train_dirs=train_dirs, val_dir=val_dir,
+                out_dir=out_dir or f"runs/espcn_{'rgb' if rgb else 'y'}_x{scale}", luma=not rgb, **given,
+            )  # fmt: skip
+            ckpt = train_espcn(cfg, log=log)
+        if export and not rgb:  # the pipeline runs Y models only
+            from .train.release import export_folder
+            from .weights.store import shipped_dir
+
+            folder = shipped_dir() if release else export_folder(cfg.out_dir)
+            click.echo(json.dumps(export_model(ckpt, data, folder, log=log), indent=2))
+
+
+def _given(**values) -> dict:
+    """The options the user gave: the rest keep the config dataclass's defaults."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 @main.group(name="eval")

@@ -41,3 +41,11 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
                 state.setdefault(int(pid), {})[name] = value
         optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
     return json.loads(meta.get("info", "{}"))
+
+
+def read_info(path: str | Path) -> dict:
+    """The ``info`` dict saved with a checkpoint (step, config), without loading its tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("info", "{}"))

@@ -7,9 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InvalidOption
 from ..quality.imagefiles import list_images, load_rgb, modcrop
 from ..quality.matlab_resize import imresize
 from ..quality.metrics import rgb_to_y
+
+
+def training_folders(data_dir: str | Path) -> tuple[tuple[str, ...], str]:
+    """(training folders, validation folder) of a data folder holding T91/, BSD200/ and Set5/."""
+    data_dir = Path(data_dir)
+    for sub in ("T91", "BSD200", "Set5"):
+        if not (data_dir / sub).is_dir():
+            raise InvalidOption(f"training data folder {data_dir / sub} not found (give --data)")
+    return (str(data_dir / "T91"), str(data_dir / "BSD200")), str(data_dir / "Set5")
 
 
 def make_pair(hr_rgb: np.ndarray, scale: int, luma: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -13,27 +13,8 @@ import torch
 from ..models.espcn import ESPCN
 from ..quality.images import evaluate_folder, model_upscaler
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import EspcnTrainConfig  # also imported from here by callers
 from .data import PatchConfig, PatchSampler
-
-
-@dataclass(frozen=True)
-class EspcnTrainConfig:
-    scale: int
-    train_dirs: tuple[str, ...]
-    val_dir: str | None
-    out_dir: str
-    steps: int = 60_000
-    batch: int = 64
-    lr_patch: int = 24
-    learning_rate: float = 1e-3
-    final_learning_rate: float = 1e-5
-    luma: bool = True
-    residual: bool = True
-    threads: int = 0  # 0: leave torch's default
-    eval_every: int = 5_000
-    checkpoint_every: int = 1_000
-    seed: int = 0
-    size_factors: tuple[float, ...] = field(default=(1.0, 0.9, 0.8, 0.7, 0.6))
 
 
 def learning_rate_at(step: int, cfg: EspcnTrainConfig) -> float:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -38,35 +38,7 @@ from ..quality.matlab_resize import imresize, imresize_matrix
 from ..quality.metrics import rgb_to_y
 from ..quality.rescaling import evaluate_rescaling
 from .checkpoint import load_checkpoint, save_checkpoint
-
-
-@dataclass(frozen=True)
-class IrnTrainConfig:
-    train_dirs: tuple[str, ...]
-    val_dir: str | None
-    out_dir: str
-    steps: int = 20_000
-    batch: int = 16
-    lr_patch: int = 16
-    learning_rate: float = 5e-4
-    latent_scale_learning_rate: float = 1e-2
-    final_learning_rate: float = 1e-5
-    grad_clip: float = 10.0
-    blocks: tuple[int, int] = (6, 4)
-    growth: int = 16
-    convs: int = 3
-    warmup: float = 0.4  # share of the steps over which z's temperature ramps from 0 to final_temperature
-    final_temperature: float = 0.0  # 1: IRN's protocol (restore from z ~ N(0, 1)); 0: from z = 0 (shipped)
-    share_x2: float = 0.35
-    share_x4: float = 0.2
-    share_asymmetric: float = 0.15
-    codec_share: float = 0.0  # share of batches whose LR is coded by the codec stand-in before restoring
-    cycle_weight: float = 10.0  # 1 moved the x1.5 cycle loss too slowly (0.68 -> 0.63 dB in 2,000 steps)
-    init_from: str | None = None  # weights (safetensors) to start from instead of the initialisation
-    threads: int = 0
-    eval_every: int = 1_000
-    checkpoint_every: int = 250
-    seed: int = 0
+from .config import IrnTrainConfig  # also imported from here by callers
 
 
 def learning_rate_at(step: int, cfg: IrnTrainConfig) -> float:

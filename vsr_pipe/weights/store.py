@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -114,21 +115,46 @@ def architecture_header(model: torch.nn.Module) -> dict[str, str]:
     raise WeightsError(f"cannot describe a {type(model).__name__} in a weights header")
 
 
+def model_bytes(model: torch.nn.Module) -> bytes:
+    """``model`` as a safetensors file with its architecture header, in memory."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    return save(state, metadata=architecture_header(model))
+
+
 def save_model(model: torch.nn.Module, path: str | Path) -> str:
     """Write ``model`` as safetensors with its architecture header; returns the file's sha256."""
-    from safetensors.torch import save_file
+    data = model_bytes(model)
+    write_atomic((Path(path), data))
+    return hashlib.sha256(data).hexdigest()
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=architecture_header(model))
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+def manifest_with(name: str, entry: dict, folder: Path | None = None) -> bytes:
+    """The manifest beside the weights in ``folder`` with ``name`` added or replaced, as file bytes."""
+    path = (folder or shipped_dir()) / MANIFEST
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = entry
+    return (json.dumps(dict(sorted(data.items())), indent=2) + "\n").encode()
 
 
 def update_manifest(name: str, entry: dict, folder: Path | None = None) -> None:
     """Add or replace ``name`` in the manifest beside the weights."""
-    folder = folder or shipped_dir()
-    path = folder / MANIFEST
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[name] = entry
-    path.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n")
+    write_atomic(((folder or shipped_dir()) / MANIFEST, manifest_with(name, entry, folder)))
+
+
+def write_atomic(*files: tuple[Path, bytes]) -> None:
+    """Write each (path, bytes) beside its path, then rename them all over their targets: a failure
+    while writing (full disk, a stop) leaves every old file whole and no partial one."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            staged.append((tmp, path))
+            tmp.write_bytes(data)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
