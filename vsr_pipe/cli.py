@@ -452,86 +452,27 @@ def eval_video(reference, test, no_ssim, plot, as_json) -> None:
 )
 def export_cmd(model_name, scale, output) -> None:
     """Write a shipped model as ONNX (dynamic batch, height and width)."""
-    from .engines.cache import cache_dir, entry_name
-    from .engines.onnx_export import OPSET, export_onnx
-    from .weights.store import load_model, shipped_path
+    from .export import export_espcn, export_irn, tensorrt_plan
 
     with _user_errors():
         parsed = Scale.parse(scale)
         if model_name == "irn":
-            from .engines.onnx_export import export_rescaler
-
-            net = load_model(shipped_path("irn_y"))
-            factor = max(parsed.x, parsed.y)
-            factor = 1 / factor if factor < 1 else factor
-            Scale(factor, factor).check_for("irn")
-            levels = 1 if factor <= 2 else 2
-            prefix = (
-                Path(output) if output else cache_dir() / entry_name(f"irn_y_{levels}lv", net, f"opset{OPSET}", "fp32")
-            )
-            for path in export_rescaler(net, levels, prefix):
+            for path in export_irn(parsed, output):
                 click.echo(str(path))
             return
-        if not parsed.is_uniform or parsed.x not in (2, 3, 4):
-            raise InvalidOption(f"scale {parsed}: espcn ships x2, x3 and x4")
-        model = load_model(shipped_path(f"{model_name}_y_x{int(parsed.x)}"))
-        target = (
-            Path(output)
-            if output
-            else cache_dir() / (entry_name(f"{model_name}_x{int(parsed.x)}", model, f"opset{OPSET}", "fp32") + ".onnx")
-        )
-        export_onnx(model, target, channels=model.num_ch)
-        click.echo(str(target))
-        from .engines.tensorrt_engine import available as tensorrt_available
-
-        if tensorrt_available():  # the serialized engine too, built from that graph, into the cache
-            from .engines.base import TrtOptions, make_engine
-
-            engine = make_engine(TrtOptions(), model, f"{model_name}_x{int(parsed.x)}")
-            click.echo(f"{engine.plan_path} ({'reused' if engine.reused else 'built'})")
+        exported = export_espcn(parsed, output)
+        click.echo(str(exported.path))
+        plan = tensorrt_plan(exported)  # the serialized engine too, where TensorRT is installed
+        if plan:
+            click.echo(f"{plan[0]} ({'reused' if plan[1] else 'built'})")
 
 
 @main.command()
 def doctor() -> None:
     """Print what this machine offers: engines, devices, codecs, versions."""
-    import platform
+    from .doctor import doctor_rows
 
-    import av
-    import torch
-
-    from .engines.cache import cache_dir
-
-    rows = [("vsr-pipe", __version__), ("python", platform.python_version()), ("torch", torch.__version__),
-            ("PyAV / FFmpeg", f"{av.__version__} / {getattr(av, 'ffmpeg_version_info', '?')}")]  # fmt: skip
-    try:
-        import onnxruntime as ort
-
-        rows.append(("onnxruntime", f"{ort.__version__} ({', '.join(ort.get_available_providers())})"))
-    except ImportError:
-        rows.append(("onnxruntime", "not installed (pip install onnxruntime)"))
-    try:
-        import tensorrt  # noqa: F401
-
-        rows.append(("tensorrt", tensorrt.__version__))
-    except ImportError:
-        rows.append(("tensorrt", "not installed"))
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            p = torch.cuda.get_device_properties(i)
-            rows.append((f"cuda:{i}", f"{p.name}, {p.total_memory // 2**20} MiB, sm_{p.major}{p.minor}"))
-    else:
-        rows.append(("cuda", "no GPU visible to torch"))
-    codecs = av.codecs_available
-    hw = [c for c in sorted(codecs) if any(k in c for k in ("nvenc", "cuvid", "qsv", "vaapi", "videotoolbox"))]
-    rows.append(("hardware codecs", ", ".join(hw) or "none in this FFmpeg build"))
-    rows.append(
-        (
-            "software encoders",
-            ", ".join(c for c in ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1") if c in codecs),
-        )
-    )
-    rows.append(("engine cache", str(cache_dir())))
-    for key, value in rows:
+    for key, value in doctor_rows():
         click.echo(f"{key:18s} {value}")
 
 
