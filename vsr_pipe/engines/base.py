@@ -1,15 +1,23 @@
 """The engine interface: run one model direction on a whole chunk of frames at once.
 
 An engine knows tensors, devices and precisions; it knows nothing of files, codecs or PyAV.
+Engine settings live in ``options.py``; they are re-exported here for older imports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import ClassVar, Protocol, Union, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
+
+from ..errors import EngineUnavailable, WeightsError
+from .options import CompileOptions, EngineOptions, OrtOptions, TorchOptions, TrtOptions
+
+__all__ = [
+    "CompileOptions", "Engine", "EngineOptions", "OrtOptions", "TorchOptions", "TrtOptions", "make_engine",
+    "match_state", "resolve_engine",
+]  # fmt: skip
 
 
 @runtime_checkable
@@ -18,7 +26,11 @@ class Engine(Protocol):
 
     ``__call__`` takes (N, C, h, w) float32 in [0, 1] on any device and returns the model's output
     as float32 on the engine's device. ``load_weights`` swaps weights between chunks (per-chunk
-    overfitted models) without rebuilding.
+    overfitted models) without rebuilding or re-exporting; ``prepare`` does ahead of time whatever a
+    later ``load_weights`` of the same weights would have to do, without making them current.
+    Both take a state dict of the model the engine was built from (for a model that wraps a net in
+    ``.model``, as the rescaler's ``BoundDown``/``BoundUp`` do, the net's own state dict works too);
+    buffers may be left out, parameters may not (:func:`match_state`).
     """
 
     name: str
@@ -28,90 +40,69 @@ class Engine(Protocol):
 
     def load_weights(self, state: Mapping[str, torch.Tensor]) -> None: ...
 
+    def prepare(self, state: Mapping[str, torch.Tensor]) -> None: ...
 
-@dataclass(frozen=True)
-class TorchOptions:
-    """Eager PyTorch. On CUDA, fp16 halves memory traffic; channels-last suits tensor cores.
 
-    Args:
-        device: "cpu", "cuda", "cuda:1", ...
-        precision: "fp32" or "fp16" (fp16 on CUDA only).
-        threads: CPU intra-op threads; 0 keeps torch's default.
-        channels_last: NHWC activations (tensor cores prefer them); CUDA only.
-        cuda_graphs: on CUDA, capture one graph per input shape and replay it: a whole chunk is one
-            launch, so the GPU never waits on Python between layers.
+# Option type -> (module, class): backends are imported only when chosen.
+_ENGINES: dict[type, tuple[str, str]] = {
+    TorchOptions: ("torch_engine", "TorchEngine"),
+    CompileOptions: ("compile_engine", "CompiledEngine"),
+    OrtOptions: ("onnxruntime_engine", "OrtEngine"),
+    TrtOptions: ("tensorrt_engine", "TrtEngine"),
+}
+
+
+def make_engine(
+    options: EngineOptions, model: torch.nn.Module, name: str, calibration: Sequence[torch.Tensor] = ()
+) -> Engine:
+    """Build the engine that ``options`` describes around ``model``.
+
+    ``name`` names the model direction in cache entries (e.g. "espcn_x2"). ``calibration``: INT8
+    TensorRT's calibration batches, (N, C, h, w) float32 in [0, 1] each; other engines ignore it.
     """
+    import importlib
 
-    device: str = "cpu"
-    precision: str = "fp32"
-    threads: int = 0
-    channels_last: bool = True
-    cuda_graphs: bool = True
-    kind: ClassVar[str] = "torch"
-
-
-@dataclass(frozen=True)
-class OrtOptions:
-    """ONNX Runtime on the exported graph: the fastest engine on a CPU (graph fusion, no Python
-    per layer). ``device`` "cuda" needs the onnxruntime-gpu package.
-
-    Args:
-        device: "cpu" or "cuda".
-        precision: "fp32", or "int8" (dynamic quantisation of the exported graph: INT8 weights,
-            activations quantised per call; no calibration data needed).
-        threads: intra-op threads; 0 lets ONNX Runtime choose (all cores).
-    """
-
-    device: str = "cpu"
-    precision: str = "fp32"
-    threads: int = 0
-    kind: ClassVar[str] = "onnxruntime"
-
-
-@dataclass(frozen=True)
-class TrtOptions:
-    """TensorRT built from the ONNX export: the fastest engine on an NVIDIA GPU. The plan is built
-    once per weights, shape profile, precision, GPU and TensorRT version and cached.
-
-    Args:
-        device: "cuda" or "cuda:N".
-        precision: "fp32", "fp16" or "int8" (INT8 calibrates on frames of the input video).
-        profile: (min, opt, max) input shapes (N, C, H, W) of the optimisation profile.
-        workspace_mib: builder workspace limit.
-    """
-
-    device: str = "cuda"
-    precision: str = "fp16"
-    profile: tuple[tuple[int, int, int, int], ...] = ((1, 1, 16, 16), (4, 1, 540, 960), (8, 1, 1088, 1920))
-    workspace_mib: int = 2048
-    kind: ClassVar[str] = "tensorrt"
-
-
-EngineOptions = Union[TorchOptions, OrtOptions, TrtOptions]
-
-
-def make_engine(options: EngineOptions, model: torch.nn.Module, name: str) -> Engine:
-    """Build the engine that ``options`` describes around ``model``."""
-    if isinstance(options, TorchOptions):
-        from .torch_engine import TorchEngine
-
-        return TorchEngine(model, options, name)
-    if isinstance(options, OrtOptions):
-        from .onnxruntime_engine import OrtEngine
-
-        return OrtEngine(model, options, name)
+    try:
+        module_name, class_name = _ENGINES[type(options)]
+    except KeyError:
+        raise TypeError(f"unknown engine options {type(options).__name__}") from None
+    cls = getattr(importlib.import_module(f".{module_name}", __package__), class_name)
     if isinstance(options, TrtOptions):
-        from .tensorrt_engine import TrtEngine
+        return cls(model, options, name, calibration)
+    return cls(model, options, name)
 
-        return TrtEngine(model, options, name)
-    raise TypeError(f"unknown engine options {type(options).__name__}")
+
+def match_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` keyed by ``model``'s own state-dict names, checked against them.
+
+    Keys may also be those of a direct child (a wrapped net's own state dict: ``couplings.0...``
+    for ``BoundDown``'s ``model.couplings.0...``). Every parameter must be given; buffers may be
+    left out (the engine keeps their values). Raises ``WeightsError`` for an unknown key, a shape
+    that differs, or a missing parameter.
+    """
+    own = model.state_dict()
+    prefixes = [""] + [f"{name}." for name, _ in model.named_children()]
+    prefix = next((p for p in prefixes if all(p + k in own for k in state)), None)
+    if prefix is None:
+        unknown = next(k for k in state if k not in own)
+        raise WeightsError(
+            f"weights key '{unknown}' is not one of {type(model).__name__}'s ({len(own)} keys, e.g. '{next(iter(own))}')"
+        )
+    matched = {prefix + k: v for k, v in state.items()}
+    for key, value in matched.items():
+        if tuple(value.shape) != tuple(own[key].shape):
+            raise WeightsError(
+                f"weights '{key}' have shape {tuple(value.shape)}; {type(model).__name__} needs {tuple(own[key].shape)}"
+            )
+    missing = [k for k, _ in model.named_parameters() if k not in matched]
+    if missing:
+        raise WeightsError(f"weights lack {len(missing)} of {type(model).__name__}'s parameters, e.g. '{missing[0]}'")
+    return matched
 
 
 def resolve_engine(engine: str, device: str, precision: str, threads: int) -> EngineOptions:
     """Options for ``--engine``/``--device``; "auto" picks the fastest available: torch on a
-    CUDA GPU, else ONNX Runtime on the CPU, else torch on the CPU."""
-    from ..errors import EngineUnavailable
-
+    CUDA GPU, else ONNX Runtime on the CPU, else torch on the CPU ("compile" is never picked)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if precision == "auto":  # fp16 halves a GPU's memory traffic at ~50 dB from fp32; CPUs gain nothing
@@ -125,9 +116,11 @@ def resolve_engine(engine: str, device: str, precision: str, threads: int) -> En
             engine = "onnxruntime" if available() and precision in ("fp32", "int8") else "torch"
     if engine == "torch":
         return TorchOptions(device=device, precision=precision, threads=threads)
+    if engine == "compile":
+        return CompileOptions(device=device, precision=precision, threads=threads)
     if engine == "onnxruntime":
         return OrtOptions(device=device, precision=precision, threads=threads)
     if engine == "tensorrt":
         # Not picked by "auto" until it has been verified on a GPU machine with TensorRT.
         return TrtOptions(device=device if device.startswith("cuda") else "cuda", precision=precision)
-    raise EngineUnavailable(f"engine '{engine}' is unknown: choose auto, torch, onnxruntime or tensorrt")
+    raise EngineUnavailable(f"engine '{engine}' is unknown: choose auto, torch, compile, onnxruntime or tensorrt")

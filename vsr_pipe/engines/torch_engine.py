@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 import torch
 
 from ..errors import EngineUnavailable
-from .base import TorchOptions
+from .base import match_state
+from .options import TorchOptions
 
 # Captured graphs kept per engine: chunks have one shape, plus a shorter last chunk per video.
 MAX_GRAPHS = 4
@@ -66,8 +67,16 @@ class TorchEngine:
         return call(x)
 
     def load_weights(self, state: Mapping[str, torch.Tensor]) -> None:
-        # load_state_dict copies into the existing parameters, so captured graphs see the new weights.
-        self.model.load_state_dict({k: v.to(self.device, self.dtype) for k, v in state.items()})
+        """Copy ``state`` into the live parameters (see ``match_state`` for the keys taken)."""
+        # In-place copies: captured CUDA graphs read the same memory, so they see the new weights.
+        own = self.model.state_dict()
+        with torch.no_grad():
+            for key, value in match_state(self.model, state).items():
+                own[key].copy_(value)
+
+    def prepare(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Nothing to build ahead: only checks that ``state`` fits."""
+        match_state(self.model, state)
 
 
 class _CapturedCall:
