@@ -1,7 +1,9 @@
 """Where compiled engines live, and the names that say what each was built from.
 
-A cache entry's name encodes everything that changes it (weights hash, graph kind, precision,
+A cache entry's name encodes everything that changes it (architecture, graph kind, precision,
 versions), so a stale entry is never reused; a corrupt one is rebuilt by the engine that finds it.
+Engine entries do not depend on weight values (``graph_entry_name``): weights are swapped into a
+built engine, so one entry serves every weight set of an architecture.
 """
 
 from __future__ import annotations
@@ -39,6 +41,35 @@ def weights_hash(model: torch.nn.Module) -> str:
         h.update(str(tuple(t.shape)).encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+def graph_hash(model: torch.nn.Module) -> str:
+    """Short sha256 over what fixes the traced graph but not the weight values: module classes and
+    their settings (``repr`` and plain attributes such as a bound geometry), and the state's names,
+    shapes and dtypes."""
+    h = hashlib.sha256(repr(model).encode())
+    for name, module in model.named_modules():
+        h.update(f"{name}:{type(module).__module__}.{type(module).__qualname__}".encode())
+        for attr, value in sorted(vars(module).items()):
+            if not attr.startswith("_") and attr != "training" and _is_setting(value):
+                h.update(f"{attr}={value!r}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+    h.update(repr(getattr(model, "example_shape", None)).encode())
+    return h.hexdigest()[:16]
+
+
+def _is_setting(value: object) -> bool:
+    if isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, tuple):
+        return all(_is_setting(v) for v in value)
+    return hasattr(value, "__dataclass_fields__")
+
+
+def graph_entry_name(model_name: str, model: torch.nn.Module, *parts: str) -> str:
+    """e.g. ``espcn_x2-g3f2a...-opset17-fp32``: the same for any weights of one architecture."""
+    return "-".join([model_name, "g" + graph_hash(model), *parts])
 
 
 def entry_name(model_name: str, model: torch.nn.Module, *parts: str) -> str:

@@ -2,42 +2,109 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 OPSET = 17
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, channels: int = 1, opset: int = OPSET) -> Path:
-    """Write ``model`` as ONNX (input ``lr`` (N, C, H, W) float32 -> output ``hr``); atomic.
+    """Write ``model`` as ONNX (input ``lr`` (N, C, H, W) float32 -> output ``hr``) with its weights; atomic.
 
     A model bound to one frame size (it has ``example_shape``) keeps H and W fixed; batch stays dynamic.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(_trace(model.eval().float().cpu(), channels, opset, fold=True))
+    os.replace(tmp, path)
+    return path
+
+
+def export_graph(model: torch.nn.Module, path: str | Path, channels: int = 1, opset: int = OPSET) -> Path:
+    """Write ``model``'s graph as ONNX for engines that take their weights at load time; atomic.
+
+    Inputs and outputs as :func:`export_onnx`. Every initializer that comes from the model's state
+    is named by its state-dict key and stored outside the graph, in ``{path}.data`` (ONNX Runtime
+    replaces only such initializers, ``SessionOptions.add_external_initializers``). The values
+    written are random placeholders: the file depends on the architecture alone, and no two
+    parameters are equal, which the exporter would otherwise merge into one initializer (as it
+    does two zero biases). No constant folding, which would rename parameters it folds.
+    """
+    import copy
+    import shutil
+    import tempfile
+
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    placeholder = copy.deepcopy(model).eval().float().cpu()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in placeholder.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+    proto = onnx.load_from_string(_trace(placeholder, channels, opset, fold=False))
+    data_name = path.name + ".data"
+    convert_model_to_external_data(proto, all_tensors_to_one_file=True, location=data_name, size_threshold=0)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        onnx.save_model(proto, str(tmp_dir / path.name))
+        os.replace(tmp_dir / data_name, path.with_name(data_name))  # the data first: a graph never lacks it
+        os.replace(tmp_dir / path.name, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
+
+
+def graph_initializers(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the initializers of an ONNX file, without reading their data."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {t.name: tuple(t.dims) for t in proto.graph.initializer}
+
+
+def graph_with_weights(path: str | Path, weights: dict[str, np.ndarray]):
+    """The ``onnx.ModelProto`` of ``path`` (an :func:`export_graph` file) with ``weights`` in place
+    of its initializers of those names, every tensor held in the proto itself."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))  # reads {path}.data too
+    for tensor in proto.graph.initializer:
+        if tensor.name in weights:
+            tensor.CopyFrom(numpy_helper.from_array(weights[tensor.name], tensor.name))
+    return proto
+
+
+def _trace(model: torch.nn.Module, channels: int, opset: int, fold: bool) -> bytes:
     bound = getattr(model, "example_shape", None)
     example = torch.rand(*bound) if bound else torch.rand(1, channels, 32, 48)
     axes = {0: "batch"} if bound else {0: "batch", 2: "height", 3: "width"}
     out_axes = {0: "batch"} if bound else {0: "batch", 2: "out_height", 3: "out_width"}
-    model = model.eval().float().cpu()
+    buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
             (example,),
-            str(tmp),
+            buffer,
             input_names=["lr"],
             output_names=["hr"],
             dynamic_axes={"lr": axes, "hr": out_axes},
             opset_version=opset,
+            do_constant_folding=fold,
             dynamo=False,
         )
-    os.replace(tmp, path)
-    return path
+    return buffer.getvalue()
 
 
 def export_rescaler(model: torch.nn.Module, levels: int, prefix: str | Path, opset: int = OPSET) -> tuple[Path, Path]:

@@ -1,16 +1,29 @@
-"""ONNX Runtime engine: the exported graph on the CPU (or CUDA with onnxruntime-gpu)."""
+"""ONNX Runtime engine: the exported graph on the CPU (or CUDA with onnxruntime-gpu).
+
+One graph file per architecture sits in the engine cache; each weight set gets its own prepared
+``InferenceSession`` made from that file, with the weights put in place of the graph's
+initializers in memory before ONNX Runtime optimises it. Swapping weights is a dict lookup once a
+set has been prepared; nothing is re-exported or written.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import EngineUnavailable
-from .base import OrtOptions
-from .cache import cache_dir, entry_name
-from .onnx_export import OPSET, export_onnx
+from .base import match_state
+from .cache import cache_dir, graph_entry_name
+from .onnx_export import OPSET, export_graph, graph_initializers, graph_with_weights
+from .options import OrtOptions
+
+# Prepared sessions kept per engine, least recently used dropped first (and rebuilt if needed).
+MAX_SESSIONS = 32
 
 
 def available() -> bool:
@@ -21,32 +34,11 @@ def available() -> bool:
     return True
 
 
-def _ort_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
-
-
-def _quantise_dynamic(src, dst) -> None:
-    """INT8 weights, activations quantised per call (ONNX Runtime's dynamic quantisation); atomic."""
-    import logging
-    import os
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
-    try:
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
-    os.replace(tmp, dst)
-
-
 class OrtEngine:
-    """Runs a model's ONNX export, built once per weights and cached on disk."""
+    """Runs a model's ONNX graph, exported once per architecture and cached on disk.
+
+    ``reused`` tells whether the graph file came from the cache.
+    """
 
     def __init__(self, model: torch.nn.Module, options: OrtOptions, name: str):
         if not available():
@@ -59,7 +51,87 @@ class OrtEngine:
         self.device = torch.device("cpu")
         self.channels = getattr(model, "num_ch", 1)
         self.model = model.eval().float().cpu()
-        self._session = self._open(self.model)
+        self.graph_path = cache_dir() / (graph_entry_name(name, self.model, f"opset{OPSET}", "fp32") + ".onnx")
+        self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self._graph_names: dict[str, tuple[int, ...]] | None = None
+        self._sessions: OrderedDict[str, object] = OrderedDict()
+        self.reused = self.graph_path.exists()
+        try:
+            self._session = self._session_for(self._weights(self._state))
+        except EngineUnavailable:
+            raise
+        except Exception:
+            if not self.reused:  # a fresh export that fails is a real error
+                raise
+            self.graph_path.unlink(missing_ok=True)  # corrupt or stale cache entry: export again, once
+            self._graph_names, self.reused = None, False
+            self._session = self._session_for(self._weights(self._state))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        arr = np.ascontiguousarray(x.detach().cpu().float().numpy())
+        return torch.from_numpy(self._session.run(None, {"lr": arr})[0])
+
+    def load_weights(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Make ``state`` current: its prepared session if there is one, else a new one from the
+        cached graph. Raises ``WeightsError`` if ``state`` does not fit the model."""
+        merged = {**self._state, **match_state(self.model, state)}
+        self._session = self._session_for(self._weights(merged))
+        self._state = merged
+
+    def prepare(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Build the session for ``state`` now, so that a later ``load_weights(state)`` is a lookup."""
+        self._session_for(self._weights({**self._state, **match_state(self.model, state)}))
+
+    def _weights(self, state: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """The graph's initializers that come from ``state``, as float32 arrays."""
+        names = self._names()
+        # .contiguous().numpy() keeps 0-d tensors 0-d (np.ascontiguousarray would make them 1-d).
+        return {k: v.detach().cpu().float().contiguous().numpy() for k, v in state.items() if k in names}
+
+    def _names(self) -> dict[str, tuple[int, ...]]:
+        if self._graph_names is None:
+            if not self.graph_path.exists() or not self.graph_path.with_name(self.graph_path.name + ".data").exists():
+                export_graph(self.model, self.graph_path, channels=self.channels)
+            names = graph_initializers(self.graph_path)
+            if self._state and not set(names) & set(self._state):
+                raise EngineUnavailable(f"the ONNX export of {self.model_name} lost its parameters' names")
+            self._graph_names = names
+        return self._graph_names
+
+    def _session_for(self, weights: dict[str, np.ndarray]):
+        key = _weights_key(weights)
+        session = self._sessions.get(key)
+        if session is None:
+            session = self._open(weights)
+            self._sessions[key] = session
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        self._sessions.move_to_end(key)
+        return session
+
+    def _open(self, weights: dict[str, np.ndarray]):
+        import onnxruntime as ort
+
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.options.threads:
+            session_options.intra_op_num_threads = self.options.threads
+        session_options.log_severity_level = 3
+        # Idle intra-op threads otherwise spin for a while after each call, taking the cores the
+        # decoder and encoder threads of the pipeline need in the meantime.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers = self._providers()
+        if self.options.precision == "int8":
+            # Dynamic quantisation derives the INT8 weights and their scales from the weights
+            # themselves, so each weight set is quantised anew (in memory; nothing is cached).
+            return ort.InferenceSession(
+                _quantise_dynamic(self.graph_path, weights), session_options, providers=providers
+            )
+        names = sorted(weights)
+        # Copied into the graph before optimisation (ONNX Runtime's documented behaviour), so the
+        # arrays need not outlive the session and the session runs as fast as one from a file.
+        session_options.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(weights[n]) for n in names])
+        return ort.InferenceSession(str(self.graph_path), session_options, providers=providers)
 
     def _providers(self) -> list[str]:
         import onnxruntime as ort
@@ -72,43 +144,31 @@ class OrtEngine:
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
-    def _open(self, model: torch.nn.Module):
-        import onnxruntime as ort
 
-        fp32_path = cache_dir() / (entry_name(self.model_name, model, f"opset{OPSET}", "fp32") + ".onnx")
-        path = fp32_path
-        if self.options.precision == "int8":
-            path = fp32_path.with_name(fp32_path.name.replace("-fp32.onnx", f"-int8dyn-ort{_ort_version()}.onnx"))
-        session_options = ort.SessionOptions()
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.options.threads:
-            session_options.intra_op_num_threads = self.options.threads
-        session_options.log_severity_level = 3
-        # Idle intra-op threads otherwise spin for a while after each call, taking the cores the
-        # decoder and encoder threads of the pipeline need in the meantime.
-        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.reused = path.exists()
-        for attempt in range(2):
-            if not path.exists():
-                if not fp32_path.exists() or attempt:
-                    export_onnx(model, fp32_path, channels=self.channels)
-                if path != fp32_path:
-                    _quantise_dynamic(fp32_path, path)
-            try:
-                return ort.InferenceSession(str(path), session_options, providers=self._providers())
-            except EngineUnavailable:
-                raise
-            except Exception:
-                if attempt:  # a fresh export that still fails is a real error
-                    raise
-                path.unlink(missing_ok=True)  # corrupt or stale cache entry: rebuild once
-                self.reused = False
-        raise AssertionError("unreachable")
+def _weights_key(weights: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        h.update(name.encode())
+        h.update(str(weights[name].shape).encode())
+        h.update(weights[name].tobytes())
+    return h.hexdigest()
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        arr = np.ascontiguousarray(x.detach().cpu().float().numpy())
-        return torch.from_numpy(self._session.run(None, {"lr": arr})[0])
 
-    def load_weights(self, state: Mapping[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(dict(state))
-        self._session = self._open(self.model)
+def _quantise_dynamic(graph_path: Path, weights: dict[str, np.ndarray]) -> bytes:
+    """The graph with ``weights``, INT8 weights and activations quantised per call (ONNX Runtime's
+    dynamic quantisation), as serialised ONNX."""
+    import logging
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
+    try:
+        with tempfile.TemporaryDirectory(prefix="vsr-pipe-int8-") as tmp:
+            out = Path(tmp) / "int8.onnx"
+            quantize_dynamic(graph_with_weights(graph_path, weights), out, weight_type=QuantType.QInt8)
+            return out.read_bytes()
+    finally:
+        root.setLevel(level)
