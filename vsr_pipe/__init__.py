@@ -38,6 +38,7 @@ __all__ = [
 
 
 def _options(scale, size, model, encode: EncodeOptions | None, **kw) -> PipelineOptions:
+    """Options from the API's arguments; both ``scale`` and ``size`` is refused, as on the CLI."""
     if size is not None and not isinstance(size, tuple):
         size = parse_size(size)
     parsed = Scale.parse(scale) if scale is not None else None
@@ -76,8 +77,6 @@ def upscale(
     """
     from .pipeline.run import run_to_file
 
-    if size is not None:
-        scale = None
     opts = _options(scale, size, model, encode, **options)
     return run_to_file(src, dst, opts, on_progress=on_progress, stop=stop)
 
@@ -87,8 +86,9 @@ def frames(
 ) -> Iterator[av.VideoFrame]:
     """Iterate over the upscaled frames of ``src`` as planar-YUV ``av.VideoFrame`` objects with
     their original ``pts`` and ``time_base``; ``frame.to_ndarray(format="rgb24")`` gives pixels."""
-    from .pipeline.run import iter_frames
+    from .io.encode import video_frame
+    from .pipeline.run import iter_planes
 
-    if size is not None:
-        scale = None
-    return iter_frames(src, _options(scale, size, model, None, **options))
+    opts = _options(scale, size, model, None, **options)
+    for planes, pts, opened in iter_planes(src, opts):
+        yield video_frame(planes, pts, opened.plan.dst, opened.source.facts.time_base)

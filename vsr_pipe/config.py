@@ -115,6 +115,45 @@ class EncodeOptions:
 
 
 @dataclass(frozen=True)
+class WeightsSwap:
+    """From ``start`` on, the model runs with the weights in ``weights`` (a safetensors file)."""
+
+    start: int
+    weights: str
+
+
+@dataclass(frozen=True)
+class WeightSchedule:
+    """Which weights the model runs with, over the video: per-chunk overfitted weights swapped in
+    mid-stream. Before the first entry the model keeps its own (shipped) weights.
+
+    ``by`` is "pts" (``start`` is a timestamp in the input stream's time base; a model chunk never
+    spans a swap, so every frame gets exactly its weights) or "chunk" (``start`` is a chunk index).
+    """
+
+    swaps: tuple[WeightsSwap, ...]
+    by: str = "pts"
+
+    def __post_init__(self) -> None:
+        if self.by not in ("pts", "chunk"):
+            raise InvalidOption(f"weight schedule by '{self.by}': choose pts or chunk")
+        starts = [s.start for s in self.swaps]
+        if starts != sorted(set(starts)):
+            raise InvalidOption("weight schedule starts must be distinct and in order")
+
+    def entry_at(self, chunk_index: int, pts: int | None) -> int:
+        """Index of the swap in force for a frame of chunk ``chunk_index`` at ``pts``; -1: none yet."""
+        key = chunk_index if self.by == "chunk" else pts
+        if key is None:
+            return -1
+        found = -1
+        for i, swap in enumerate(self.swaps):
+            if swap.start <= key:
+                found = i
+        return found
+
+
+@dataclass(frozen=True)
 class PipelineOptions:
     """What to run and how to schedule it.
 
@@ -133,6 +172,7 @@ class PipelineOptions:
     threads: int = 0  # torch intra-op threads; 0 keeps the default
     tile: int = 0  # input pixels per tile side for the model; 0: whole frames
     refine: int = 0  # irn down: Adam steps on each LR against the inverse (server side; torch engine)
+    weights: WeightSchedule | None = None  # weights swapped in mid-stream; None: the shipped ones throughout
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:

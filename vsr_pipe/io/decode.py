@@ -1,16 +1,15 @@
-"""Reading video with PyAV: open and check the input, then demux and decode it as planes.
+"""Reading video with PyAV: open a file, a pipe or a URL, check it, then demux and decode it.
 
-Video frames come out as numpy planes in a :class:`FrameLayout`; the packets of every other stream
-(audio, subtitles) come out untouched, in demux order, for stream copy.
+Video frames come out as numpy planes in the source's working :class:`FrameLayout`; the packets of
+every other stream (audio, subtitles) come out untouched, in demux order, for stream copy.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -18,11 +17,14 @@ import av
 import numpy as np
 
 from ..errors import InputNotFound, NotAVideo, UnsupportedInput
+from .base import ColorInfo, End, Frame, Packet, SourceItem, StreamFacts
 from .layout import FrameLayout
+from .tags import find_tag
 
-Source = Union[str, os.PathLike, BinaryIO]
+SourceSpec = Union[str, os.PathLike, BinaryIO]
 
 MAX_INPUT_SIDE = 16384
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 # Formats processed as they are; anything else is converted once, on decode, to the closest of these.
 NATIVE_FORMATS = {
@@ -31,29 +33,9 @@ NATIVE_FORMATS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ColorInfo:
-    """Colour tags, as FFmpeg's enum values (so they round-trip exactly)."""
-
-    primaries: int
-    transfer: int
-    matrix: int
-    range: int  # 1 limited (MPEG), 2 full (JPEG), 0 unknown
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What the decoder knows about the input's video stream before the first frame."""
-
-    width: int
-    height: int
-    codec: str
-    pix_fmt: str
-    time_base: Fraction
-    average_rate: Fraction | None
-    frame_count: int  # 0 when the container does not say
-    duration_s: float | None
-    rotation: int
+def is_url(spec: object) -> bool:
+    """True for anything FFmpeg opens by protocol (udp://, tcp://, http://, srt://, ...)."""
+    return isinstance(spec, str) and bool(_URL.match(spec))
 
 
 def layout_for(pix_fmt: str, width: int, height: int, full_range: bool) -> FrameLayout:
@@ -85,45 +67,99 @@ def working_format(pix_fmt: str) -> str:
     return family + deep
 
 
-class VideoSource:
-    """An opened input: ``with VideoSource(path) as src: for item in src.items(): ...``.
+class AvSource:
+    """An opened input (path, ``"-"`` for standard input, a binary file object, or a URL):
+    ``with AvSource(path) as src: for item in src.items(): ...``.
 
-    Raises the typed errors of :mod:`vsr_pipe.errors` for a missing file, something that is not
-    media, or media with no video stream.
+    Opening decodes the first frame, so ``facts`` is complete. Raises the typed errors of
+    :mod:`vsr_pipe.errors` for a missing file, something that is not media, media with no video
+    stream, or a video this FFmpeg cannot decode.
     """
 
-    def __init__(self, source: Source):
-        self.name = "standard input" if source == "-" else str(source)
-        if source == "-":
-            source = sys.stdin.buffer
-        elif isinstance(source, (str, os.PathLike)):
-            path = Path(source)
+    def __init__(self, spec: SourceSpec, options: tuple[tuple[str, str], ...] = ()):
+        self.name = "standard input" if spec == "-" else str(spec)
+        self.bad_packets = 0
+        target = self._target(spec)
+        try:
+            self.container = av.open(target, mode="r", options=dict(options))
+        except av.error.FFmpegError as e:
+            raise NotAVideo(f"{self.name} is not a video FFmpeg can read ({_reason(e)})") from None
+        try:
+            self._check_stream()
+            self._demuxed = self._demux()
+            self._early = self._peek_first_frame()
+            self.facts = self._facts(self._first)
+        except BaseException:
+            self.container.close()
+            raise
+
+    @staticmethod
+    def _target(spec: SourceSpec):
+        if spec == "-":
+            return sys.stdin.buffer
+        if is_url(spec):
+            return spec
+        if isinstance(spec, (str, os.PathLike)):
+            path = Path(spec)
             if not path.exists():
                 raise InputNotFound(f"input not found: {path}")
             if path.is_dir():
                 raise NotAVideo(f"input is a folder, not a video: {path}")
-        try:
-            self.container = av.open(source, mode="r")
-        except av.error.FFmpegError as e:
-            raise NotAVideo(f"{self.name} is not a video FFmpeg can read ({_reason(e)})") from None
+            return str(path)
+        return spec
+
+    def _check_stream(self) -> None:
         if not self.container.streams.video:
-            self.container.close()
             raise NotAVideo(f"{self.name} has no video stream")
         self.stream = self.container.streams.video[0]
         ctx = self.stream.codec_context
         if ctx is None or ctx.codec is None:
-            self.container.close()
             raise UnsupportedInput(f"{self.name}: its video codec cannot be decoded by this FFmpeg build")
         self.stream.thread_type = "AUTO"
         if ctx.width <= 0 or ctx.height <= 0 or max(ctx.width, ctx.height) > MAX_INPUT_SIDE:
-            self.container.close()
             raise UnsupportedInput(
                 f"{self.name}: frame size {ctx.width}x{ctx.height} is out of range: 1 to {MAX_INPUT_SIDE} per side"
             )
-        self.bad_packets = 0
         self.copied_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
 
-    def __enter__(self) -> VideoSource:
+    def _peek_first_frame(self) -> list[av.Packet]:
+        """Decode up to the first frame; the packets demuxed before it are kept for the output."""
+        early = []
+        for item in self._demuxed:
+            if isinstance(item, av.VideoFrame):
+                self._first = item
+                return early
+            early.append(item)
+        raise NotAVideo(f"{self.name}: no video frame could be decoded")
+
+    def _facts(self, first: av.VideoFrame) -> StreamFacts:
+        s, ctx = self.stream, self.stream.codec_context
+        color = ColorInfo(
+            primaries=int(first.color_primaries or ctx.color_primaries or 2),
+            transfer=int(first.color_trc or ctx.color_trc or 2),
+            matrix=int(first.colorspace or ctx.colorspace or 2),
+            range=int(first.color_range or ctx.color_range or 0),
+        )
+        layout = layout_for(working_format(first.format.name), first.width, first.height, color.range == 2)
+        rate = s.average_rate or s.guessed_rate
+        duration = None
+        if s.duration is not None and s.time_base is not None:
+            duration = float(s.duration * s.time_base)
+        elif self.container.duration:
+            duration = self.container.duration / 1e6
+        frames = s.frames or (int(round(duration * rate)) if duration and rate else 0)
+        return StreamFacts(
+            name=self.name,
+            layout=layout,
+            color=color,
+            time_base=s.time_base,
+            rate=rate,
+            frame_count=frames,
+            rotation=int(first.rotation or 0),
+            rescale_tag=find_tag(self.container.metadata),
+        )
+
+    def __enter__(self) -> AvSource:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -133,54 +169,73 @@ class VideoSource:
         self.container.close()
 
     @property
-    def info(self) -> VideoInfo:
-        s, ctx = self.stream, self.stream.codec_context
-        duration = None
-        if s.duration is not None and s.time_base is not None:
-            duration = float(s.duration * s.time_base)
-        elif self.container.duration:
-            duration = self.container.duration / 1e6
-        rate = s.average_rate or s.guessed_rate
-        frames = s.frames or (int(round(duration * rate)) if duration and rate else 0)
-        return VideoInfo(
-            width=ctx.width,
-            height=ctx.height,
-            codec=ctx.name,
-            pix_fmt=ctx.pix_fmt or "",
-            time_base=s.time_base,
-            average_rate=rate,
-            frame_count=frames,
-            duration_s=duration,
-            rotation=0,
-        )
+    def metadata(self) -> dict:
+        """The container's tags."""
+        return dict(self.container.metadata)
 
-    def items(self) -> Iterator[tuple[str, object]]:
-        """Yield ("frame", av.VideoFrame) and ("packet", av.Packet) in demux order.
+    @property
+    def stream_tags(self) -> tuple[tuple[str, str], ...]:
+        """The video stream's own tags worth keeping (language, title, ...)."""
+        skip = ("encoder", "duration", "vendor_id")
+        return tuple((k, v) for k, v in self.stream.metadata.items() if k.lower() not in skip)
 
-        Packets that fail to decode are counted in ``bad_packets`` and skipped; a truncated file
-        ends the iteration after the last good frame.
+    def chapters(self) -> list:
+        return self.container.chapters()
+
+    def items(self) -> Iterator[SourceItem]:
+        """Frames and packets in demux order (the first frame included), then one :class:`End`.
+
+        Frames of another format or size than the first are converted to the working layout.
+        Packets that fail to decode are counted and skipped; a truncated file ends after its last
+        good frame.
         """
+        for packet in self._early:
+            yield Packet(packet)
+        self._early = []
+        for item in _chain_first(self._first, self._demuxed):
+            if isinstance(item, av.Packet):
+                yield Packet(item)
+            else:
+                yield self._as_frame(item)
+        yield End(self.bad_packets)
+
+    def preview(self) -> Frame:
+        """The first frame, as :meth:`items` will yield it (for calibration or a thumbnail)."""
+        return self._as_frame(self._first)
+
+    def _as_frame(self, frame: av.VideoFrame) -> Frame:
+        layout = self.facts.layout
+        converted = frame
+        if frame.format.name != layout.pix_fmt or frame.width != layout.width or frame.height != layout.height:
+            converted = frame.reformat(width=layout.width, height=layout.height, format=layout.pix_fmt)
+        return Frame(tuple(frame_planes(converted, layout)), frame.pts)
+
+    def _demux(self) -> Iterator[av.VideoFrame | av.Packet]:
         streams = [self.stream, *self.copied_streams]
         demuxer = self.container.demux(streams)
         while True:
             try:
                 packet = next(demuxer)
             except StopIteration:
-                break
+                return
             except av.error.FFmpegError:
-                self.bad_packets += 1  # the demuxer gave up: the rest of the file is unreadable
-                break
+                self.bad_packets += 1  # the demuxer gave up: the rest of the input is unreadable
+                return
             if packet.stream is not self.stream:
                 if packet.dts is not None:
-                    yield "packet", packet
+                    yield packet
                 continue
             try:
                 frames = packet.decode()
             except av.error.FFmpegError:
                 self.bad_packets += 1
                 continue
-            for frame in frames:
-                yield "frame", frame
+            yield from frames
+
+
+def _chain_first(first, rest):
+    yield first
+    yield from rest
 
 
 def _reason(error: av.error.FFmpegError) -> str:
@@ -198,13 +253,3 @@ def frame_planes(frame: av.VideoFrame, layout: FrameLayout) -> list[np.ndarray]:
         buf = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // dtype().itemsize)
         out.append(buf[:h, :w])
     return out
-
-
-def color_info(frame: av.VideoFrame, fallback: av.video.codeccontext.VideoCodecContext) -> ColorInfo:
-    """Colour tags of the first frame, falling back to the stream's."""
-    return ColorInfo(
-        primaries=int(frame.color_primaries or fallback.color_primaries or 2),
-        transfer=int(frame.color_trc or fallback.color_trc or 2),
-        matrix=int(frame.colorspace or fallback.colorspace or 2),
-        range=int(frame.color_range or fallback.color_range or 0),
-    )

@@ -1,7 +1,8 @@
 """Writing video with PyAV: encode planes, copy other streams, finish atomically.
 
-The output goes to a temporary file beside the target and is renamed over it only when complete,
-so the target is never half-written and the input is never touched.
+A file output goes to a temporary file beside the target and is renamed over it only when complete,
+so the target is never half-written and the input is never touched. Standard output and URLs
+(anything FFmpeg writes by protocol) are written as they go.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import numpy as np
 
 from ..config import EncodeOptions
 from ..errors import InvalidOption, OutputError
-from .decode import ColorInfo
+from .base import ColorInfo, Packet
+from .decode import AvSource, is_url, layout_for
 from .layout import FrameLayout
 from .tags import TAG
 
 
 @dataclass(frozen=True)
-class StreamPlan:
+class OutputSpec:
     """The output video stream: its size and pixel format, timing, and tags."""
 
     layout: FrameLayout
@@ -36,7 +38,7 @@ class StreamPlan:
 
 def check_output_path(dst: str | os.PathLike, src: str | os.PathLike | None) -> Path | None:
     """Refuse an output that would overwrite the input or cannot be written; None for stdout."""
-    if str(dst) == "-":
+    if str(dst) == "-" or is_url(str(dst)):
         return None
     target = Path(dst)
     if src is not None and str(src) != "-":
@@ -71,6 +73,12 @@ def _encoder_opens(name: str) -> bool:
         return False
 
 
+def output_format(encode: EncodeOptions, source_layout: FrameLayout) -> FrameLayout:
+    """The output's pixel format as a layout (of the source's size; the plan sets the size)."""
+    name = pick_pix_fmt(encode.codec, encode.pix_fmt, source_layout.pix_fmt)
+    return layout_for(name, source_layout.width, source_layout.height, source_layout.full_range)
+
+
 def pick_pix_fmt(codec: str, wanted: str | None, input_fmt: str) -> str:
     """``wanted`` if given (checked), else the input's if the codec takes it, else its closest."""
     try:
@@ -91,47 +99,69 @@ def pick_pix_fmt(codec: str, wanted: str | None, input_fmt: str) -> str:
     return formats[0]
 
 
-class VideoSink:
-    """An output file (or stdout) being written. Use :meth:`finish` or :meth:`abort` exactly once."""
+class AvSink:
+    """An output (file, ``"-"`` for standard output, or a URL) being written.
+
+    ``with AvSink(...) as sink:`` finishes it on a normal exit and aborts it on an exception; or
+    call :meth:`finish` or :meth:`abort` exactly once. ``copy_from`` is the source whose audio and
+    subtitle streams are stream-copied, with its chapters.
+    """
 
     def __init__(
         self,
         dst: str | os.PathLike,
-        plan: StreamPlan,
+        plan: OutputSpec,
         options: EncodeOptions,
-        copy_from: list,
-        metadata: dict,
-        chapters: list | None = None,
+        copy_from: AvSource | None = None,
+        metadata: dict | None = None,
+        muxer_options: tuple[tuple[str, str], ...] = (),
     ):
-        self.target = None if str(dst) == "-" else Path(dst)
+        metadata = metadata or {}
         self.options = options
         self.plan = plan
+        self.frames_written = 0
+        self._closed = False
+        self.target = None if str(dst) == "-" or is_url(str(dst)) else Path(dst)
+        self._label = "standard output" if str(dst) == "-" else str(dst)
         if self.target is None:
             if not options.container_format:
-                raise InvalidOption("writing to standard output needs a container format: -f FORMAT (e.g. -f matroska)")
+                raise InvalidOption(
+                    f"writing to {self._label} needs a container format: -f FORMAT (e.g. -f matroska, -f mpegts)"
+                )
             self.path = None
-            out_file = sys.stdout.buffer
+            out_file = sys.stdout.buffer if str(dst) == "-" else str(dst)
         else:
             self.path = self.target.with_name(f".{self.target.stem}.partial-{os.getpid()}{self.target.suffix}")
             out_file = str(self.path)
-        muxer_options = {}
+        opts = dict(muxer_options)
         kind = (options.container_format or (self.target.suffix.lstrip(".") if self.target else "")).lower()
         if kind in ("mp4", "mov", "m4v") and any(k.lower() == TAG for k in metadata):
-            muxer_options["movflags"] = "use_metadata_tags"  # MP4 drops custom tags otherwise
+            opts["movflags"] = "use_metadata_tags"  # MP4 drops custom tags otherwise
         try:
-            self.container = av.open(out_file, mode="w", format=options.container_format, options=muxer_options)
-        except (av.error.FFmpegError, ValueError) as e:
+            self.container = av.open(out_file, mode="w", format=options.container_format, options=opts)
+        except (av.error.FFmpegError, ValueError, OSError) as e:
             raise OutputError(f"cannot create {dst}: {e}") from None
         try:
             self._add_video_stream()
-            self.stream_map = self._add_copied_streams(copy_from)
+            self.stream_map = self._add_copied_streams(copy_from.copied_streams if copy_from else [])
             self.container.metadata.update({k: v for k, v in metadata.items() if v is not None})
+            chapters = copy_from.chapters() if copy_from else None
             if chapters:
                 self.container.set_chapters(chapters)
-        except Exception:
+        except BaseException:
             self.abort()
             raise
-        self.frames_written = 0
+
+    def __enter__(self) -> AvSink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._closed:
+            return
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()  # an error, or a second Ctrl-C: no file rather than a broken one
 
     def _add_video_stream(self) -> None:
         o, p = self.options, self.plan
@@ -176,15 +206,11 @@ class VideoSink:
         return mapping
 
     def _name(self) -> str:
-        return str(self.target) if self.target else "standard output"
+        return self._label
 
     def write(self, planes: list[np.ndarray], pts: int | None) -> None:
         """Encode one frame from its planes (uint8 or uint16 arrays of the plan's layout)."""
-        layout = self.plan.layout
-        frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
-        write_planes(frame, planes)
-        frame.pts = pts
-        frame.time_base = self.plan.time_base
+        frame = video_frame(planes, pts, self.plan.layout, self.plan.time_base)
         frame.color_range = self.plan.color.range
         frame.colorspace = self.plan.color.matrix
         frame.color_primaries = self.plan.color.primaries
@@ -192,13 +218,14 @@ class VideoSink:
         self._mux(self.stream.encode(frame))
         self.frames_written += 1
 
-    def copy_packet(self, packet: av.Packet) -> None:
+    def copy(self, packet: Packet) -> None:
         """Mux an audio or subtitle packet as it is, if its stream was kept."""
-        out = self.stream_map.get(packet.stream.index)
+        raw = packet.payload
+        out = self.stream_map.get(raw.stream.index)
         if out is None:
             return
-        packet.stream = out
-        self._mux([packet])
+        raw.stream = out
+        self._mux([raw])
 
     def _mux(self, packets) -> None:
         try:
@@ -208,6 +235,7 @@ class VideoSink:
 
     def finish(self) -> None:
         """Flush the encoder, close the file, and move it into place."""
+        self._closed = True
         try:
             self._mux(self.stream.encode(None))
             self.container.close()
@@ -219,12 +247,21 @@ class VideoSink:
 
     def abort(self) -> None:
         """Close and delete the partial output."""
+        self._closed = True
         try:
             self.container.close()
         except Exception:
             pass
         if self.path is not None and self.path.exists():
             self.path.unlink()
+
+
+def video_frame(planes: list[np.ndarray], pts: int | None, layout: FrameLayout, time_base: Fraction) -> av.VideoFrame:
+    """A new ``av.VideoFrame`` holding a copy of the planes, with its pts and time base."""
+    frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
+    write_planes(frame, planes)
+    frame.pts, frame.time_base = pts, time_base
+    return frame
 
 
 def write_planes(frame: av.VideoFrame, planes: list[np.ndarray]) -> None:

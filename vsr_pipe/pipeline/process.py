@@ -7,7 +7,6 @@ through RGB. Works on whole chunks, on whichever device the engines use.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,20 +18,6 @@ from ..io.layout import FrameLayout
 from ..models.resample import resize_planes
 
 LumaModel = Callable[[torch.Tensor], torch.Tensor]
-
-
-def neural_stages(factor: float) -> tuple[int, ...]:
-    """Integer sub-pixel stages whose product is the smallest one >= ``factor`` (up to 8).
-
-    1 needs none; up to 4 is one stage (the next integer); beyond, two stages (x3 x2, x4 x2).
-    """
-    if factor <= 1.0 + 1e-9:
-        return ()
-    if factor <= 4.0 + 1e-9:
-        return (int(math.ceil(factor - 1e-9)),)
-    if factor <= 6.0 + 1e-9:
-        return (3, 2)
-    return (4, 2)
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,17 @@ from ..io.layout import FrameLayout
 class Chunk:
     """Up to ``capacity`` frames as planes: ``planes[i]`` is (capacity, h_i, w_i) uint8 or uint16.
 
-    ``count`` frames are valid; ``pts[k]`` is frame k's timestamp; ``packets`` are the audio and
-    subtitle packets demuxed alongside these frames, to be muxed after them.
+    ``index`` counts chunks from 0 in stream order; ``count`` frames are valid; ``pts[k]`` is frame
+    k's timestamp; ``weights`` is the weights schedule entry the model runs this chunk with (-1: its
+    own); ``packets`` are the audio and subtitle packets demuxed alongside these frames, to be
+    muxed after them.
     """
 
     planes: list[np.ndarray]
+    index: int = 0
     count: int = 0
     pts: list[int | None] = field(default_factory=list)
+    weights: int = -1
     packets: list = field(default_factory=list)
 
     @property
@@ -34,8 +38,10 @@ class Chunk:
         return self.planes[0].shape[0]
 
     def reset(self) -> None:
+        self.index = 0
         self.count = 0
         self.pts = []
+        self.weights = -1
         self.packets = []
 
     def views(self) -> list[np.ndarray]:

@@ -1,9 +1,9 @@
-"""The streaming pipeline: decoder -> processor -> encoder, three threads joined by bounded rings.
+"""Running a plan: decoder -> processor -> encoder, three threads joined by bounded rings.
 
-The decoder fills preallocated input chunks and blocks when none is free; the processor turns each
-into an output chunk; the encoder (the calling thread) writes frames and stream-copies the packets
-that were demuxed alongside them. A stop request (Ctrl-C, SIGTERM) ends decoding; the frames already
-decoded are finished and the output is finalised.
+The decoder fills preallocated input chunks from the Source and blocks when none is free; the
+processor turns each into an output chunk through the stages; the caller's thread takes the output
+chunks (and the packets demuxed alongside them) to the Sink. A stop request (Ctrl-C, SIGTERM) ends
+decoding; the frames already decoded are finished and the output is finalised.
 """
 
 from __future__ import annotations
@@ -15,18 +15,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import av
-
-from ..config import IRN_MAX_UP, MAX_OUTPUT_SIDE, PipelineOptions, Scale, output_size
-from ..errors import InvalidOption, NotAVideo
-from ..io.decode import VideoSource, color_info, frame_planes, layout_for, working_format
-from ..io.encode import StreamPlan, VideoSink, pick_pix_fmt, write_planes
-from ..io.layout import FrameLayout
-from ..io.tags import TAG, RescaleTag, find_tag, without_tag
+from ..config import PipelineOptions
+from ..io.base import End, Frame, Packet, Source
+from ..io.decode import AvSource
+from ..io.encode import AvSink, OutputSpec, check_output_path, output_format, resolve_codec
+from ..io.tags import TAG, without_tag
 from ..weights.store import shipped_sha
-from .build import build_rescaler
-from .process import ProcessPlan
+from .plan import IRN_WEIGHTS, RunPlan, make_plan
 from .ring import Chunk, ChunkRing
+from .stages import ChunkStages, build_stages
 
 _END = object()
 
@@ -57,135 +54,33 @@ class RunSummary:
     notes: tuple[str, ...] = ()  # what was assumed (e.g. the factor of an untagged irn restore)
 
 
-class Pipeline:
-    """One run over one input. ``start`` opens and plans; ``chunks`` yields processed chunks."""
+class StreamRun:
+    """The threads of one run over an opened source. ``chunks()`` yields processed chunks in order;
+    give each back with :meth:`done` once written."""
 
-    def __init__(
-        self,
-        src,
-        options: PipelineOptions,
-        out_pix_fmt: Callable[[str], str] | None = None,
-        stop: threading.Event | None = None,
-    ):
-        self.options = options
-        self.source = VideoSource(src)
+    def __init__(self, source: Source, plan: RunPlan, stages: ChunkStages, stop: threading.Event | None = None):
+        self.source, self.plan, self.stages = source, plan, stages
         self.stop = stop or threading.Event()  # graceful: finish the frames already decoded
         self.abort = threading.Event()  # everything down now (an error, or the consumer left)
         self.failure: BaseException | None = None
         self.stopped_early = False
-        try:
-            self._first = self._peek_first_frame()
-            self._plan(out_pix_fmt)
-        except BaseException:
-            self.source.close()
-            raise
-
-    def _peek_first_frame(self):
-        self._items = self.source.items()
-        self._early_packets = []
-        for kind, item in self._items:
-            if kind == "frame":
-                return item
-            self._early_packets.append(item)
-        raise NotAVideo(f"{self.source.name}: no video frame could be decoded")
-
-    def _plan(self, out_pix_fmt) -> None:
-        first = self._first
-        ctx = self.source.stream.codec_context
-        self.color = color_info(first, ctx)
-        work_fmt = working_format(first.format.name)
-        self.src_layout = layout_for(work_fmt, first.width, first.height, self.color.range == 2)
-        dst_fmt = out_pix_fmt(work_fmt) if out_pix_fmt else work_fmt
-        probe = layout_for(dst_fmt, 64, 64, False)
-        align_x, align_y = 1 << probe.chroma_shift_x, 1 << probe.chroma_shift_y
-        o = self.options
-        self.notes: list[str] = []
-        tag = find_tag(self.source.container.metadata)
-        model = o.model if o.model != "auto" else ("irn" if tag else "espcn")
-        if o.size is not None:
-            w, h = o.size
-            if w % align_x or h % align_y:
-                raise InvalidOption(
-                    f"size {w}x{h} does not fit pixel format {dst_fmt}: use multiples of {align_x}x{align_y}"
-                )
-        elif o.scale is not None:
-            w, h = output_size(first.width, first.height, o.scale, align_x, align_y)
-        elif model == "irn" and tag is not None:
-            w, h = output_size(tag.hr[0], tag.hr[1], Scale(1, 1), align_x, align_y)
-        else:
-            w, h = output_size(first.width, first.height, Scale(2, 2), align_x, align_y)
-        if max(w, h) > MAX_OUTPUT_SIDE:
-            raise InvalidOption(f"output {w}x{h} is too large: at most {MAX_OUTPUT_SIDE} pixels per side")
-        self.scale = Scale(w / first.width, h / first.height)
-        self.rescale_tag = None
-        if model == "irn":
-            w, h = self._plan_irn(tag, w, h, align_x, align_y)
-        self.dst_layout = layout_for(dst_fmt, w, h, self.src_layout.full_range)
-        plan = ProcessPlan(self.src_layout, self.dst_layout)
-        self.rescaler, self.model_chain, self.engine_name = build_rescaler(o, plan, model)
-        self.model_name = model
-        self.rotation = int(first.rotation or 0)
-
-    def _plan_irn(self, tag: RescaleTag | None, w: int, h: int, align_x: int, align_y: int) -> tuple[int, int]:
-        """Check the factor irn can take; note what was assumed; say what the output's tag will be."""
-        src_w, src_h = self.src_layout.width, self.src_layout.height
-        if w <= src_w and h <= src_h:  # the learned downscale
-            # Rounding to the pixel format's alignment must not push the factor past 4.
-            while src_w / w > IRN_MAX_UP + 1e-9:
-                w += align_x
-            while src_h / h > IRN_MAX_UP + 1e-9:
-                h += align_y
-            self.rescale_tag = RescaleTag("irn_y", shipped_sha("irn_y")[:12], (src_w, src_h), (w, h))
-            return w, h
-        if w < src_w or h < src_h:
-            raise InvalidOption(f"irn goes {src_w}x{src_h} -> {w}x{h}: both sides must shrink, or both grow")
-        if max(w / src_w, h / src_h) > IRN_MAX_UP + 1e-9:
-            raise InvalidOption(f"irn restores by at most {IRN_MAX_UP:g}x per side, not {w}x{h} from {src_w}x{src_h}")
-        factor = f"{w / src_w:.4g}x{h / src_h:.4g}"
-        if tag is None:
-            self.notes.append(
-                f"{self.source.name} has no rescaling tag: assuming an irn downscale by {factor} "
-                f"(restoring {src_w}x{src_h} -> {w}x{h})"
-            )
-        elif tag.lr != (src_w, src_h) or tag.hr != (w, h):
-            self.notes.append(
-                f"the rescaling tag says {tag.hr[0]}x{tag.hr[1]} -> {tag.lr[0]}x{tag.lr[1]}; "
-                f"restoring {src_w}x{src_h} -> {w}x{h} as asked (factor {factor})"
-            )
-        elif tag.weights and tag.weights != shipped_sha("irn_y")[:12]:
-            self.notes.append(
-                f"{self.source.name} was made with other irn weights ({tag.weights}); restoring with the shipped ones"
-            )
-        return w, h
-
-    @property
-    def stream_plan(self) -> StreamPlan:
-        s = self.source.stream
-        tags = tuple((k, v) for k, v in s.metadata.items() if k.lower() not in ("encoder", "duration", "vendor_id"))
-        return StreamPlan(
-            self.dst_layout, s.time_base, s.average_rate or s.guessed_rate, self.color, self.rotation, tags
-        )
+        self.bad_packets = 0
 
     def chunks(self) -> Iterator[Chunk]:
-        """Yield processed output chunks in order; release each with :meth:`done` after use."""
-        o = self.options
-        pinned = self.rescaler.device.type == "cuda"  # page-locked slots: uploads/downloads by DMA
-        in_ring = ChunkRing(self.src_layout, o.chunk_frames, o.ring_slots, pinned)
-        self.out_ring = ChunkRing(self.dst_layout, o.chunk_frames, o.ring_slots, pinned)
+        plan = self.plan
+        pinned = self.stages.device.type == "cuda"  # page-locked slots: uploads/downloads by DMA
+        in_ring = ChunkRing(plan.src, plan.chunk_frames, plan.ring_slots, pinned)
+        self.out_ring = ChunkRing(plan.dst, plan.chunk_frames, plan.ring_slots, pinned)
         to_process: queue.Queue = queue.Queue()
         to_encode: queue.Queue = queue.Queue()
         workers = [
+            threading.Thread(target=self._guard, args=(self._decode, in_ring, to_process), name="vsr-decode"),
             threading.Thread(
-                target=self._guard, args=(self._decode, in_ring, to_process), name="vsr-decode", daemon=True
-            ),
-            threading.Thread(
-                target=self._guard,
-                args=(self._process, in_ring, to_process, to_encode),
-                name="vsr-process",
-                daemon=True,
+                target=self._guard, args=(self._process, in_ring, to_process, to_encode), name="vsr-process"
             ),
         ]
         for t in workers:
+            t.daemon = True
             t.start()
         try:
             while True:
@@ -204,7 +99,6 @@ class Pipeline:
             self.stop.set()
             for t in workers:
                 t.join(timeout=30)
-            self.source.close()
         if self.failure is not None:
             raise self.failure
 
@@ -214,7 +108,7 @@ class Pipeline:
     def _guard(self, fn, *args) -> None:
         try:
             fn(*args)
-        except BaseException as e:  # handed to the encoder thread, which re-raises it
+        except BaseException as e:  # handed to the consumer's thread, which re-raises it
             self.failure = e
             self.abort.set()
 
@@ -225,40 +119,45 @@ class Pipeline:
             out.put(_END)  # always, so the stages after this one can finish
 
     def _decode_chunks(self, ring: ChunkRing, out: queue.Queue) -> None:
-        layout = self.src_layout
-        chunk = ring.acquire(self.abort)
-        if chunk is None:
-            return
-        chunk.packets.extend(self._early_packets)
-        last_pts, step = None, _pts_step(self.source.stream)
-
-        def frames():
-            yield "frame", self._first
-            yield from self._items
-
-        for kind, item in frames():
-            if kind == "packet":
+        chunk = self._new_chunk(ring, 0)
+        last_pts, step = None, self.source.facts.pts_step
+        for item in self.source.items():
+            if chunk is None:
+                return
+            if isinstance(item, Packet):
                 chunk.packets.append(item)
                 continue
+            if isinstance(item, End):
+                self.bad_packets = item.bad_packets
+                break
             if self.stop.is_set():
                 break
-            frame = item
-            if frame.format.name != layout.pix_fmt or frame.width != layout.width or frame.height != layout.height:
-                frame = frame.reformat(width=layout.width, height=layout.height, format=layout.pix_fmt)
-            k = chunk.count
-            for dst, src in zip(chunk.planes, frame_planes(frame, layout)):
-                dst[k] = src
+            assert isinstance(item, Frame)
             pts = item.pts if item.pts is not None else (None if last_pts is None else last_pts + step)
             last_pts = pts
+            weights = self.stages.weights_for(chunk.index, pts)
+            if chunk.count and weights != chunk.weights:  # one model call never spans a weights swap
+                out.put(chunk)
+                chunk = self._new_chunk(ring, chunk.index + 1)
+                if chunk is None:
+                    return
+            if not chunk.count:
+                chunk.weights = self.stages.weights_for(chunk.index, pts)
+            for dst, src in zip(chunk.planes, item.planes):
+                dst[chunk.count] = src
             chunk.pts.append(pts)
             chunk.count += 1
             if chunk.count == chunk.capacity:
                 out.put(chunk)
-                chunk = ring.acquire(self.abort)
-                if chunk is None:
-                    return
-        if chunk.count or chunk.packets:
+                chunk = self._new_chunk(ring, chunk.index + 1)
+        if chunk is not None and (chunk.count or chunk.packets):
             out.put(chunk)
+
+    def _new_chunk(self, ring: ChunkRing, index: int) -> Chunk | None:
+        chunk = ring.acquire(self.abort)
+        if chunk is not None:
+            chunk.index = index
+        return chunk
 
     def _process(self, in_ring: ChunkRing, inbox: queue.Queue, outbox: queue.Queue) -> None:
         while not self.abort.is_set():
@@ -272,18 +171,39 @@ class Pipeline:
             result = self.out_ring.acquire(self.abort)
             if result is None:
                 return
-            if chunk.count:
-                self.rescaler(chunk.views(), result.planes)
-            result.count, result.pts, result.packets = chunk.count, list(chunk.pts), list(chunk.packets)
+            self.stages.process(chunk, result)
+            result.index, result.count, result.weights = chunk.index, chunk.count, chunk.weights
+            result.pts, result.packets = list(chunk.pts), list(chunk.packets)
             in_ring.release(chunk)
             outbox.put(result)
 
 
-def _pts_step(stream) -> int:
-    rate = stream.average_rate or stream.guessed_rate
-    if rate and stream.time_base:
-        return max(1, int(round(1 / (rate * stream.time_base))))
-    return 1
+@dataclass
+class OpenedRun:
+    """A source opened and planned, its stages built: ready to stream."""
+
+    source: AvSource
+    plan: RunPlan
+    run: StreamRun
+    engine: str
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def open_run(src, options: PipelineOptions, stop: threading.Event | None = None, for_encode=None) -> OpenedRun:
+    """Open ``src``, plan ``options`` over it, build the stages. ``for_encode`` (EncodeOptions):
+    plan for that encoder's pixel formats; None keeps the decoded format."""
+    source = AvSource(src)
+    try:
+        facts = source.facts
+        out_format = output_format(for_encode, facts.layout) if for_encode else facts.layout
+        plan = make_plan(options, facts, out_format, shipped_sha(IRN_WEIGHTS)[:12])
+        stages, engine = build_stages(plan, calibration=source.preview().planes[0])
+    except BaseException:
+        source.close()
+        raise
+    return OpenedRun(source, plan, StreamRun(source, plan, stages, stop), engine)
 
 
 def run_to_file(
@@ -296,66 +216,55 @@ def run_to_file(
 ) -> RunSummary:
     """Rescale ``src`` into ``dst``; see :func:`vsr_pipe.upscale`. Setting ``stop`` ends the run
     early with a finalised output holding the frames done so far."""
-    from ..io.encode import check_output_path, resolve_codec
-
     check_output_path(dst, src)
     enc = dataclasses.replace(options.encode, codec=resolve_codec(options.encode.codec))
-    pipe = Pipeline(src, options, out_pix_fmt=lambda fmt: pick_pix_fmt(enc.codec, enc.pix_fmt, fmt), stop=stop)
-    total = pipe.source.info.frame_count
-    tags = {k: v for k, v in without_tag(pipe.source.container.metadata).items() if k.lower() not in ("encoder",)}
-    if pipe.rescale_tag is not None:  # this output is a learned downscale: say so, for its inverse
-        tags[TAG] = pipe.rescale_tag.format()
+    opened = open_run(src, options, stop, for_encode=enc)
+    source, plan, run = opened.source, opened.plan, opened.run
+    facts = source.facts
+    tags = {k: v for k, v in without_tag(source.metadata).items() if k.lower() != "encoder"}
+    if plan.output_tag is not None:  # this output is a learned downscale: say so, for its inverse
+        tags[TAG] = plan.output_tag.format()
     tags.update(metadata or {})
     tags.update(dict(enc.metadata))
-    try:
-        sink = VideoSink(dst, pipe.stream_plan, enc, pipe.source.copied_streams, tags, pipe.source.container.chapters())
-    except BaseException:
-        pipe.source.close()
-        raise
+    spec = OutputSpec(plan.dst, facts.time_base, facts.rate, facts.color, facts.rotation, source.stream_tags)
     started = time.perf_counter()
     frames = 0
-    try:
-        for chunk in pipe.chunks():
+    with source, AvSink(dst, spec, enc, copy_from=source, metadata=tags) as sink:
+        for chunk in run.chunks():
             planes = chunk.views()
             for k in range(chunk.count):
                 sink.write([p[k] for p in planes], chunk.pts[k])
             for packet in chunk.packets:
-                sink.copy_packet(packet)
+                sink.copy(packet)
             frames += chunk.count
-            pipe.done(chunk)
+            run.done(chunk)
             if on_progress:
-                on_progress(Progress(frames, total, time.perf_counter() - started))
-        sink.finish()
-    except BaseException:
-        sink.abort()  # an error, or a second Ctrl-C: no file rather than a broken one
-        raise
+                on_progress(Progress(frames, facts.frame_count, time.perf_counter() - started))
     seconds = time.perf_counter() - started
     return RunSummary(
         frames=frames,
         seconds=seconds,
         fps=frames / seconds if seconds > 0 else 0.0,
-        model=f"{pipe.model_name} ({pipe.model_chain})",
-        engine=pipe.engine_name,
-        input=pipe.source.name,
+        model=f"{plan.model} ({plan.chain})",
+        engine=opened.engine,
+        input=facts.name,
         output=str(dst),
-        input_size=(pipe.src_layout.width, pipe.src_layout.height),
-        output_size=(pipe.dst_layout.width, pipe.dst_layout.height),
-        pix_fmt=pipe.dst_layout.pix_fmt,
-        bad_packets=pipe.source.bad_packets,
-        interrupted=pipe.stopped_early,
-        notes=tuple(pipe.notes),
+        input_size=(plan.src.width, plan.src.height),
+        output_size=(plan.dst.width, plan.dst.height),
+        pix_fmt=plan.dst.pix_fmt,
+        bad_packets=run.bad_packets,
+        interrupted=run.stopped_early,
+        notes=plan.notes,
     )
 
 
-def iter_frames(src, options: PipelineOptions) -> Iterator[av.VideoFrame]:
-    """Yield rescaled frames as ``av.VideoFrame`` (planar YUV, pts and time_base set)."""
-    pipe = Pipeline(src, options)
-    layout: FrameLayout = pipe.dst_layout
-    for chunk in pipe.chunks():
-        planes = chunk.views()
-        for k in range(chunk.count):
-            frame = av.VideoFrame(layout.width, layout.height, layout.pix_fmt)
-            write_planes(frame, [p[k] for p in planes])
-            frame.pts, frame.time_base = chunk.pts[k], pipe.source.stream.time_base
-            yield frame
-        pipe.done(chunk)
+def iter_planes(src, options: PipelineOptions) -> Iterator[tuple[list, int | None, OpenedRun]]:
+    """Yield each rescaled frame as ((H, W) planes, pts, the opened run); the planes are views that
+    stay valid until the next frame is taken."""
+    opened = open_run(src, options)
+    with opened.source:
+        for chunk in opened.run.chunks():
+            planes = chunk.views()
+            for k in range(chunk.count):
+                yield [p[k] for p in planes], chunk.pts[k], opened
+            opened.run.done(chunk)

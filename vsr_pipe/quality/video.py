@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidOption
-from ..io.decode import VideoSource, frame_planes, layout_for, working_format
+from ..io.base import Frame
+from ..io.decode import AvSource
 from .metrics import psnr, ssim
 
 
@@ -27,16 +28,12 @@ class FrameScores:
 
 
 def _luma_frames(path: str):
-    with VideoSource(path) as src:
-        for kind, frame in src.items():
-            if kind != "frame":
-                continue
-            fmt = working_format(frame.format.name)
-            if fmt != frame.format.name:
-                frame = frame.reformat(format=fmt)
-            layout = layout_for(fmt, frame.width, frame.height, False)
-            y = frame_planes(frame, layout)[0].astype(np.float64)
-            yield y * (255.0 / layout.unit)
+    """Each frame's Y on the 8-bit scale (10-bit codes / 4), as float64."""
+    with AvSource(path) as src:
+        bits = src.facts.layout.bits
+        for item in src.items():
+            if isinstance(item, Frame):
+                yield item.planes[0].astype(np.float64) / (1 << (bits - 8))
 
 
 def compare_videos(reference: str, test: str, with_ssim: bool = True, border: int = 0) -> FrameScores:

@@ -1,0 +1,61 @@
+"""Per-chunk weights swapped in mid-stream: each output frame comes from the weights scheduled for it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import vsr_pipe
+from vsr_pipe.config import WeightSchedule, WeightsSwap
+from vsr_pipe.errors import WeightsError
+from vsr_pipe.weights.store import load_model, save_model, shipped_path
+
+ENGINES = ["torch", "onnxruntime"]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """The shipped ESPCN x2 (A) and a copy whose output is visibly brighter (B)."""
+    folder = tmp_path_factory.mktemp("weights")
+    a = shipped_path("espcn_y_x2")
+    model = load_model(a)
+    with torch.no_grad():
+        model.conv_last.bias.add_(0.08)  # every output sample about +20 codes (before clipping)
+    b = folder / "brighter.safetensors"
+    save_model(model, b)
+    return str(a), str(b)
+
+
+def luma(src, engine, schedule=None) -> list[np.ndarray]:
+    frames = vsr_pipe.frames(src, scale=2, engine=engine, chunk_frames=4, weights=schedule)
+    return [f.to_ndarray()[: f.height].astype(int) for f in frames]  # the Y rows of a yuv420p frame
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_frame_comes_from_its_scheduled_weights(clip, weights, engine):
+    a, b = weights
+    src = clip("in.mp4", frames=9, audio=False)
+    pts = list(src.pts)
+    # B from frame 3 (inside the first 4-frame chunk: the chunk is cut there), A again from frame 6.
+    schedule = WeightSchedule((WeightsSwap(pts[3], b), WeightsSwap(pts[6], a)))
+    swapped = luma(str(src.path), engine, schedule)
+    only_a = luma(str(src.path), engine)
+    only_b = luma(str(src.path), engine, WeightSchedule((WeightsSwap(0, b),), by="chunk"))
+    assert len(swapped) == len(only_a) == 9
+    expected = ["a", "a", "a", "b", "b", "b", "a", "a", "a"]
+    for i, (got, want) in enumerate(zip(swapped, expected)):
+        right, wrong = (only_a[i], only_b[i]) if want == "a" else (only_b[i], only_a[i])
+        assert np.abs(got - right).max() <= 1, f"frame {i}: not from weights {want}"
+        assert np.abs(got - wrong).mean() > 5, f"frame {i}: weights A and B give the same frame"
+
+
+def test_scheduled_weights_of_another_architecture_are_one_line_errors(clip, tmp_path):
+    src = clip("in.mp4", frames=2, audio=False)
+    schedule = WeightSchedule((WeightsSwap(0, str(shipped_path("espcn_y_x3"))),))
+    with pytest.raises(WeightsError, match="model stage"):
+        list(vsr_pipe.frames(str(src.path), scale=2, weights=schedule))
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not safetensors")
+    with pytest.raises(WeightsError):
+        list(vsr_pipe.frames(str(src.path), scale=2, weights=WeightSchedule((WeightsSwap(0, str(broken)),))))

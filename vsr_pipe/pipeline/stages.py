@@ -1,0 +1,132 @@
+"""The model stages of a run: engines built from the plan, run on whole chunks, with the weights
+schedule applied between chunks through ``Engine.load_weights`` (no engine is rebuilt)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from ..engines.base import Engine, EngineOptions, TorchOptions, make_engine, resolve_engine
+from ..errors import WeightsError
+from ..weights.store import architecture_header, load_model, shipped_path
+from .plan import LumaStage, RunPlan
+from .process import PlaneRescaler, ProcessPlan
+from .ring import Chunk
+
+# Video restores from z = 0, the latent's mode: a fresh z ~ N(0, 1) per frame would make each frame's
+# detail differ from the last (temporal flicker), and the shipped rescaler restores best from z = 0.
+RESTORE_TEMPERATURE = 0.0
+SHIPPED = -1  # the schedule index of the stage's own (shipped) weights
+
+
+class ChunkStages:
+    """Turns input chunks into output chunks: Y through the engines, chroma resampled, and the
+    weights each chunk asks for (``chunk.weights``) loaded before it runs."""
+
+    def __init__(self, plan: RunPlan, engines: list[Engine], rescaler: PlaneRescaler, states: dict[int, Mapping]):
+        self.plan = plan
+        self.engines = engines
+        self.rescaler = rescaler
+        self._states = states  # schedule index -> state dict of the single model stage
+        self._current = SHIPPED
+        self.swaps = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.rescaler.device
+
+    def weights_for(self, chunk_index: int, pts: int | None) -> int:
+        """The schedule index a frame of chunk ``chunk_index`` at ``pts`` runs with."""
+        schedule = self.plan.weights
+        return SHIPPED if schedule is None else schedule.entry_at(chunk_index, pts)
+
+    def process(self, chunk: Chunk, out: Chunk) -> None:
+        """Rescale ``chunk``'s frames into ``out``'s planes (``out`` must be reset by its ring)."""
+        if not chunk.count:
+            return
+        if chunk.weights != self._current:
+            self.engines[0].load_weights(self._states[chunk.weights])
+            self._current = chunk.weights
+            self.swaps += 1
+        self.rescaler(chunk.views(), out.planes)
+
+
+def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[ChunkStages, str]:
+    """The stages ``plan`` describes, and the engine's name for the summary. ``calibration``: a Y
+    plane of the input, (h, w) integer codes, which TensorRT INT8 calibrates on."""
+    process = ProcessPlan(plan.src, plan.dst, plan.kernel)
+    if not plan.luma:
+        return ChunkStages(plan, [], PlaneRescaler(process), {}), "resample"
+    request = plan.engine
+    options = resolve_engine(request.engine, request.device, request.precision, request.threads)
+    if plan.refine:  # the refinement loop needs autograd: eager fp32 torch
+        options = TorchOptions(options.device, "fp32", request.threads, cuda_graphs=False)
+    nets = [load_model(shipped_path(stage.weights)) for stage in plan.luma]
+    modules = [_stage_module(stage, net, plan.refine) for stage, net in zip(plan.luma, nets)]
+    calib = _calibration(calibration, plan, options)
+    engines = [make_engine(options, module, _engine_label(stage), **calib) for stage, module in zip(plan.luma, modules)]
+    states = _scheduled_states(plan, nets[0], engines[0]) if plan.weights else {}
+    halo = max(getattr(net, "receptive_radius", 8) for net in nets)
+    scales = [stage.factor for stage in plan.luma]
+    rescaler = PlaneRescaler(process, engines, engines[0].device, tile=plan.tile, stage_scales=scales, halo=halo)
+    return ChunkStages(plan, engines, rescaler, states), f"{options.kind} ({options.device})"
+
+
+def _stage_module(stage: LumaStage, net: torch.nn.Module, refine: int = 0) -> torch.nn.Module:
+    """What the engine runs for ``stage``: the net itself, or the rescaler bound to the frame sizes."""
+    if stage.kind == "espcn":
+        return net
+    from ..models.rescaler import BoundDown, BoundUp, RescaleGeometry
+
+    geometry = RescaleGeometry(stage.hr, stage.lr)
+    if stage.kind == "irn_up":
+        return BoundUp(net, geometry, temperature=RESTORE_TEMPERATURE)
+    if not refine:
+        return BoundDown(net, geometry)
+    from ..models.matlab_resize import imresize_matrix
+    from ..models.refine import RefinedDown
+
+    rows = torch.from_numpy(imresize_matrix(geometry.hr[0], geometry.lr[0]))
+    cols = torch.from_numpy(imresize_matrix(geometry.hr[1], geometry.lr[1]))
+    return RefinedDown(net, geometry, rows, cols, iters=refine)
+
+
+def _engine_label(stage: LumaStage) -> str:
+    if stage.kind == "espcn":
+        return f"espcn_x{stage.factor}"
+    return f"irn_{stage.kind[4:]}_{stage.hr[1]}x{stage.hr[0]}_{stage.lr[1]}x{stage.lr[0]}"
+
+
+def _scheduled_states(plan: RunPlan, shipped: torch.nn.Module, engine: Engine) -> dict[int, Mapping]:
+    """The stage's state dict for each schedule entry (and the shipped one), checked against the
+    stage's architecture and prepared in the engine ahead of the run where it can."""
+    stage = plan.luma[0]
+    expected = architecture_header(shipped)
+    states = {SHIPPED: _state_of(_stage_module(stage, shipped, plan.refine))}
+    for i, swap in enumerate(plan.weights.swaps):
+        net = load_model(swap.weights)
+        if architecture_header(net) != expected:
+            raise WeightsError(
+                f"{swap.weights} holds a {net.__class__.__name__} {architecture_header(net)}; "
+                f"this run's model stage is {expected}"
+            )
+        states[i] = _state_of(_stage_module(stage, net, plan.refine))
+    prepare = getattr(engine, "prepare", None)
+    if prepare is not None:
+        for state in states.values():
+            prepare(state)
+    return states
+
+
+def _state_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _calibration(plane: np.ndarray | None, plan: RunPlan, options: EngineOptions) -> dict:
+    """TensorRT INT8 calibrates on frames of this video; every other engine needs none."""
+    if plane is None or options.kind != "tensorrt" or options.precision != "int8":
+        return {}
+    y = torch.from_numpy(plane.view(np.int16) if plane.dtype == np.uint16 else plane).float() / plan.src.unit
+    return {"calibration": [y[None, None]]}
