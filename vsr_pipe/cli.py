@@ -21,6 +21,7 @@ from .errors import Interrupted, InvalidOption, VsrPipeError
 from .train.config import EspcnTrainConfig, IrnTrainConfig, default
 
 DEFAULT_DATA = "../shared/data"
+_PIPELINE, _ENCODE = PipelineOptions(), EncodeOptions()  # the defaults, shown in --help
 
 
 class DefaultCommandGroup(click.Group):
@@ -84,33 +85,29 @@ def main() -> None:
 )
 @click.option(
     "--codec",
-    default="libx264",
-    show_default=True,
-    help="Video encoder (libx264, libx265, ffv1, h264_nvenc, ...); auto: NVENC if it opens, else libx264.",
+    default=None,
+    help="Video encoder (libx264, libx265, ffv1, h264_nvenc, ...); auto: NVENC if it opens, else libx264. "
+    f"[default: {_ENCODE.codec}]",
 )
-@click.option("--crf", default=18.0, show_default=True, type=float, help="Constant rate factor (x264/x265/vpx/av1).")
+@click.option("--crf", default=None, type=float, help=f"Constant rate factor (x264/x265/vpx/av1). [default: {_ENCODE.crf:g}]")
 @click.option("--preset", default=None, help="Encoder preset, e.g. veryfast, medium, slow.")
 @click.option("--pix-fmt", default=None, help="Output pixel format; default: the input's, if the codec takes it.")
-@click.option("-f", "--format", "container_format", default=None, help="Container format (needed with -o -).")
-@click.option("--chunk", "chunk_frames", default=4, show_default=True, type=int, help="Frames per model call.")
-@click.option("--engine", default="auto", show_default=True, help="auto, torch, onnxruntime or tensorrt.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("-f", "--format", "container_format", default=None, help="Container format (needed with -o - or a URL).")
+@click.option("--chunk", "chunk_frames", default=None, type=int, help=f"Frames per model call. [default: {_PIPELINE.chunk_frames}]")
+@click.option("--engine", default=None, help=f"auto, torch, onnxruntime, tensorrt or compile. [default: {_PIPELINE.engine}]")
+@click.option("--device", default=None, help=f"auto, cpu, cuda, cuda:1, ... [default: {_PIPELINE.device}]")
 @click.option(
     "--precision",
-    default="auto",
-    show_default=True,
+    default=None,
     type=click.Choice(["auto", "fp32", "fp16", "int8"]),
     help="auto: fp16 on a CUDA GPU, fp32 on a CPU. fp16: CUDA (torch, tensorrt); "
-    "int8: onnxruntime (dynamic) or tensorrt (calibrated).",
+    f"int8: onnxruntime (dynamic) or tensorrt (calibrated). [default: {_PIPELINE.precision}]",
 )
-@click.option("--threads", default=0, type=int, help="CPU threads for the model (0: all).")
-@click.option(
-    "--tile", default=0, type=int, help="Run the model on tiles of this many input pixels a side (0: whole frames)."
-)
+@click.option("--threads", default=None, type=int, help="CPU threads for the model (0: all).")
+@click.option("--tile", default=None, type=int, help="Run the model on tiles of this many input pixels a side (0: whole frames).")
 @click.option(
     "--refine",
-    default=0,
-    show_default=True,
+    default=None,
     type=click.IntRange(0, 1000),
     help="irn downscale (server side): Adam steps per frame on the LR against the inverse; 50 adds about "
     "0.5 dB to the restoration. Slow on a CPU.",
@@ -126,12 +123,13 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
     with _user_errors():
         if scale is not None and size is not None:
             raise InvalidOption("give --scale or --size, not both")
-        parsed_size = parse_size(size) if size else None
-        parsed_scale = Scale.parse(scale) if scale is not None else None
-        encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container_format=container_format)
+        encode = EncodeOptions(
+            **_given(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container_format=container_format)
+        )
         options = PipelineOptions(
-            scale=parsed_scale, size=parsed_size, model=model, engine=engine, device=device,
-            precision=precision, chunk_frames=chunk_frames, threads=threads, tile=tile, refine=refine, encode=encode,
+            scale=Scale.parse(scale) if scale is not None else None, size=parse_size(size) if size else None,
+            model=model, encode=encode, **_given(engine=engine, device=device, precision=precision,
+            chunk_frames=chunk_frames, threads=threads, tile=tile, refine=refine),
         )  # fmt: skip
         bar = ProgressBar(f"{Path(input_path).name} ->", enabled=None if not quiet else False)
         stop, caught = threading.Event(), []
@@ -159,6 +157,11 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
                 f"stopped by {signal.Signals(caught[0]).name}: {output} holds the {summary.frames} frames done so far",
                 caught[0],
             )
+
+
+def _given(**options) -> dict:
+    """The options the user gave; the rest keep the config dataclasses' defaults (their one home)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _summary_dict(summary) -> dict:
