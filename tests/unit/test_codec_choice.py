@@ -1,8 +1,49 @@
-from vsr_pipe.io.encode import _encoder_opens, resolve_codec
+"""`--codec auto` picks an encoder that works here; pixel formats follow the input where the codec can."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vsr_pipe.errors import InvalidOption
+from vsr_pipe.io.encode import pick_pix_fmt, resolve_codec
 
 
-def test_auto_codec_is_nvenc_only_where_it_opens():
-    expected = "h264_nvenc" if _encoder_opens("h264_nvenc") else "libx264"
-    assert resolve_codec("auto") == expected
+def test_auto_codec_is_an_encoder_that_encodes_a_frame_here():
+    name = resolve_codec("auto")
+    ctx = av.CodecContext.create(name, "w")
+    ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 64, 48, "yuv420p", Fraction(1, 25)
+    frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), format="rgb24").reformat(format="yuv420p")
+    frame.pts = 0
+    packets = [*ctx.encode(frame), *ctx.encode(None)]
+    assert packets and sum(p.size for p in packets) > 0
+    if not Path("/dev/nvidiactl").exists():  # no NVIDIA driver: NVENC cannot open, whatever FFmpeg lists
+        assert name == "libx264"
+
+
+def test_a_named_codec_is_taken_as_given():
     assert resolve_codec("libx265") == "libx265"
-    assert not _encoder_opens("no_such_encoder")
+
+
+def test_an_unknown_encoder_is_one_invalid_option_line():
+    with pytest.raises(InvalidOption) as caught:
+        pick_pix_fmt("no_such_encoder", None, "yuv420p")
+    assert "no_such_encoder" in str(caught.value) and "\n" not in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "codec, input_fmt, chosen",
+    [("libx265", "yuv420p10le", "yuv420p10le"), ("ffv1", "yuv444p", "yuv444p"), ("libx264", "yuv420p", "yuv420p")],
+)
+def test_the_input_pixel_format_is_kept_where_the_codec_takes_it(codec, input_fmt, chosen):
+    assert pick_pix_fmt(codec, None, input_fmt) == chosen
+
+
+def test_a_pixel_format_the_codec_cannot_write_is_refused_with_what_it_takes():
+    with pytest.raises(InvalidOption, match="cannot write pixel format rgb48le: it takes yuv420p"):
+        pick_pix_fmt("libx264", "rgb48le", "yuv420p")
