@@ -36,3 +36,8 @@ def test_errors_are_typed_and_catchable_as_builtins(tmp_path):
         vsr_pipe.upscale(str(tmp_path / "missing.mp4"), str(tmp_path / "o.mp4"))
     with pytest.raises(vsr_pipe.InvalidOption):
         vsr_pipe.upscale(str(tmp_path / "missing.mp4"), str(tmp_path / "o.mp4"), scale=20)
+
+
+def test_scale_and_size_together_are_refused_as_on_the_command_line(tmp_path):
+    with pytest.raises(vsr_pipe.InvalidOption, match="not both"):
+        vsr_pipe.upscale(str(tmp_path / "missing.mp4"), str(tmp_path / "o.mp4"), scale=2, size="320x192")

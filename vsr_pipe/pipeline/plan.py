@@ -110,13 +110,14 @@ def make_plan(
         raise InvalidOption(f"model '{model}' is unknown: choose auto, espcn, irn, bicubic, lanczos or bilinear")
     align_x, align_y = 1 << out_format.chroma_shift_x, 1 << out_format.chroma_shift_y
     w, h = _output_size(options, src, tag if model == "irn" else None, align_x, align_y, out_format.pix_fmt)
+    shrinking = w <= src.width and h <= src.height  # for irn: its learned downscale, else its inverse
     notes: list[str] = []
     output_tag = None
     if model == "irn":
-        w, h, output_tag = _irn_size(src, w, h, align_x, align_y, tag, facts.name, irn_weights_id, notes)
-    _check_combination(options, model, shrinking=w <= src.width and h <= src.height)
+        w, h, output_tag = _irn_size(src, w, h, shrinking, align_x, align_y, tag, facts.name, irn_weights_id, notes)
+    _check_combination(options, model, shrinking)
     dst = replace(out_format, width=w, height=h)
-    luma = _luma_stages(model, src, dst)
+    luma = _luma_stages(model, src, dst, shrinking)
     if options.weights is not None and len(luma) != 1:
         raise InvalidOption(f"a weights schedule needs exactly one model stage; {model} here has {len(luma)}")
     return RunPlan(
@@ -161,6 +162,7 @@ def _irn_size(
     src: FrameLayout,
     w: int,
     h: int,
+    shrinking: bool,
     align_x: int,
     align_y: int,
     tag: RescaleTag | None,
@@ -170,7 +172,7 @@ def _irn_size(
 ) -> tuple[int, int, RescaleTag | None]:
     """Fit the size to the factors irn takes; note what was assumed; the output's tag (downscales)."""
     src_w, src_h = src.width, src.height
-    if w <= src_w and h <= src_h:  # the learned downscale
+    if shrinking:  # the learned downscale
         # Rounding to the pixel format's alignment must not push the factor past what irn takes.
         while src_w / w > IRN_MAX_UP + 1e-9:
             w += align_x
@@ -208,13 +210,12 @@ def _check_combination(options: PipelineOptions, model: str, shrinking: bool) ->
         raise InvalidOption("--tile works with espcn only: irn resamples whole frames")
 
 
-def _luma_stages(model: str, src: FrameLayout, dst: FrameLayout) -> tuple[LumaStage, ...]:
+def _luma_stages(model: str, src: FrameLayout, dst: FrameLayout, shrinking: bool) -> tuple[LumaStage, ...]:
     if model in CLASSIC_MODELS:
         return ()
     if model == "irn":
-        down = dst.width <= src.width and dst.height <= src.height
-        hr, lr = (src, dst) if down else (dst, src)
-        kind = "irn_down" if down else "irn_up"
+        hr, lr = (src, dst) if shrinking else (dst, src)
+        kind = "irn_down" if shrinking else "irn_up"
         return (LumaStage(kind, IRN_WEIGHTS, hr=(hr.height, hr.width), lr=(lr.height, lr.width)),)
     factor = max(dst.width / src.width, dst.height / src.height)
     return tuple(LumaStage("espcn", f"espcn_y_x{s}", factor=s) for s in neural_stages(factor))
