@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Container, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +65,39 @@ def export_graph(model: torch.nn.Module, path: str | Path, channels: int = 1, op
     return path
 
 
+def cached_graph(model_name: str, model: torch.nn.Module, channels: int = 1) -> tuple[Path, bool]:
+    """The engine cache's graph of ``model``'s architecture (:func:`export_graph`), exported if
+    absent, and whether it was there already.
+
+    One file (and its ``.data``) per architecture and opset, whatever the weights: engines put the
+    weights in at load time. ``model_name`` names the direction, e.g. "espcn_x2".
+    """
+    from .cache import cache_dir, graph_entry_name
+
+    path = cache_dir() / (graph_entry_name(model_name, model, f"opset{OPSET}", "fp32") + ".onnx")
+    if path.exists() and path.with_name(path.name + ".data").exists():
+        return path, True
+    return export_graph(model, path, channels=channels), False
+
+
 def graph_initializers(path: str | Path) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the initializers of an ONNX file, without reading their data."""
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
     return {t.name: tuple(t.dims) for t in proto.graph.initializer}
+
+
+def weight_arrays(state: Mapping[str, torch.Tensor], names: Container[str] | None = None) -> dict[str, np.ndarray]:
+    """``state``'s tensors (those in ``names``, if given) as CPU arrays for initializers of the same
+    names: float32 where floating, shapes kept (0-d too)."""
+    arrays = {}
+    for key, tensor in state.items():
+        if names is None or key in names:
+            tensor = tensor.detach().cpu()
+            # .contiguous().numpy() keeps 0-d tensors 0-d (np.ascontiguousarray would make them 1-d).
+            arrays[key] = (tensor.float() if tensor.is_floating_point() else tensor).contiguous().numpy()
+    return arrays
 
 
 def graph_with_weights(path: str | Path, weights: dict[str, np.ndarray]):

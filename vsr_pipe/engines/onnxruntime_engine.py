@@ -18,8 +18,7 @@ import torch
 
 from ..errors import EngineUnavailable
 from .base import match_state
-from .cache import cache_dir, graph_entry_name
-from .onnx_export import OPSET, export_graph, graph_initializers, graph_with_weights
+from .onnx_export import cached_graph, graph_initializers, graph_with_weights, weight_arrays
 from .options import OrtOptions
 
 # Prepared sessions kept per engine, least recently used dropped first (and rebuilt if needed).
@@ -51,20 +50,21 @@ class OrtEngine:
         self.device = torch.device("cpu")
         self.channels = getattr(model, "num_ch", 1)
         self.model = model.eval().float().cpu()
-        self.graph_path = cache_dir() / (graph_entry_name(name, self.model, f"opset{OPSET}", "fp32") + ".onnx")
         self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self._graph_names: dict[str, tuple[int, ...]] | None = None
         self._sessions: OrderedDict[str, object] = OrderedDict()
-        self.reused = self.graph_path.exists()
+        # One graph per architecture, whatever the weights.
+        self.graph_path, self.reused = cached_graph(name, self.model, self.channels)
         try:
+            self._graph_names = self._read_names()
             self._session = self._session_for(self._weights(self._state))
         except EngineUnavailable:
             raise
         except Exception:
             if not self.reused:  # a fresh export that fails is a real error
                 raise
-            self.graph_path.unlink(missing_ok=True)  # corrupt or stale cache entry: export again, once
-            self._graph_names, self.reused = None, False
+            self.graph_path.unlink()  # corrupt or stale cache entry: export again, once
+            self.graph_path, self.reused = cached_graph(name, self.model, self.channels)
+            self._graph_names = self._read_names()
             self._session = self._session_for(self._weights(self._state))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,20 +83,14 @@ class OrtEngine:
         self._session_for(self._weights({**self._state, **match_state(self.model, state)}))
 
     def _weights(self, state: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        """The graph's initializers that come from ``state``, as float32 arrays."""
-        names = self._names()
-        # .contiguous().numpy() keeps 0-d tensors 0-d (np.ascontiguousarray would make them 1-d).
-        return {k: v.detach().cpu().float().contiguous().numpy() for k, v in state.items() if k in names}
+        """The graph's initializers that come from ``state``, as arrays (float32 where floating)."""
+        return weight_arrays(state, self._graph_names)
 
-    def _names(self) -> dict[str, tuple[int, ...]]:
-        if self._graph_names is None:
-            if not self.graph_path.exists() or not self.graph_path.with_name(self.graph_path.name + ".data").exists():
-                export_graph(self.model, self.graph_path, channels=self.channels)
-            names = graph_initializers(self.graph_path)
-            if self._state and not set(names) & set(self._state):
-                raise EngineUnavailable(f"the ONNX export of {self.model_name} lost its parameters' names")
-            self._graph_names = names
-        return self._graph_names
+    def _read_names(self) -> set[str]:
+        names = set(graph_initializers(self.graph_path))
+        if self._state and not names & set(self._state):
+            raise EngineUnavailable(f"the ONNX export of {self.model_name} lost its parameters' names")
+        return names
 
     def _session_for(self, weights: dict[str, np.ndarray]):
         key = _weights_key(weights)

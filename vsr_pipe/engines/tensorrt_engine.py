@@ -22,7 +22,7 @@ import torch
 from ..errors import EngineUnavailable
 from .base import match_state
 from .cache import cache_dir, graph_entry_name, weights_hash
-from .onnx_export import OPSET, export_graph, graph_with_weights
+from .onnx_export import OPSET, cached_graph, graph_with_weights, weight_arrays
 from .options import TrtOptions
 
 
@@ -101,9 +101,7 @@ class TrtEngine:
         self.calibration = list(calibration)
         self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         # The architecture's graph, shared with the ONNX Runtime engine; its weights are placeholders.
-        self.graph_path = cache_dir() / (graph_entry_name(name, self.model, f"opset{OPSET}", "fp32") + ".onnx")
-        if not self.graph_path.exists() or not self.graph_path.with_name(self.graph_path.name + ".data").exists():
-            export_graph(self.model, self.graph_path, channels=self.channels)
+        self.graph_path, _ = cached_graph(name, self.model, self.channels)
         self._load()
 
     def _load(self) -> None:
@@ -116,7 +114,7 @@ class TrtEngine:
         engine = None
         if plan_path.exists():
             engine = trt.Runtime(self.logger).deserialize_cuda_engine(plan_path.read_bytes())
-        proto = graph_with_weights(self.graph_path, self._weights(self._state))
+        proto = graph_with_weights(self.graph_path, weight_arrays(self._state))
         if engine is None:  # absent, stale or corrupt: build
             plan = self._build(proto.SerializeToString(), plan_path)
             plan_path.write_bytes(plan)
@@ -131,7 +129,7 @@ class TrtEngine:
             t.name: numpy_helper.to_array(t) for t in proto.graph.initializer if t.name not in self._state
         }
         if self.reused:  # a cached plan holds whichever weights it was built with
-            self._refit(self._weights(self._state))
+            self._refit(weight_arrays(self._state))
 
     def _build(self, onnx_bytes: bytes, plan_path) -> bytes:
         trt = self.trt
@@ -175,15 +173,12 @@ class TrtEngine:
         """Refit the engine in place with ``state``; no rebuild. For INT8 the activation ranges stay
         those calibrated with the weights the plan was built from."""
         merged = {**self._state, **match_state(self.model, state)}
-        self._refit(self._weights(merged))
+        self._refit(weight_arrays(merged))
         self._state = merged
 
     def prepare(self, state: Mapping[str, torch.Tensor]) -> None:
         """Nothing to build ahead (a refit takes milliseconds): only checks that ``state`` fits."""
         match_state(self.model, state)
-
-    def _weights(self, state: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().float().contiguous().numpy() for k, v in state.items()}
 
     def _refit(self, weights: dict[str, np.ndarray]) -> None:
         trt = self.trt
