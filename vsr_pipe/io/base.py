@@ -79,11 +79,20 @@ SourceItem = Union[Frame, Packet, End]
 @runtime_checkable
 class Source(Protocol):
     """An opened input. ``facts`` is known on opening; ``items()`` yields frames and packets in
-    demux order and ends with one :class:`End`. Use as a context manager."""
+    demux order and ends with one :class:`End`. Use as a context manager.
+
+    ``metadata`` holds the container's tags and ``stream_tags`` the video stream's own (language,
+    title, ...), both to carry to the output; ``preview()`` is the first frame as ``items()`` will
+    yield it.
+    """
 
     facts: StreamFacts
+    metadata: dict
+    stream_tags: tuple[tuple[str, str], ...]
 
     def items(self) -> Iterator[SourceItem]: ...
+
+    def preview(self) -> Frame: ...
 
     def close(self) -> None: ...
 

@@ -182,7 +182,7 @@ class StreamRun:
 class OpenedRun:
     """A source opened and planned, its stages built: ready to stream."""
 
-    source: AvSource
+    source: Source
     plan: RunPlan
     run: StreamRun
     engine: str
@@ -192,9 +192,10 @@ class OpenedRun:
 
 
 def open_run(src, options: PipelineOptions, stop: threading.Event | None = None, for_encode=None) -> OpenedRun:
-    """Open ``src``, plan ``options`` over it, build the stages. ``for_encode`` (EncodeOptions):
-    plan for that encoder's pixel formats; None keeps the decoded format."""
-    source = AvSource(src)
+    """Open ``src`` (a path, "-", a URL, or an already opened :class:`Source`), plan ``options``
+    over it, build the stages. ``for_encode`` (EncodeOptions): plan for that encoder's pixel
+    formats; None keeps the decoded format."""
+    source = src if isinstance(src, Source) else AvSource(src)
     try:
         facts = source.facts
         out_format = output_format(for_encode, facts.layout) if for_encode else facts.layout
@@ -216,7 +217,7 @@ def run_to_file(
 ) -> RunSummary:
     """Rescale ``src`` into ``dst``; see :func:`vsr_pipe.upscale`. Setting ``stop`` ends the run
     early with a finalised output holding the frames done so far."""
-    check_output_path(dst, src)
+    check_output_path(dst, None if isinstance(src, Source) else src)
     enc = dataclasses.replace(options.encode, codec=resolve_codec(options.encode.codec))
     opened = open_run(src, options, stop, for_encode=enc)
     source, plan, run = opened.source, opened.plan, opened.run

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from ..engines.base import Engine, EngineOptions, TorchOptions, make_engine, resolve_engine
+from ..engines.base import Engine, make_engine, resolve_engine
+from ..engines.options import EngineOptions, TorchOptions
 from ..errors import WeightsError
 from ..weights.store import architecture_header, load_model, shipped_path
 from .plan import LumaStage, RunPlan
@@ -66,7 +67,7 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     nets = [load_model(shipped_path(stage.weights)) for stage in plan.luma]
     modules = [_stage_module(stage, net, plan.refine) for stage, net in zip(plan.luma, nets)]
     calib = _calibration(calibration, plan, options)
-    engines = [make_engine(options, module, _engine_label(stage), **calib) for stage, module in zip(plan.luma, modules)]
+    engines = [make_engine(options, module, _engine_label(stage), calib) for stage, module in zip(plan.luma, modules)]
     states = _scheduled_states(plan, nets[0], engines[0]) if plan.weights else {}
     halo = max(getattr(net, "receptive_radius", 8) for net in nets)
     scales = [stage.factor for stage in plan.luma]
@@ -124,9 +125,9 @@ def _state_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def _calibration(plane: np.ndarray | None, plan: RunPlan, options: EngineOptions) -> dict:
+def _calibration(plane: np.ndarray | None, plan: RunPlan, options: EngineOptions) -> list[torch.Tensor]:
     """TensorRT INT8 calibrates on frames of this video; every other engine needs none."""
     if plane is None or options.kind != "tensorrt" or options.precision != "int8":
-        return {}
+        return []
     y = torch.from_numpy(plane.view(np.int16) if plane.dtype == np.uint16 else plane).float() / plan.src.unit
-    return {"calibration": [y[None, None]]}
+    return [y[None, None]]
