@@ -156,3 +156,23 @@ def test_rescaler_directions_swap_with_the_net_or_the_bound_module_state(cache, 
         assert (out - forward(bound(net), x)).abs().max().item() <= 1e-4
     assert (outs[1] - forward(bound(net_a), xs[1])).abs().max().item() > 1e-3
     assert entries(cache) == built
+
+
+@pytest.mark.slow
+def test_compile_falls_back_to_eager_with_one_warning_where_compilation_fails(monkeypatch):
+    import torch._dynamo
+    import torch._inductor.config as inductor
+
+    monkeypatch.setattr(inductor.cpp, "cxx", ("/nonexistent/c++",))  # as on a machine without a compiler
+    monkeypatch.setattr(inductor, "fx_graph_cache", False)
+    torch._dynamo.reset()
+    a = espcn().state_dict()
+    engine = make_engine(CompileOptions(), espcn(a), "espcn_x2")
+    x = torch.rand(1, 1, 19, 21)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        first = engine(x)
+    assert not engine.compiled
+    assert (first - forward(espcn(a), x)).abs().max().item() <= 1e-6
+    engine.load_weights(perturbed(a))
+    assert (engine(x) - forward(espcn(perturbed(a)), x)).abs().max().item() <= 1e-6
+    torch._dynamo.reset()

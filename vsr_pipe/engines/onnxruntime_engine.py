@@ -21,8 +21,9 @@ from .base import match_state
 from .onnx_export import cached_graph, graph_initializers, graph_with_weights, weight_arrays
 from .options import OrtOptions
 
-# Prepared sessions kept per engine, least recently used dropped first (and rebuilt if needed).
-MAX_SESSIONS = 32
+# Prepared sessions kept per engine, least recently used dropped first (and rebuilt if needed);
+# each holds its own idle intra-op threads.
+MAX_SESSIONS = 16
 
 
 def available() -> bool:
