@@ -7,29 +7,23 @@ libx264 intra coding's (medium preset), found by bisection. Prints both and the 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
-from rescaling import H264Channel  # noqa: E402
-
+from bench.common import H264Channel, bench_parser  # noqa: E402
 from vsr_pipe.models.codec_proxy import CRF_STRENGTH, code_intra  # noqa: E402
+from vsr_pipe.models.matlab_resize import imresize  # noqa: E402
 from vsr_pipe.quality.imagefiles import list_images, load_rgb, modcrop  # noqa: E402
-from vsr_pipe.quality.matlab_resize import imresize  # noqa: E402
 from vsr_pipe.quality.metrics import psnr, rgb_to_y  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
-    args = ap.parse_args()
+    args = bench_parser(__doc__).parse_args()
     folder = Path(args.data) / "Set5"
     if not folder.is_dir():
         print(f"bench/codec_proxy.py: no Set5 under {args.data} (give --data)")

@@ -13,7 +13,6 @@ Last, the seconds the refinement takes on one 640x360 frame (the bundled clip's 
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -22,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
+from bench.common import H264Channel, bench_parser  # noqa: E402
+from vsr_pipe.models.matlab_resize import imresize, imresize_matrix  # noqa: E402
 from vsr_pipe.models.refine import RefinedDown  # noqa: E402
 from vsr_pipe.models.rescaler import BoundDown, BoundUp, RescaleGeometry, quantise_8bit  # noqa: E402
 from vsr_pipe.quality.imagefiles import list_images, load_rgb  # noqa: E402
-from vsr_pipe.quality.matlab_resize import imresize, imresize_matrix  # noqa: E402
 from vsr_pipe.quality.metrics import psnr, rgb_to_y, shave  # noqa: E402
 from vsr_pipe.quality.rescaling import crop_for  # noqa: E402
 from vsr_pipe.weights.store import load_model, shipped_path  # noqa: E402
@@ -40,8 +39,7 @@ def refiner(model, geometry: RescaleGeometry, iters: int, lr_db: float) -> Refin
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap = bench_parser(__doc__)
     ap.add_argument("--set", default="Set5")
     ap.add_argument("--factor", type=float, default=2.0)
     ap.add_argument("--iters", type=int, default=50)
@@ -51,8 +49,6 @@ def main() -> None:
     args = ap.parse_args()
     channels = {}
     if args.crf is not None:
-        from rescaling import H264Channel  # bench/rescaling.py, beside this file
-
         channels = {"before": H264Channel(args.crf), "after": H264Channel(args.crf)}
 
     model = load_model(args.weights or shipped_path("irn_y")).eval()

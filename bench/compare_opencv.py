@@ -10,16 +10,14 @@ OpenCV models get the same 8-bit LR as BGR uint8 and their output goes back to R
 
 Speed: ESPCN x2 on the first ``--frames`` frames of a 640x360 clip. OpenCV: ``upsample`` on BGR
 uint8 frames (decoded with PyAV to RGB24). Ours: the pipeline's whole processing stage
-(``Pipeline(...).rescaler`` on stacked YUV planes, as ``bench/pipeline_overhead.py`` times it).
+(an opened run's rescaler on stacked YUV planes, as ``bench/pipeline_overhead.py`` times it).
 Both after a warm-up. Needs opencv-contrib-python(-headless) and the data folder; without
 them the script prints one line and exits with code 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import importlib.util
 import json
 import math
 import os
@@ -30,9 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT / ".." / "shared" / "data"
-SAMPLE = ROOT / "samples" / "big_buck_bunny_640x360.mp4"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
+
+from bench.common import (  # noqa: E402
+    DATA,
+    SAMPLE,
+    bench_parser,
+    decoded_arrays,
+    decoded_planes,
+    opencv_model,
+    time_process,
+    upsample_seconds,
+)
 
 # (row label, .pb file prefix, setModel name, scales the model exists for)
 OPENCV_MODELS = [
@@ -50,23 +57,12 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def load_overhead_module():
-    """bench/pipeline_overhead.py as a module (bench/ is not a package)."""
-    path = Path(__file__).resolve().parent / "pipeline_overhead.py"
-    spec = importlib.util.spec_from_file_location("pipeline_overhead", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # --- quality ---------------------------------------------------------------------------------
 
 
 def opencv_upscaler(cv2, model_path: Path, algo: str, scale: int):
     """An ``evaluate_folder`` upscaler around a dnn_superres model: RGB float in, RGB float out."""
-    sr = cv2.dnn_superres.DnnSuperResImpl_create()
-    sr.readModel(str(model_path))
-    sr.setModel(algo, scale)
+    sr = opencv_model(cv2, model_path, algo, scale)
 
     def run(lr_rgb: np.ndarray, s: int) -> np.ndarray:
         assert s == scale, f"{model_path.name} is a x{scale} model, asked for x{s}"
@@ -166,75 +162,39 @@ def synthesise_clip(folder: str, n: int) -> str:
     return path
 
 
-def decode_rgb(path: str, n: int) -> list[np.ndarray]:
-    import av
-
-    frames = []
-    with av.open(path) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == n:
-                break
-    return frames
-
-
-def decode_planes(path: str, layout, n: int) -> list[list[np.ndarray]]:
-    """The first ``n`` frames as the pipeline's planes (``time_decode`` of pipeline_overhead, cut at n)."""
-    from vsr_pipe.io.decode import VideoSource, frame_planes
-
-    frames = []
-    with VideoSource(path) as src:
-        for kind, frame in src.items():
-            if kind == "frame":
-                frames.append([p.copy() for p in frame_planes(frame, layout)])
-                if len(frames) == n:
-                    break
-    return frames
-
-
 def opencv_timer(cv2, model_path: Path, frames_rgb: list[np.ndarray]):
     """A () -> seconds callable: ESPCN x2 ``upsample`` on every frame as BGR uint8 (warmed up)."""
-    sr = cv2.dnn_superres.DnnSuperResImpl_create()
-    sr.readModel(str(model_path))
-    sr.setModel("espcn", 2)
+    sr = opencv_model(cv2, model_path, "espcn", 2)
     bgr = [np.ascontiguousarray(f[..., ::-1]) for f in frames_rgb]
     out = sr.upsample(bgr[0])  # warm-up
     assert out.shape[:2] == (2 * bgr[0].shape[0], 2 * bgr[0].shape[1])
-
-    def run() -> float:
-        t = time.perf_counter()
-        for f in bgr:
-            sr.upsample(f)
-        return time.perf_counter() - t
-
-    return run
+    return lambda: upsample_seconds(sr, bgr)
 
 
 def pipeline_timer(video: str, n: int, chunk: int, stack):
     """A () -> seconds callable for our processing stage on the first ``n`` frames, and run info.
 
-    The timed work is ``time_process`` of bench/pipeline_overhead.py: stack each chunk's YUV
-    planes, allocate the output planes, ``pipe.rescaler(planes_in, planes_out)``.
+    The timed work is ``time_process`` of bench/common.py, as bench/pipeline_overhead.py times it:
+    stack each chunk's YUV planes, allocate the output planes, run the stage's rescaler on them.
     """
     from vsr_pipe.config import PipelineOptions, Scale
-    from vsr_pipe.pipeline.run import Pipeline
+    from vsr_pipe.pipeline.run import open_run
 
-    overhead = load_overhead_module()
-    pipe = Pipeline(video, PipelineOptions(scale=Scale(2, 2), chunk_frames=chunk))
-    stack.callback(pipe.source.close)
-    frames = decode_planes(video, pipe.src_layout, n)
-    overhead.time_process(pipe, frames[:chunk], chunk)  # warm-up
-    src, dst = pipe.src_layout, pipe.dst_layout
+    opened = open_run(video, PipelineOptions(scale=Scale(2, 2), chunk_frames=chunk))
+    stack.callback(opened.close)
+    frames = decoded_planes(video, n)
+    time_process(opened, frames[:chunk], chunk)  # warm-up
+    src, dst = opened.plan.src, opened.plan.dst
     info = {
         "frames": len(frames),
         "input": f"{src.width}x{src.height}",
         "output": f"{dst.width}x{dst.height}",
-        "model_chain": pipe.model_chain,
-        "engine": pipe.engine_name,
+        "model_chain": opened.plan.chain,
+        "engine": opened.engine,
     }
 
     def run() -> float:
-        seconds, outs = overhead.time_process(pipe, frames, chunk)
+        seconds, outs = time_process(opened, frames, chunk)
         assert len(outs) == len(frames)
         return seconds
 
@@ -249,8 +209,8 @@ def parse_list(text: str, kind=str) -> list:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder with Set5/, Set14/, opencv_models/")
+    ap = bench_parser(__doc__, data=False)
+    ap.add_argument("--data", default=str(DATA), help="folder with Set5/, Set14/, opencv_models/")
     ap.add_argument("--sets", default="Set5,Set14")
     ap.add_argument("--scales", default="2,3,4")
     ap.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
@@ -333,7 +293,7 @@ def main() -> None:
                 log(f"{video} not found: synthesising a 640x360 clip")
                 video = synthesise_clip(tmp, args.frames)
             log("speed:")
-            frames_rgb = decode_rgb(video, args.frames)
+            frames_rgb = decoded_arrays(video, args.frames, "rgb24")
             if not frames_rgb:
                 fail(f"no frames decoded from {video}")
             n = len(frames_rgb)

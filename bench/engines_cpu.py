@@ -10,7 +10,6 @@ Passes alternate between engines; the best of ``--repeats`` counts (a shared mac
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -21,35 +20,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
+from bench.common import DATA, SAMPLE, bench_parser, decoded_arrays, opencv_model, tensor_psnr, upsample_seconds  # noqa: E402
 from vsr_pipe.engines.base import OrtOptions, TorchOptions, make_engine  # noqa: E402
 from vsr_pipe.weights.store import load_model, shipped_path  # noqa: E402
 
-SAMPLE = ROOT / "samples" / "big_buck_bunny_640x360.mp4"
-
 
 def luma_frames(path: Path, n: int) -> tuple[torch.Tensor, list[np.ndarray]]:
-    import av
-
-    ys, bgrs = [], []
-    with av.open(str(path)) as c:
-        for frame in c.decode(video=0):
-            ys.append(frame.to_ndarray(format="gray").astype(np.float32) / 255)
-            bgrs.append(frame.to_ndarray(format="bgr24"))
-            if len(ys) == n:
-                break
-    return torch.from_numpy(np.stack(ys))[:, None], bgrs
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = ((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).mean().item()
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+    """The first ``n`` frames as (N, 1, H, W) float Y in [0, 1], and as BGR uint8 for OpenCV."""
+    ys = np.stack(decoded_arrays(path, n, "gray")).astype(np.float32) / 255
+    return torch.from_numpy(ys)[:, None], decoded_arrays(path, n, "bgr24")
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, data=False)
     ap.add_argument("video", nargs="?", default=str(SAMPLE))
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--chunk", type=int, default=4)
@@ -76,18 +61,9 @@ def main() -> int:
     try:
         import cv2
 
-        sr = cv2.dnn_superres.DnnSuperResImpl_create()
-        sr.readModel(str(ROOT.parent / "shared" / "data" / "opencv_models" / "ESPCN_x2.pb"))
-        sr.setModel("espcn", 2)
+        sr = opencv_model(cv2, DATA / "opencv_models" / "ESPCN_x2.pb", "espcn", 2)
         sr.upsample(bgr[0])
-
-        def cv_timer():
-            t0 = time.perf_counter()
-            for frame in bgr:
-                sr.upsample(frame)
-            return time.perf_counter() - t0
-
-        runners["OpenCV dnn_superres ESPCN"] = cv_timer
+        runners["OpenCV dnn_superres ESPCN"] = lambda: upsample_seconds(sr, bgr)
     except Exception as e:  # noqa: BLE001 (optional comparison)
         print(f"(OpenCV row skipped: {type(e).__name__}: {e})")
     best = {name: math.inf for name in runners}
@@ -103,7 +79,9 @@ def main() -> int:
     print("|---|---|---|---|")
     for name, seconds in best.items():
         fps = len(y) / seconds
-        quality = f"{psnr(outputs[name], ref):.1f} dB" if name in outputs and name != "torch fp32 (eager)" else "–"
+        quality = (
+            f"{tensor_psnr(outputs[name], ref):.1f} dB" if name in outputs and name != "torch fp32 (eager)" else "–"
+        )
         print(f"| {name} | {fps:.2f} | {base / seconds:.2f}x | {quality} |")
     return 0
 

@@ -11,18 +11,20 @@ schedule and seed. Quality: Y-PSNR on Set5/Set14 x2 (the field's protocol). Spee
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from vsr_pipe.models.resample import resize_planes
-from vsr_pipe.quality.images import evaluate_folder, model_upscaler
-from vsr_pipe.train.checkpoint import load_checkpoint
-from vsr_pipe.train.espcn import EspcnTrainConfig, build_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import DATA, ROOT, bench_parser  # noqa: E402
+from vsr_pipe.models.resample import resize_planes  # noqa: E402
+from vsr_pipe.quality.images import evaluate_folder, model_upscaler  # noqa: E402
+from vsr_pipe.train.checkpoint import load_checkpoint  # noqa: E402
+from vsr_pipe.train.espcn import EspcnTrainConfig, build_model  # noqa: E402
+
 # BT.709 limited range, normalised codes: y in [16, 235]/255, c in [16, 240]/255 centred on 128/255.
 M = torch.tensor([[1.0, 0.0, 1.5748], [1.0, -0.1873, -0.4681], [1.0, 1.8556, 0.0]])
 
@@ -67,10 +69,10 @@ def seconds_per_frame(fn, model, frames=8, chunk=4) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, data=False)
     ap.add_argument("--y", default=str(ROOT / "runs" / "cmp_y_x2"))
     ap.add_argument("--rgb", default=str(ROOT / "runs" / "cmp_rgb_x2"))
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data", default=str(DATA))
     args = ap.parse_args()
     y_model, y_steps = load(args.y, True)
     rgb_model, rgb_steps = load(args.rgb, False)

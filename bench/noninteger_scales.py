@@ -13,21 +13,19 @@ HR is cropped so that HR / s is an integer size; the border shaved is ceil(s).
 
 from __future__ import annotations
 
-import argparse
 import math
-from fractions import Fraction
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vsr_pipe.models.resample import resize_planes
-from vsr_pipe.quality.imagefiles import list_images, load_rgb
-from vsr_pipe.quality.matlab_resize import imresize
-from vsr_pipe.quality.metrics import psnr, rgb_to_y, shave
-from vsr_pipe.weights.store import load_model, shipped_path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import bench_parser, noninteger_pairs, noninteger_psnr  # noqa: E402
+from vsr_pipe.models.matlab_resize import imresize  # noqa: E402
+from vsr_pipe.models.resample import resize_planes  # noqa: E402
+from vsr_pipe.weights.store import load_model, shipped_path  # noqa: E402
 
 
 def luma_chain(stages: list[int], out_h: int, out_w: int):
@@ -56,26 +54,16 @@ def strategies(s: float) -> dict[str, list[int]]:
 
 
 def evaluate(folder: Path, s: float) -> dict[str, float]:
-    frac = Fraction(s).limit_denominator(8)
     results: dict[str, list[float]] = {k: [] for k in strategies(s)}
-    for path in list_images(folder):
-        hr = load_rgb(path)
-        m = frac.numerator  # HR sides must be multiples of the numerator for an exact LR size
-        hr = hr[: hr.shape[0] - hr.shape[0] % m, : hr.shape[1] - hr.shape[1] % m]
-        lr_h, lr_w = int(hr.shape[0] / s), int(hr.shape[1] / s)
-        lr = np.clip(np.round(imresize(hr, size=(lr_h, lr_w))), 0, 255)
-        hr_y, lr_y = rgb_to_y(hr), rgb_to_y(lr)
-        border = math.ceil(s)
+    for hr_y, lr_y in noninteger_pairs(folder, s):
         for name, stages in strategies(s).items():
-            sr = np.clip(np.round(luma_chain(stages, *hr_y.shape)(lr_y)), 0, 255) if stages else \
-                np.clip(np.round(imresize(lr_y, size=hr_y.shape)), 0, 255)  # fmt: skip
-            results[name].append(psnr(shave(sr, border), shave(hr_y, border)))
+            sr = luma_chain(stages, *hr_y.shape)(lr_y) if stages else imresize(lr_y, size=hr_y.shape)
+            results[name].append(noninteger_psnr(sr, hr_y, s))
     return {k: float(np.mean(v)) for k, v in results.items()}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap = bench_parser(__doc__)
     ap.add_argument("--scales", default="1.5,2.5")
     ap.add_argument("--sets", default="Set5,Set14")
     args = ap.parse_args()

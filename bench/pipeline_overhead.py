@@ -8,8 +8,8 @@ above 1.0 the pipeline's conversions, copies and queues cost time; below 1.0 the
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,29 +17,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vsr_pipe.config import EncodeOptions, PipelineOptions, Scale
-from vsr_pipe.io.decode import VideoSource, frame_planes
-from vsr_pipe.io.encode import StreamPlan, VideoSink
-from vsr_pipe.pipeline.run import Pipeline, run_to_file
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
-SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "big_buck_bunny_640x360.mp4"
+from bench.common import SAMPLE, bench_parser, decoded_planes, time_process  # noqa: E402
+from vsr_pipe.config import EncodeOptions, PipelineOptions, Scale  # noqa: E402
+from vsr_pipe.io.encode import AvSink, OutputSpec  # noqa: E402
+from vsr_pipe.pipeline.run import open_run, run_to_file  # noqa: E402
 
 
-def time_decode(path: str, layout) -> tuple[float, list[list[np.ndarray]]]:
-    frames = []
+def time_decode(path: str) -> tuple[float, list[list[np.ndarray]]]:
     t = time.perf_counter()
-    with VideoSource(path) as src:
-        for kind, frame in src.items():
-            if kind == "frame":
-                frames.append([p.copy() for p in frame_planes(frame, layout)])
+    frames = decoded_planes(path)
     return time.perf_counter() - t, frames
 
 
-def time_model(pipe: Pipeline, frames: list[list[np.ndarray]], chunk: int) -> float:
+def time_model(opened, frames: list[list[np.ndarray]], chunk: int) -> float:
     """The network alone: Y as float tensors in, Y out, chunk by chunk."""
     ys = [torch.from_numpy(np.stack([f[0] for f in frames[i : i + chunk]])).float().unsqueeze(1) / 255.0
           for i in range(0, len(frames), chunk)]  # fmt: skip
-    stages = pipe.rescaler.luma_stages
+    stages = opened.run.stages.rescaler.luma_stages
     with torch.inference_mode():
         for stage in stages:
             stage(ys[0])  # warm-up
@@ -50,27 +46,11 @@ def time_model(pipe: Pipeline, frames: list[list[np.ndarray]], chunk: int) -> fl
     return time.perf_counter() - t
 
 
-def time_process(pipe: Pipeline, frames, chunk: int) -> tuple[float, list[list[np.ndarray]]]:
-    """The whole processing stage (model + conversions + chroma), to produce frames to encode."""
-    out_layout = pipe.dst_layout
-    outs = []
-    t = time.perf_counter()
-    for i in range(0, len(frames), chunk):
-        group = frames[i : i + chunk]
-        planes_in = [np.stack([f[p] for f in group]) for p in range(len(group[0]))]
-        planes_out = [
-            np.zeros((len(group), *out_layout.plane_size(p)), planes_in[0].dtype) for p in range(len(group[0]))
-        ]
-        pipe.rescaler(planes_in, planes_out)
-        outs += [[p[k] for p in planes_out] for k in range(len(group))]
-    return time.perf_counter() - t, outs
-
-
-def time_encode(pipe: Pipeline, frames, encode: EncodeOptions, folder: str) -> float:
-    s = pipe.source.stream
-    plan = StreamPlan(pipe.dst_layout, s.time_base, s.average_rate, pipe.color, 0)
-    sink = VideoSink(os.path.join(folder, "encode_only.mp4"), plan, encode, [], {})
-    step = int(round(1 / (s.average_rate * s.time_base)))
+def time_encode(opened, frames, encode: EncodeOptions, folder: str) -> float:
+    facts = opened.source.facts
+    spec = OutputSpec(opened.plan.dst, facts.time_base, facts.rate, facts.color, 0)
+    sink = AvSink(os.path.join(folder, "encode_only.mp4"), spec, encode)
+    step = int(round(1 / (facts.rate * facts.time_base)))
     t = time.perf_counter()
     for i, planes in enumerate(frames):
         sink.write(planes, i * step)
@@ -79,7 +59,7 @@ def time_encode(pipe: Pipeline, frames, encode: EncodeOptions, folder: str) -> f
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, data=False)
     ap.add_argument("video", nargs="?", default=str(SAMPLE))
     ap.add_argument("--scale", default="2")
     ap.add_argument("--chunk", type=int, default=4)
@@ -93,17 +73,17 @@ def main() -> None:
         t = time.perf_counter()
         summary = run_to_file(args.video, os.path.join(tmp, "end_to_end.mp4"), options)
         e2e_s = time.perf_counter() - t
-        pipe = Pipeline(args.video, options)
+        opened = open_run(args.video, options, for_encode=encode)
         n_threads = torch.get_num_threads()
-        decode_s, frames = time_decode(args.video, pipe.src_layout)
+        decode_s, frames = time_decode(args.video)
         n = len(frames)
-        model_s = time_model(pipe, frames, args.chunk)
-        process_s, outs = time_process(pipe, frames, args.chunk)
-        encode_s = time_encode(pipe, outs, encode, tmp)
-    pipe.source.close()
+        model_s = time_model(opened, frames, args.chunk)
+        process_s, outs = time_process(opened, frames, args.chunk)
+        encode_s = time_encode(opened, outs, encode, tmp)
+    opened.close()
     assert summary.frames == n
-    src, dst = pipe.src_layout, pipe.dst_layout
-    print(f"{n} frames {src.width}x{src.height} -> {dst.width}x{dst.height}, {pipe.model_chain}, "
+    src, dst = opened.plan.src, opened.plan.dst
+    print(f"{n} frames {src.width}x{src.height} -> {dst.width}x{dst.height}, {opened.plan.chain}, "
           f"torch threads {n_threads}, {os.cpu_count()} cores")  # fmt: skip
     rows = [("decode only", decode_s), ("model only", model_s), ("process stage (model + glue)", process_s),
             ("encode only", encode_s), ("end to end, streaming", summary.seconds)]  # fmt: skip

@@ -17,8 +17,6 @@ Also parameters and GMAC per HR megapixel (one direction) of the rescaler at sev
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import sys
 import time
@@ -27,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
+from bench.common import H264Channel, bench_parser  # noqa: E402
+from vsr_pipe.models.matlab_resize import imresize  # noqa: E402
 from vsr_pipe.models.rescaler import ArbitraryRescaler, RescaleGeometry  # noqa: E402
 from vsr_pipe.quality.imagefiles import list_images, load_rgb, modcrop  # noqa: E402
 from vsr_pipe.quality.images import bicubic_upscaler, evaluate_folder, model_upscaler  # noqa: E402
-from vsr_pipe.quality.matlab_resize import imresize  # noqa: E402
 from vsr_pipe.quality.metrics import psnr, rgb_to_y, shave  # noqa: E402
 from vsr_pipe.quality.rescaling import evaluate_rescaling  # noqa: E402
 from vsr_pipe.weights.store import load_model, shipped_path  # noqa: E402
@@ -41,43 +39,6 @@ from vsr_pipe.weights.store import load_model, shipped_path  # noqa: E402
 AIDN_SET5 = {1.5: (50.61, 48.56), 2.5: (40.77, 46.04), 3.5: (37.25, 44.21)}  # restored, LR (Y), papers.md §7
 IRN_SET5 = {2.0: 43.99, 4.0: 36.19}
 IRN_SET14 = {2.0: 40.79, 4.0: 32.67}
-
-
-class H264Channel:
-    """Codes an 8-bit Y plane as one H.264 intra frame at a CRF and decodes it; counts the bits."""
-
-    def __init__(self, crf: float):
-        self.crf, self.bits = crf, 0
-
-    def __call__(self, y: np.ndarray) -> np.ndarray:
-        import av
-
-        h, w = y.shape
-        ph, pw = h + h % 2, w + w % 2  # 4:2:0 wants even sides: pad by edge replication, crop after
-        padded = np.pad(y.astype(np.uint8), ((0, ph - h), (0, pw - w)), mode="edge")
-        buf = io.BytesIO()
-        with av.open(buf, "w", format="h264") as out:
-            stream = out.add_stream("libx264", rate=1, options={"crf": f"{self.crf:g}", "preset": "medium"})
-            stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
-            frame = av.VideoFrame(pw, ph, "yuv420p")
-            frame.planes[0].update(np.ascontiguousarray(_strided(padded, frame.planes[0].line_size)))
-            for plane in frame.planes[1:]:
-                plane.update(np.full(plane.line_size * plane.height, 128, np.uint8))
-            for packet in [*stream.encode(frame), *stream.encode()]:
-                self.bits += packet.size * 8
-                out.mux(packet)
-        buf.seek(0)
-        with av.open(buf, "r", format="h264") as inp:
-            decoded = next(inp.decode(video=0))
-        plane = decoded.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-        return rows[:h, :w].astype(np.float64)
-
-
-def _strided(plane: np.ndarray, line_size: int) -> np.ndarray:
-    out = np.zeros((plane.shape[0], line_size), np.uint8)
-    out[:, : plane.shape[1]] = plane
-    return out
 
 
 def espcn_from_coded_bicubic(folder: Path, espcn: torch.nn.Module, channel: H264Channel) -> float:
@@ -170,8 +131,7 @@ def markdown(results: dict) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap = bench_parser(__doc__)
     ap.add_argument("--weights", default=None, help="irn weights (default: the shipped irn_y)")
     ap.add_argument("--sets", default="Set5,Set14")
     ap.add_argument("--json", metavar="PATH")

@@ -20,7 +20,6 @@ chart of PSNR per frame per CRF (``psnr_crfC.png``) into ``--out``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -30,10 +29,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
-from vsr_pipe.quality.matlab_resize import imresize  # noqa: E402
+from bench.common import ROOT, SAMPLE, bench_parser  # noqa: E402
+from vsr_pipe.models.matlab_resize import imresize  # noqa: E402
 from vsr_pipe.quality.plots import plot_series  # noqa: E402
 from vsr_pipe.quality.video import compare_videos  # noqa: E402
 
@@ -113,8 +112,8 @@ def run(*args: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", default=str(ROOT / "samples" / "big_buck_bunny_640x360.mp4"))
+    ap = bench_parser(__doc__, data=False)
+    ap.add_argument("--input", default=str(SAMPLE))
     ap.add_argument("--crf", default="18,23")
     ap.add_argument("--out", default=str(ROOT / "runs" / "rescaling_video"))
     ap.add_argument("--frames", type=int, default=0, help="only the first K frames (0: all)")

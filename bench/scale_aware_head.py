@@ -11,21 +11,22 @@ antialiased bicubic down).
 
 from __future__ import annotations
 
-import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vsr_pipe.models.scale_aware import ScaleAwareESPCN
-from vsr_pipe.quality.imagefiles import list_images, load_rgb
-from vsr_pipe.quality.matlab_resize import imresize
-from vsr_pipe.quality.metrics import psnr, rgb_to_y, shave
-from vsr_pipe.weights.store import load_model, shipped_path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for python bench/NAME.py
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import DATA, ROOT, bench_parser, noninteger_pairs, noninteger_psnr  # noqa: E402
+from vsr_pipe.models.matlab_resize import imresize  # noqa: E402
+from vsr_pipe.models.scale_aware import ScaleAwareESPCN  # noqa: E402
+from vsr_pipe.quality.imagefiles import list_images, load_rgb  # noqa: E402
+from vsr_pipe.quality.metrics import rgb_to_y  # noqa: E402
+from vsr_pipe.weights.store import load_model, shipped_path  # noqa: E402
 
 
 def load_y_images(folders):
@@ -50,23 +51,17 @@ def batch(images, rng, size=32, lr=24):
 
 def evaluate(model, folder: Path, s: float) -> float:
     scores = []
-    for path in list_images(folder):
-        hr = rgb_to_y(load_rgb(path))
-        m = {1.5: 3, 2.5: 5}.get(s, 1)
-        hr = hr[: hr.shape[0] - hr.shape[0] % m, : hr.shape[1] - hr.shape[1] % m]
-        rgb = load_rgb(path)[: hr.shape[0], : hr.shape[1]]
-        lr = rgb_to_y(np.clip(np.round(imresize(rgb, size=(int(hr.shape[0] / s), int(hr.shape[1] / s)))), 0, 255))
+    for hr, lr in noninteger_pairs(folder, s):  # the protocol of bench/noninteger_scales.py
         with torch.no_grad():
             sr = model(torch.from_numpy(lr / 255.0).float()[None, None], *hr.shape)[0, 0].double().numpy() * 255
-        b = math.ceil(s)
-        scores.append(psnr(shave(np.clip(np.round(sr), 0, 255), b), shave(hr, b)))
+        scores.append(noninteger_psnr(sr, hr, s))
     return float(np.mean(scores))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = bench_parser(__doc__, data=False)
     ap.add_argument("--minutes", type=float, default=20)
-    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--out", default=str(ROOT / "runs" / "scale_aware"))
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
