@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidOption
+from ..models.matlab_resize import imresize
 from ..quality.imagefiles import list_images, load_rgb, modcrop
-from ..quality.matlab_resize import imresize
 from ..quality.metrics import rgb_to_y
 
 

@@ -32,9 +32,9 @@ import torch
 
 from ..errors import WeightsError
 from ..models.codec_proxy import CRF_STRENGTH, code_intra
+from ..models.matlab_resize import imresize, imresize_matrix
 from ..models.rescaler import MAX_FACTOR, ArbitraryRescaler, RescaleGeometry, quantise_8bit
 from ..quality.imagefiles import list_images, load_rgb
-from ..quality.matlab_resize import imresize, imresize_matrix
 from ..quality.metrics import rgb_to_y
 from ..quality.rescaling import evaluate_rescaling
 from .checkpoint import load_checkpoint, save_checkpoint
