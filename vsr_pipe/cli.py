@@ -36,6 +36,7 @@ class DefaultCommandGroup(click.Group):
         """Click's standalone handling, except that a usage error is one line like every other error."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        _SIGNALS.install()  # before the heavy imports: a Ctrl-C while loading is not lost
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
@@ -48,8 +49,11 @@ class DefaultCommandGroup(click.Group):
             exc.show()
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
+            if _SIGNALS.caught:  # click turns the KeyboardInterrupt a signal raised into Abort
+                _SIGNALS.exit_now("before any output was written")
             click.echo("Aborted!", err=True)
             sys.exit(1)
+        _SIGNALS.exiting = True
         sys.exit(result if isinstance(result, int) else 0)
 
 
@@ -153,10 +157,8 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
                 err=True,
             )
         if caught:
-            raise Interrupted(
-                f"stopped by {signal.Signals(caught[0]).name}: {output} holds the {summary.frames} frames done so far",
-                caught[0],
-            )
+            held = f"{output} holds the {summary.frames} frames done so far" if summary.frames else "no output written"
+            raise Interrupted(f"stopped by {signal.Signals(caught[0]).name}: {held}", caught[0])
 
 
 def _given(**options) -> dict:
@@ -184,8 +186,9 @@ class _user_errors:
             click.echo(f"vsr-pipe: {'' if isinstance(exc, Interrupted) else 'error: '}{exc}", err=True)
             sys.exit(exc.exit_code)
         if isinstance(exc, KeyboardInterrupt):
-            click.echo("vsr-pipe: interrupted", err=True)
-            sys.exit(130)
+            signum = getattr(exc, "signum", signal.SIGINT)
+            click.echo(f"vsr-pipe: interrupted by {signal.Signals(signum).name}: no partial output kept", err=True)
+            sys.exit(128 + signum)
         if isinstance(exc, BrokenPipeError):
             sys.exit(141)
         if os.environ.get("VSR_PIPE_DEBUG"):
@@ -196,27 +199,75 @@ class _user_errors:
         sys.exit(70)
 
 
-class _stop_on_signals:
-    """While inside, SIGINT/SIGTERM set ``stop`` (and are noted in ``caught``) instead of killing."""
+class _Stopped(KeyboardInterrupt):
+    """A signal that stops the command at once (before a run, or the second one during it)."""
 
-    def __init__(self, stop: threading.Event, caught: list):
-        self.stop, self.caught, self.previous = stop, caught, {}
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _SignalState:
+    """SIGINT/SIGTERM from the command's start to its exit. Before a run, a signal stops the command
+    at once (exit 128 + n, no output); while a run streams, the first sets its ``stop`` event (the
+    output is finalised) and a second stops at once (no output); once the exit is under way, it
+    leaves with 128 + n, so a late Ctrl-C never kills the process by the signal itself."""
+
+    def __init__(self):
+        self.caught: list[int] = []
+        self.stop: threading.Event | None = None
+        self.exiting = False
+        self.installed = False
+
+    def install(self) -> None:
+        if not self.installed and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._handler)
+            self.installed = True
 
     def _handler(self, signum, frame) -> None:
-        if self.caught:  # a second signal: stop now
-            raise KeyboardInterrupt
+        first = not self.caught
         self.caught.append(signum)
-        self.stop.set()
+        if self.exiting:  # everything is written; the exit code still says a signal came
+            self.exit_now(None)
+        if self.stop is not None and first:
+            self.stop.set()
+            return
+        raise _Stopped(signum)
+
+    def exit_now(self, what: str | None) -> None:
+        signum = self.caught[0]
+        if what:
+            os.write(2, f"vsr-pipe: interrupted by {signal.Signals(signum).name} {what}\n".encode())
+        try:
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 (a closed pipe: nothing more to say)
+            pass
+        os._exit(128 + signum)
+
+
+_SIGNALS = _SignalState()
+
+
+class _stop_on_signals:
+    """While inside, SIGINT/SIGTERM set ``stop`` (and are noted in ``caught``) instead of killing;
+    a second one raises KeyboardInterrupt (no output is kept)."""
+
+    def __init__(self, stop: threading.Event, caught: list):
+        self.stop, self.caught = stop, caught
+        self.installed_here = False
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handler)
+        self.installed_here = not _SIGNALS.installed
+        _SIGNALS.install()
+        _SIGNALS.caught, _SIGNALS.stop = self.caught, self.stop  # kept after the run: a late signal is noted
         return self
 
     def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+        if self.installed_here and _SIGNALS.installed:  # called as a library (tests): give the handlers back
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            _SIGNALS.installed, _SIGNALS.stop, _SIGNALS.caught = False, None, []
         return False
 
 

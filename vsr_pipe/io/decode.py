@@ -208,6 +208,9 @@ class AvSource:
         converted = frame
         if frame.format.name != layout.pix_fmt or frame.width != layout.width or frame.height != layout.height:
             converted = frame.reformat(width=layout.width, height=layout.height, format=layout.pix_fmt)
+        if frame.pts is not None:  # first and last pts seen: how much of the declared duration was there
+            first = getattr(self, "pts_span", None)
+            self.pts_span = (first[0] if first else frame.pts, max(frame.pts, first[1] if first else frame.pts))
         return Frame(tuple(frame_planes(converted, layout)), frame.pts)
 
     def _demux(self) -> Iterator[av.VideoFrame | av.Packet]:

@@ -234,15 +234,18 @@ class AvSink:
             raise OutputError(f"writing {self._name()} failed: {e}") from None
 
     def finish(self) -> None:
-        """Flush the encoder, close the file, and move it into place."""
+        """Flush the encoder, close the file, and move it into place; no file if no frame was written
+        (a run stopped before its first frame)."""
         self._closed = True
         try:
             self._mux(self.stream.encode(None))
             self.container.close()
-        except Exception:
+        except BaseException:  # an error, or a second signal while finalising: no file rather than a broken one
             self.abort()
             raise
-        if self.path is not None:
+        if self.path is not None and not self.frames_written:
+            self.path.unlink(missing_ok=True)
+        elif self.path is not None:
             os.replace(self.path, self.target)
 
     def abort(self) -> None:

@@ -168,6 +168,9 @@ class StreamRun:
             if chunk is _END:
                 outbox.put(_END)
                 return
+            if self.stop.is_set():  # stopping: the chunk in the engine was the last one; queued ones are dropped
+                in_ring.release(chunk)
+                continue
             result = self.out_ring.acquire(self.abort)
             if result is None:
                 return
@@ -255,8 +258,20 @@ def run_to_file(
         pix_fmt=plan.dst.pix_fmt,
         bad_packets=run.bad_packets,
         interrupted=run.stopped_early,
-        notes=plan.notes,
+        notes=plan.notes + _input_notes(source, run),
     )
+
+
+def _input_notes(source, run: StreamRun) -> tuple[str, ...]:
+    """A note when a file held clearly less than the duration its header declares (a cut download)."""
+    facts, span = source.facts, getattr(source, "pts_span", None)
+    if run.stopped_early or not span or not facts.rate or not facts.frame_count or not facts.time_base:
+        return ()
+    frame_s = 1 / float(facts.rate)
+    declared, found = facts.frame_count * frame_s, float((span[1] - span[0]) * facts.time_base) + frame_s
+    if found >= 0.95 * declared - frame_s:
+        return ()
+    return (f"the input ends early: {found:.2f} s of its declared {declared:.2f} s were found",)
 
 
 def iter_planes(src, options: PipelineOptions) -> Iterator[tuple[list, int | None, OpenedRun]]:
