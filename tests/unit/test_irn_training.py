@@ -84,29 +84,47 @@ def test_warm_start_from_other_weights_is_a_weights_error():
         warm_start(ArbitraryRescaler(), shipped_path("espcn_y_x2"))
 
 
-def test_the_command_line_passes_only_what_it_was_given(images, tmp_path):
-    """Options left out keep `IrnTrainConfig`'s defaults, the one place they live (README: 30k steps,
-    batch 16, patch 16, Adam 5e-4, cycle weight 10, z temperature 0)."""
+@pytest.mark.parametrize(
+    "model, args, given",
+    [
+        (
+            "irn",
+            ["--steps", "1", "--patch", "8", "--cycle-weight", "3"],
+            {"steps": 1, "lr_patch": 8, "cycle_weight": 3.0},
+        ),
+        ("irn", ["--z-temperature", "0.5", "--batch", "2"], {"final_temperature": 0.5, "batch": 2}),
+        ("espcn", ["--scale", "3", "--learning-rate", "0.01"], {"scale": 3, "learning_rate": 0.01}),
+    ],
+)
+def test_the_command_line_passes_only_what_it_was_given(images, tmp_path, monkeypatch, model, args, given):
+    """Options left out keep the config dataclass's defaults, the one place they live."""
+    from dataclasses import fields
+
     from click.testing import CliRunner
 
+    import vsr_pipe.train.espcn
+    import vsr_pipe.train.irn
     from vsr_pipe.cli import main
-    from vsr_pipe.train.checkpoint import read_info
-    from vsr_pipe.train.config import from_saved
 
     data = tmp_path / "data"
     data.mkdir()
     for sub in ("T91", "BSD200", "Set5"):
         (data / sub).symlink_to(images, target_is_directory=True)
-    defaults = IrnTrainConfig(train_dirs=(), val_dir=None, out_dir="")
-    assert (defaults.steps, defaults.batch, defaults.lr_patch, defaults.learning_rate) == (30_000, 16, 16, 5e-4)
-    assert (defaults.cycle_weight, defaults.final_temperature, defaults.codec_share) == (10.0, 0.0, 0.0)
-
-    args = ["train", "--model", "irn", "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "1",
-            "--batch", "2", "--patch", "8", "--cycle-weight", "3", "--no-export"]  # fmt: skip
-    result = CliRunner().invoke(main, args)
+    seen = []
+    module = vsr_pipe.train.irn if model == "irn" else vsr_pipe.train.espcn
+    monkeypatch.setattr(module, "train", lambda cfg, log: seen.append(cfg) or tmp_path / "ckpt")
+    result = CliRunner().invoke(main, ["train", "--model", model, "--data", str(data), *args, "--no-export"])
     assert result.exit_code == 0, result.output
-    saved = from_saved(IrnTrainConfig, read_info(tmp_path / "run" / "checkpoint.safetensors")["config"])
-    given = {"steps": 1, "batch": 2, "lr_patch": 8, "cycle_weight": 3.0}
-    assert {k: getattr(saved, k) for k in given} == given
-    assert saved.learning_rate == defaults.learning_rate and saved.final_temperature == defaults.final_temperature
-    assert saved.threads == defaults.threads and saved.blocks == defaults.blocks
+    (cfg,) = seen
+    assert {k: getattr(cfg, k) for k in given} == given
+    run_fields = {"scale", "train_dirs", "val_dir", "out_dir", "luma"}
+    left_out = [f for f in fields(cfg) if f.name not in given and f.name not in run_fields]
+    assert left_out and all(getattr(cfg, f.name) == f.default for f in left_out)
+
+
+def test_the_irn_defaults_are_the_readme_s():
+    """README: 30,000 steps, batch 16, patch 16, Adam 5e-4, cycle weight 10, z temperature 0."""
+    d = IrnTrainConfig(train_dirs=(), val_dir=None, out_dir="")
+    assert (d.steps, d.batch, d.lr_patch, d.learning_rate, d.cycle_weight, d.final_temperature) == (
+        30_000, 16, 16, 5e-4, 10.0, 0.0
+    )  # fmt: skip
