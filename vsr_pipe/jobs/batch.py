@@ -1,0 +1,188 @@
+"""Many files, one output each, on a runner: planned here, each file a task that calls the public
+pipeline (``run_to_file``) where the worker is. Resumable: each finished output gets a record under
+``OUT_DIR/.vsr-pipe/`` with its job key; a later batch skips an output whose record holds the same key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import PipelineOptions
+from ..errors import VsrPipeError
+from .inputs import BatchInput, expand_inputs, job_key, output_path
+from .placement import check_reachable, per_task_options, task_resources
+from .runners import InProcessRunner, Outcome, Runner
+
+RECORDS = ".vsr-pipe"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One file's task: everything a worker needs, picklable."""
+
+    source: str
+    output: str
+    key: str
+    options: PipelineOptions
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """How one input ended: "done", "skipped" (an up-to-date output was there) or "failed"."""
+
+    source: str
+    output: str
+    status: str
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    items: tuple[ItemResult, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(i.status != "failed" for i in self.items)
+
+    @property
+    def frames(self) -> int:
+        return sum(i.frames for i in self.items if i.status == "done")
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(i.status == s for i in self.items) for s in ("done", "skipped", "failed")}
+
+
+def record_path(output: str | os.PathLike) -> Path:
+    out = Path(output)
+    return out.parent / RECORDS / f"{out.name}.json"
+
+
+def is_up_to_date(output: str | os.PathLike, key: str) -> bool:
+    """The output exists and its record says it was made from the same input and settings."""
+    try:
+        return Path(output).is_file() and json.loads(record_path(output).read_text())["key"] == key
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def plan_batch(
+    inputs: list[BatchInput], out_dir: str | os.PathLike, options: PipelineOptions, suffix: str | None = None
+) -> list[BatchJob]:
+    """One job per input, in input order."""
+    return [
+        BatchJob(item.spec, str(output_path(out_dir, item, suffix)), job_key(item.spec, options), options)
+        for item in inputs
+    ]
+
+
+def process_job(job: BatchJob) -> ItemResult:
+    """Run one file where this worker is; raises the pipeline's typed errors (the runner turns them
+    into the item's one line). Says which worker when the input or the output folder is not there."""
+    from ..pipeline.run import run_to_file
+
+    check_reachable(job.source, job.output)
+    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+    summary = run_to_file(job.source, job.output, job.options)
+    write_record(job.output, {"key": job.key, "input": job.source, "frames": summary.frames})
+    return ItemResult(job.source, job.output, "done", summary.frames, summary.seconds)
+
+
+def write_record(output: str, record: dict) -> None:
+    """The resume record, written beside the output's folder and renamed into place."""
+    path = record_path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}")
+    temp.write_text(json.dumps(record))
+    os.replace(temp, path)
+
+
+def run_batch(
+    args: list[str],
+    out_dir: str | os.PathLike,
+    options: PipelineOptions,
+    runner: Runner | None = None,
+    *,
+    suffix: str | None = None,
+    split: int | str | None = None,
+    cpus_per_task: float | None = None,
+    on_item: Callable[[ItemResult, int, int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> BatchSummary:
+    """Rescale every input of ``args`` (files, folders, globs, http(s) URLs) into ``out_dir``.
+
+    Outputs already made from the same input and settings are skipped; an input that fails ends as
+    "failed" with its line while the others go on. Without ``split`` each file is one task; with it
+    the files are taken one after another, each cut in time across all the workers. ``on_item(result,
+    ended, total)`` is called as each input ends. Setting ``stop`` starts no new input; those not
+    started are left out of the summary."""
+    runner = runner or InProcessRunner()
+    stop = stop or threading.Event()
+    started = time.perf_counter()
+    jobs = plan_batch(expand_inputs(args), out_dir, options, suffix)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    results: dict[int, ItemResult] = {}
+
+    def ended(i: int, result: ItemResult) -> None:
+        results[i] = result
+        if on_item:
+            on_item(result, len(results), len(jobs))
+
+    todo = []
+    for i, job in enumerate(jobs):
+        if is_up_to_date(job.output, job.key):
+            ended(i, ItemResult(job.source, job.output, "skipped"))
+        else:
+            todo.append(i)
+    if split is not None:
+        for i in todo:
+            if stop.is_set():
+                break
+            ended(i, _split_job(jobs[i], split, runner, cpus_per_task))
+    else:
+        resources, threads = task_resources(options, runner, cpus_per_task)
+        tasks = [dataclasses.replace(jobs[i], options=per_task_options(jobs[i].options, threads)) for i in todo]
+        outcomes = runner.map(process_job, tasks, resources)
+        try:
+            for outcome in outcomes:
+                ended(todo[outcome.index], _item_result(jobs[todo[outcome.index]], outcome))
+                if stop.is_set():
+                    break
+        finally:
+            outcomes.close()  # a stop: tasks not started are dropped
+    ordered = tuple(results[i] for i in sorted(results))
+    return BatchSummary(ordered, time.perf_counter() - started)
+
+
+def _split_job(job: BatchJob, split: int | str, runner: Runner, cpus_per_task: float | None) -> ItemResult:
+    from .split import split_run
+
+    try:
+        Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+        summary = split_run(job.source, job.output, job.options, split, runner, cpus_per_task=cpus_per_task)
+    except VsrPipeError as e:
+        return ItemResult(job.source, job.output, "failed", error=str(e))
+    write_record(job.output, {"key": job.key, "input": job.source, "frames": summary.frames})
+    return ItemResult(job.source, job.output, "done", summary.frames, summary.seconds)
+
+
+def _item_result(job: BatchJob, outcome: Outcome) -> ItemResult:
+    if outcome.ok:
+        return dataclasses.replace(outcome.value, worker=outcome.worker)
+    return ItemResult(
+        job.source, job.output, "failed", seconds=outcome.seconds, error=outcome.error, worker=outcome.worker
+    )
