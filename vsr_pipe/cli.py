@@ -530,5 +530,95 @@ def doctor() -> None:
         click.echo(f"{key:18s} {value}")
 
 
+# batch: the upscale command's model and encoder options, repeated here (not shared) so that the
+# upscale command stays untouched; the meanings and defaults are the same.
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUTS...")
+@click.option("-o", "--output-dir", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("-s", "--scale", default=None, help="Factor 1 to 8, e.g. 2, 1.5 or 1.5x2 (width x height). Default 2.")
+@click.option("--size", default=None, help="Output size WxH instead of --scale, e.g. 1920x1080.")
+@click.option("-m", "--model", default="auto", show_default=True, help="auto, espcn, irn, bicubic, lanczos or bilinear.")
+@click.option("--codec", default=None, help=f"Video encoder (libx264, libx265, ffv1, ...). [default: {_ENCODE.codec}]")
+@click.option("--crf", default=None, type=float, help=f"Constant rate factor. [default: {_ENCODE.crf:g}]")
+@click.option("--preset", default=None, help="Encoder preset, e.g. veryfast, medium, slow.")
+@click.option("--pix-fmt", default=None, help="Output pixel format; default: the input's, if the codec takes it.")
+@click.option("--ext", default=None, help="Output container by extension (mkv, mp4, ...); default: each input's own.")
+@click.option("--chunk", "chunk_frames", default=None, type=int, help=f"Frames per model call. [default: {_PIPELINE.chunk_frames}]")
+@click.option("--engine", default=None, help=f"auto, torch, onnxruntime, tensorrt or compile. [default: {_PIPELINE.engine}]")
+@click.option("--device", default=None, help=f"auto, cpu, cuda, cuda:1, ... [default: {_PIPELINE.device}]")
+@click.option("--precision", default=None, type=click.Choice(["auto", "fp32", "fp16", "int8"]), help="As for upscale.")
+@click.option("--threads", default=None, type=int, help="CPU threads per task for the model (default: the task's CPUs).")
+@click.option("--tile", default=None, type=int, help="Run the model on tiles of this many input pixels a side.")
+@click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS",
+              help="Run the tasks on Ray: auto (this machine's cluster, else a local one) or a cluster address.")
+@click.option("--workers", default=None, type=click.IntRange(min=1),
+              help="Tasks at once: local processes (default 1, in this process), or a cap on Ray (default: what fits).")
+@click.option("--cpus-per-task", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="CPUs each task asks for (Ray; default 1) and its threads.")
+@click.option("--split", default=None, metavar="auto|N",
+              help="Cut each file in time at keyframes into N parts (auto: two per worker) run side by side, "
+              "joined without re-encoding.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def batch(inputs, output_dir, scale, size, model, codec, crf, preset, pix_fmt, ext, chunk_frames, engine, device,
+          precision, threads, tile, ray_address, workers, cpus_per_task, split, quiet, as_json) -> None:  # fmt: skip
+    """Rescale many files (INPUTS: files, folders, globs, http(s) URLs) into -o, one output each.
+
+    Outputs already made from the same input and settings are skipped; a file that fails gets one
+    line and the others go on; the exit code is 0 only when every input succeeded.
+    """
+    from .jobs.batch import run_batch
+    from .jobs.runners import make_runner
+
+    with _user_errors():
+        if scale is not None and size is not None:
+            raise InvalidOption("give --scale or --size, not both")
+        if split is not None and split != "auto" and not (split.isdigit() and int(split) >= 1):
+            raise InvalidOption(f"--split {split}: give auto or a number of parts (1 or more)")
+        encode = EncodeOptions(**_given(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt))
+        options = PipelineOptions(
+            scale=Scale.parse(scale) if scale is not None else None, size=parse_size(size) if size else None,
+            model=model, encode=encode, **_given(engine=engine, device=device, precision=precision,
+            chunk_frames=chunk_frames, threads=threads, tile=tile),
+        )  # fmt: skip
+        runner = make_runner(ray_address, workers)
+
+        def show(result, ended: int, total: int) -> None:
+            if quiet:
+                return
+            line = f"[{ended}/{total}] {result.status:7s} {result.source}"
+            if result.status == "done":
+                line += f" -> {result.output} ({result.frames} frames, {result.frames / max(result.seconds, 1e-9):.1f} fps)"
+            elif result.status == "failed":
+                line += f": {result.error}"
+            click.echo(line, err=True)
+
+        stop, caught = threading.Event(), []
+        with _stop_on_signals(stop, caught):
+            summary = run_batch(
+                list(inputs), output_dir, options, runner, suffix=ext, on_item=show, stop=stop,
+                split=None if split is None else (split if split == "auto" else int(split)), cpus_per_task=cpus_per_task,
+            )  # fmt: skip
+        counts = summary.counts()
+        if as_json:
+            click.echo(json.dumps({
+                "ok": summary.ok, "seconds": round(summary.seconds, 3), "frames": summary.frames,
+                "fps": round(summary.fps, 2), **counts, "items": [dict(i.__dict__) for i in summary.items],
+            }))  # fmt: skip
+        if not quiet:
+            click.echo(
+                f"vsr-pipe: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed; "
+                f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} frames/s in total)",
+                err=True,
+            )
+        if caught:
+            raise Interrupted(
+                f"stopped by {signal.Signals(caught[0]).name}: {len(summary.items)} of the inputs ended, none left half-written",
+                caught[0],
+            )
+    if not summary.ok:
+        sys.exit(1)  # the failures have had their lines
+
+
 if __name__ == "__main__":
     main()
