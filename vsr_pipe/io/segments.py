@@ -208,9 +208,9 @@ def join_parts(
     Written to a temporary file beside ``dst`` and renamed when complete. Returns the frame count."""
     target = Path(dst)
     temp = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
-    with av.open(str(source)) as probe:
-        source_base = probe.streams.video[0].time_base
-    delay, orders, shifts = _timelines(parts, starts, source_base)
+    with AvSource(source) as probe:
+        facts = probe.facts  # what a whole-file run tags its video stream with
+    delay, orders, shifts = _timelines(parts, starts, facts.time_base)
     opened = [av.open(str(p)) for p in parts]
     try:
         with av.open(str(source)) as src:
@@ -221,7 +221,7 @@ def join_parts(
             except (av.error.FFmpegError, ValueError, OSError) as e:
                 raise OutputError(f"cannot create {dst}: {e}") from None
             try:
-                frames = _mux_all(out, template, opened, src, delay, orders, shifts)
+                frames = _mux_all(out, template, facts, opened, src, delay, orders, shifts)
                 out.close()
             except BaseException:
                 out.close()
@@ -265,8 +265,13 @@ def _check_parts_match(opened) -> None:
             raise OutputError("the parts were encoded differently (codec, size, time base or headers): cannot join")
 
 
-def _mux_all(out, template, opened, src, delay: int, orders: list[list[int]], shifts: list[int]) -> int:
+def _mux_all(out, template, facts, opened, src, delay: int, orders: list[list[int]], shifts: list[int]) -> int:
     video = out.add_stream_from_template(template)
+    ctx = video.codec_context  # the part container may not hold colour tags or rotation: from the source
+    ctx.color_range, ctx.colorspace = facts.color.range, facts.color.matrix
+    ctx.color_primaries, ctx.color_trc = facts.color.primaries, facts.color.transfer
+    if facts.rotation:
+        video.set_display_rotation(facts.rotation)
     video.time_base = template.time_base
     video.metadata.update(dict(template.metadata))
     out.metadata.update({k: v for k, v in opened[0].metadata.items() if k.lower() != "encoder"})
