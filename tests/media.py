@@ -194,8 +194,8 @@ def _fill_planes(
 
 
 def _audio_codec(path: Path) -> str:
-    """AAC where MP4/MOV expect it, FLAC (lossless, any container) elsewhere."""
-    return "aac" if path.suffix.lower() in {".mp4", ".m4v", ".mov"} else "flac"
+    """AAC where MP4/MOV/MPEG-TS expect it, FLAC (lossless) elsewhere."""
+    return "aac" if path.suffix.lower() in {".mp4", ".m4v", ".mov", ".ts", ".m2ts"} else "flac"
 
 
 def _subtitle_codec(path: Path) -> str:

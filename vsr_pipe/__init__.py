@@ -10,9 +10,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from .config import EncodeOptions, PipelineOptions, Scale, parse_size
+from .config import EncodeOptions, LiveOptions, PipelineOptions, Scale, SourceOptions, parse_size
 from .errors import (
     EngineUnavailable,
+    InputLost,
     InputNotFound,
     Interrupted,
     InvalidOption,
@@ -31,9 +32,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "upscale", "frames", "Scale", "EncodeOptions", "PipelineOptions",
+    "upscale", "frames", "Scale", "EncodeOptions", "PipelineOptions", "LiveOptions", "SourceOptions",
     "VsrPipeError", "InputNotFound", "NotAVideo", "UnsupportedInput", "InvalidOption", "OutputError",
-    "WeightsError", "EngineUnavailable", "Interrupted",
+    "WeightsError", "EngineUnavailable", "Interrupted", "InputLost",
 ]  # fmt: skip
 
 

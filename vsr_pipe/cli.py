@@ -16,12 +16,12 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import EncodeOptions, PipelineOptions, Scale, parse_size
-from .errors import Interrupted, InvalidOption, VsrPipeError
+from .config import EncodeOptions, LiveOptions, PipelineOptions, Scale, SourceOptions, parse_size
+from .errors import InputLost, Interrupted, InvalidOption, VsrPipeError
 from .train.config import EspcnTrainConfig, IrnTrainConfig, default
 
 DEFAULT_DATA = "../shared/data"
-_PIPELINE, _ENCODE = PipelineOptions(), EncodeOptions()  # the defaults, shown in --help
+_PIPELINE, _ENCODE, _LIVE, _SOURCE = PipelineOptions(), EncodeOptions(), LiveOptions(), SourceOptions()  # for --help
 
 
 class DefaultCommandGroup(click.Group):
@@ -116,31 +116,73 @@ def main() -> None:
     help="irn downscale (server side): Adam steps per frame on the LR against the inverse; 50 adds about "
     "0.5 dB to the restoration. Slow on a CPU.",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Live filter: 1-frame chunks, encoder tuned for latency, a deadline per frame (--max-latency) met by "
+    "falling back to bicubic when the model cannot keep up; latency p50/p95/p99 reported.",
+)
+@click.option("--realtime", is_flag=True, help="Read INPUT at its own frame rate, as a camera would deliver it.")
+@click.option(
+    "--max-latency",
+    "max_latency_ms",
+    default=None,
+    type=float,
+    help=f"--live: each frame's budget from arrival to output, ms. [default: {_LIVE.max_latency_ms:g}]",
+)
+@click.option("--drop", is_flag=True, help="--live: drop frames (and count them) rather than make the input wait.")
+@click.option(
+    "--reconnect-timeout",
+    default=None,
+    type=click.FloatRange(min=0),
+    help="URL input: reopen a stream that ended or stalled, for up to this many seconds (default: 10 with "
+    "--live, else 0).",
+)
+@click.option(
+    "--read-timeout",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"URL input: seconds without data before the input counts as stalled. [default: {_SOURCE.read_timeout_s:g}]",
+)
+@click.option("--input-format", default=None, help="Input container format, for inputs FFmpeg cannot probe.")
+@click.option("--input-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg option for the input (repeatable).")
+@click.option("--output-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg option for the output (repeatable).")
+@click.option("--test-model-delay-ms", default=None, type=float, hidden=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt, container_format, chunk_frames,
-            engine, device, precision, threads, tile, refine, quiet, as_json) -> None:  # fmt: skip
-    """Upscale INPUT into the file given by -o."""
+            engine, device, precision, threads, tile, refine, live, realtime, max_latency_ms, drop, reconnect_timeout,
+            read_timeout, input_format, input_option, output_option, test_model_delay_ms, quiet,
+            as_json) -> None:  # fmt: skip
+    """Upscale INPUT (a file, - for standard input, or a URL) into -o (a file, -, a URL or an .m3u8 playlist)."""
     from .pipeline.run import run_to_file
     from .progress import ProgressBar
 
     with _user_errors():
         if scale is not None and size is not None:
             raise InvalidOption("give --scale or --size, not both")
+        if (max_latency_ms is not None or drop) and not live:
+            raise InvalidOption("--max-latency and --drop go with --live")
         encode = EncodeOptions(
-            **_given(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container_format=container_format)
+            muxer_options=_pairs(output_option, "--output-option"),
+            **_given(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container_format=container_format),
         )
+        source = SourceOptions(
+            options=_pairs(input_option, "--input-option"), format=input_format,
+            **_given(reconnect_timeout_s=reconnect_timeout if reconnect_timeout is not None else (10.0 if live else None),
+                     read_timeout_s=read_timeout),
+        )  # fmt: skip
+        live_options = LiveOptions(**_given(max_latency_ms=max_latency_ms), drop=drop) if live else None
         options = PipelineOptions(
             scale=Scale.parse(scale) if scale is not None else None, size=parse_size(size) if size else None,
-            model=model, encode=encode, **_given(engine=engine, device=device, precision=precision,
-            chunk_frames=chunk_frames, threads=threads, tile=tile, refine=refine),
+            model=model, encode=encode, source=source, live=live_options, realtime=realtime,
+            **_given(engine=engine, device=device, precision=precision, chunk_frames=chunk_frames, threads=threads,
+                     tile=tile, refine=refine, model_delay_ms=test_model_delay_ms),
         )  # fmt: skip
         bar = ProgressBar(f"{Path(input_path).name} ->", enabled=None if not quiet else False)
         stop, caught = threading.Event(), []
         with _stop_on_signals(stop, caught):
-            summary = run_to_file(
-                input_path, output, options, on_progress=lambda p: bar.update(p.frames, p.total, p.elapsed_s), stop=stop
-            )
+            summary = run_to_file(input_path, output, options, on_progress=bar.show, stop=stop)
         bar.close()
         for note in summary.notes:
             click.echo(f"vsr-pipe: note: {note}", err=True)
@@ -156,9 +198,30 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
                 f"in {summary.seconds:.1f} s ({summary.fps:.1f} fps), {summary.model}",
                 err=True,
             )
+        if summary.latency_ms and not quiet and not as_json:
+            lat = summary.latency_ms
+            paths = ", ".join(f"{name} {n}" for name, n in summary.paths.items())
+            click.echo(
+                f"vsr-pipe: latency p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms; "
+                f"frames per path: {paths}; dropped {summary.dropped}; reconnects {summary.reconnects}",
+                err=True,
+            )
         if caught:
             held = f"{output} holds the {summary.frames} frames done so far" if summary.frames else "no output written"
             raise Interrupted(f"stopped by {signal.Signals(caught[0]).name}: {held}", caught[0])
+        if summary.lost:
+            raise InputLost(f"{summary.lost}; {output} was closed with the {summary.frames} frames done")
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE strings as pairs; a malformed one is a usage error."""
+    pairs = []
+    for text in values:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise InvalidOption(f"{flag} '{text}' is not KEY=VALUE")
+        pairs.append((key, value))
+    return tuple(pairs)
 
 
 def _given(**options) -> dict:

@@ -112,6 +112,47 @@ class EncodeOptions:
     container_format: str | None = None  # None: from the output file's extension
     codec_options: tuple[tuple[str, str], ...] = ()
     metadata: tuple[tuple[str, str], ...] = ()  # extra container tags
+    muxer_options: tuple[tuple[str, str], ...] = ()  # FFmpeg format/protocol options of the output
+    low_latency: bool = False  # no B-frames, no look-ahead (x264/x265 zerolatency), packets flushed at once
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How the input is opened: FFmpeg format and protocol options, and what to do when a network
+    input stalls or disconnects.
+
+    ``reconnect_timeout_s``: for URL inputs, reopen a stream that ended or stalled for this long
+    before giving up (0: don't). ``read_timeout_s``: how long a read may wait for data before the
+    input counts as stalled.
+    """
+
+    format: str | None = None  # None: probed
+    options: tuple[tuple[str, str], ...] = ()
+    reconnect_timeout_s: float = 0.0
+    read_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.reconnect_timeout_s < 0 or self.read_timeout_s <= 0:
+            raise InvalidOption(
+                f"reconnect timeout {self.reconnect_timeout_s:g} s / read timeout {self.read_timeout_s:g} s: "
+                "need >= 0 and > 0"
+            )
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """A live run: every frame is due ``max_latency_ms`` after it arrived. A chunk that would miss
+    its deadline runs on a cheaper path (the fallbacks, then bicubic) until there is headroom again.
+    With ``drop``, frames the pipeline has no room for are dropped (and counted) instead of
+    making the input wait."""
+
+    max_latency_ms: float = 500.0
+    drop: bool = False
+    fallback: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_latency_ms <= 600_000:
+            raise InvalidOption(f"max latency {self.max_latency_ms:g} ms is out of range: 1 to 600000")
 
 
 @dataclass(frozen=True)
@@ -173,6 +214,10 @@ class PipelineOptions:
     tile: int = 0  # input pixels per tile side for the model; 0: whole frames
     refine: int = 0  # irn down: Adam steps on each LR against the inverse (server side; torch engine)
     weights: WeightSchedule | None = None  # weights swapped in mid-stream; None: the shipped ones throughout
+    live: LiveOptions | None = None  # deadlines, fallbacks, latency figures; None: a file job
+    realtime: bool = False  # pace the input at its own frame rate, as a camera would deliver it
+    source: SourceOptions = field(default_factory=SourceOptions)
+    model_delay_ms: float = 0.0  # testing: sleep this long in every model call, as a slower machine would
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:

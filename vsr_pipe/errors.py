@@ -33,6 +33,10 @@ class OutputError(VsrPipeError, OSError):
     """The output cannot be written where asked (same as input, unwritable folder, ...)."""
 
 
+class InputLost(VsrPipeError, ConnectionError):
+    """A network input ended or stalled and did not come back within the reconnect timeout."""
+
+
 class WeightsError(VsrPipeError, ValueError):
     """Model weights are missing, malformed, or do not match the architecture."""
 

@@ -18,7 +18,18 @@ class ProgressBar:
         self._last = 0.0
         self._shown = False
 
-    def update(self, done: int, total: int, elapsed_s: float) -> None:
+    def show(self, progress) -> None:
+        """Update from a :class:`~vsr_pipe.pipeline.run.Progress` (live runs add latency and paths)."""
+        extra = ""
+        if progress.latency_ms is not None:
+            extra = f"  latency p50 {progress.latency_ms:.0f} ms"
+            if progress.fallback_frames:
+                extra += f"  fallback {progress.fallback_frames}"
+            if progress.dropped:
+                extra += f"  dropped {progress.dropped}"
+        self.update(progress.frames, progress.total, progress.elapsed_s, extra)
+
+    def update(self, done: int, total: int, elapsed_s: float, extra: str = "") -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -33,7 +44,7 @@ class ProgressBar:
             line = f"{self.label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total} frames  {fps:5.1f} fps  ETA {_clock(eta)}"
         else:
             line = f"{self.label} {done} frames  {fps:5.1f} fps  {_clock(elapsed_s)}"
-        self.stream.write("\r" + line + "\x1b[K")
+        self.stream.write("\r" + line + extra + "\x1b[K")
         self.stream.flush()
         self._shown = True
 

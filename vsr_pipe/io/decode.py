@@ -16,9 +16,10 @@ from typing import BinaryIO, Union
 import av
 import numpy as np
 
-from ..errors import InputNotFound, NotAVideo, UnsupportedInput
+from ..errors import InputNotFound, InvalidOption, NotAVideo, UnsupportedInput
 from .base import ColorInfo, End, Frame, Packet, SourceItem, StreamFacts
 from .layout import FrameLayout
+from .protocols import protocol_support
 from .tags import find_tag
 
 SourceSpec = Union[str, os.PathLike, BinaryIO]
@@ -76,16 +77,37 @@ class AvSource:
     stream, or a video this FFmpeg cannot decode.
     """
 
-    def __init__(self, spec: SourceSpec, options: tuple[tuple[str, str], ...] = ()):
+    def __init__(
+        self,
+        spec: SourceSpec,
+        options: tuple[tuple[str, str], ...] = (),
+        format: str | None = None,
+        timeout: tuple[float, float] | None = None,
+        layout: FrameLayout | None = None,
+        low_delay: bool = False,
+    ):
+        """``options``: FFmpeg format/protocol options; ``format``: the demuxer, for inputs that
+        cannot be probed; ``timeout``: (open, read) seconds a network read may wait before the
+        input counts as stalled; ``layout``: convert every frame to this layout (a reconnected
+        stream keeps the first one's); ``low_delay``: decode for latency (no frame threads)."""
         self.name = "standard input" if spec == "-" else str(spec)
         self.bad_packets = 0
+        self.lost: str | None = None  # why the input ended early: no data within the read timeout
+        self._layout = layout
+        self._read_timeout = timeout[1] if timeout else None
         target = self._target(spec)
         try:
-            self.container = av.open(target, mode="r", options=dict(options))
+            self.container = av.open(target, mode="r", format=format, options=dict(options), timeout=timeout)
+        except av.error.ProtocolNotFoundError:
+            raise UnsupportedInput(f"{self.name}: {protocol_support(spec)}") from None
+        except (av.error.ExitError, av.error.TimeoutError):
+            raise NotAVideo(f"{self.name}: no data within {timeout[0] if timeout else 0:g} s") from None
         except av.error.FFmpegError as e:
             raise NotAVideo(f"{self.name} is not a video FFmpeg can read ({_reason(e)})") from None
+        except ValueError as e:  # an unknown format name
+            raise InvalidOption(f"{self.name}: {e}") from None
         try:
-            self._check_stream()
+            self._check_stream(low_delay)
             self._demuxed = self._demux()
             self._early = self._peek_first_frame()
             self.facts = self._facts(self._first)
@@ -108,14 +130,15 @@ class AvSource:
             return str(path)
         return spec
 
-    def _check_stream(self) -> None:
+    def _check_stream(self, low_delay: bool) -> None:
         if not self.container.streams.video:
             raise NotAVideo(f"{self.name} has no video stream")
         self.stream = self.container.streams.video[0]
         ctx = self.stream.codec_context
         if ctx is None or ctx.codec is None:
             raise UnsupportedInput(f"{self.name}: its video codec cannot be decoded by this FFmpeg build")
-        self.stream.thread_type = "AUTO"
+        # Frame threads hold back as many frames as there are threads; slices do not.
+        self.stream.thread_type = "SLICE" if low_delay else "AUTO"
         if ctx.width <= 0 or ctx.height <= 0 or max(ctx.width, ctx.height) > MAX_INPUT_SIDE:
             raise UnsupportedInput(
                 f"{self.name}: frame size {ctx.width}x{ctx.height} is out of range: 1 to {MAX_INPUT_SIDE} per side"
@@ -140,7 +163,9 @@ class AvSource:
             matrix=int(first.colorspace or ctx.colorspace or 2),
             range=int(first.color_range or ctx.color_range or 0),
         )
-        layout = layout_for(working_format(first.format.name), first.width, first.height, color.range == 2)
+        layout = self._layout or layout_for(
+            working_format(first.format.name), first.width, first.height, color.range == 2
+        )
         rate = s.average_rate or s.guessed_rate
         duration = None
         if s.duration is not None and s.time_base is not None:
@@ -220,6 +245,10 @@ class AvSource:
             try:
                 packet = next(demuxer)
             except StopIteration:
+                return
+            except (av.error.ExitError, av.error.TimeoutError):
+                wait = f" for {self._read_timeout:g} s" if self._read_timeout else ""
+                self.lost = f"{self.name}: no data{wait}; the input stalled"
                 return
             except av.error.FFmpegError:
                 self.bad_packets += 1  # the demuxer gave up: the rest of the input is unreadable

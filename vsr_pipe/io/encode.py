@@ -21,6 +21,7 @@ from ..errors import InvalidOption, OutputError
 from .base import ColorInfo, Packet
 from .decode import AvSource, is_url, layout_for
 from .layout import FrameLayout
+from .protocols import protocol_support
 from .tags import TAG
 
 
@@ -114,31 +115,36 @@ class AvSink:
         options: EncodeOptions,
         copy_from: AvSource | None = None,
         metadata: dict | None = None,
-        muxer_options: tuple[tuple[str, str], ...] = (),
     ):
         metadata = metadata or {}
         self.options = options
         self.plan = plan
         self.frames_written = 0
+        self.packets_skipped = 0  # copied packets left out: they went back in time
+        self._last_dts: dict = {}
+        self._keyframe_s = 0.0  # an HLS output's segment length: a keyframe starts each one
         self._closed = False
-        self.target = None if str(dst) == "-" or is_url(str(dst)) else Path(dst)
-        self._label = "standard output" if str(dst) == "-" else str(dst)
+        dst = str(dst)
+        hls = dst.lower().endswith(".m3u8") and not is_url(dst)
+        # A live playlist is read while it is written, so it is written in place, not renamed.
+        self.target = None if dst == "-" or is_url(dst) or hls else Path(dst)
+        self._label = "standard output" if dst == "-" else dst
+        fmt = options.container_format or ("hls" if hls else None)
+        if self.target is None and not fmt:
+            raise InvalidOption(
+                f"writing to {self._label} needs a container format: -f FORMAT (e.g. -f matroska, -f mpegts)"
+            )
         if self.target is None:
-            if not options.container_format:
-                raise InvalidOption(
-                    f"writing to {self._label} needs a container format: -f FORMAT (e.g. -f matroska, -f mpegts)"
-                )
             self.path = None
-            out_file = sys.stdout.buffer if str(dst) == "-" else str(dst)
+            out_file = sys.stdout.buffer if dst == "-" else dst
         else:
             self.path = self.target.with_name(f".{self.target.stem}.partial-{os.getpid()}{self.target.suffix}")
             out_file = str(self.path)
-        opts = dict(muxer_options)
-        kind = (options.container_format or (self.target.suffix.lstrip(".") if self.target else "")).lower()
-        if kind in ("mp4", "mov", "m4v") and any(k.lower() == TAG for k in metadata):
-            opts["movflags"] = "use_metadata_tags"  # MP4 drops custom tags otherwise
+        opts = self._muxer_options(fmt or self.target.suffix.lstrip("."), metadata)
         try:
-            self.container = av.open(out_file, mode="w", format=options.container_format, options=opts)
+            self.container = av.open(out_file, mode="w", format=fmt, options=opts)
+        except av.error.ProtocolNotFoundError:
+            raise OutputError(f"cannot create {dst}: {protocol_support(dst)}") from None
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise OutputError(f"cannot create {dst}: {e}") from None
         try:
@@ -158,10 +164,28 @@ class AvSink:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._closed:
             return
-        if exc_type is None:
-            self.finish()
-        else:
-            self.abort()  # an error, or a second Ctrl-C: no file rather than a broken one
+        try:
+            if exc_type is None:
+                self.finish()
+                return
+        except BaseException:  # a signal before finish() took over: no partial file either
+            self.abort()
+            raise
+        self.abort()  # an error, or a second Ctrl-C: no file rather than a broken one
+
+    def _muxer_options(self, kind: str, metadata: dict) -> dict:
+        opts = {}
+        kind = kind.lower()
+        if kind in ("mp4", "mov", "m4v") and any(k.lower() == TAG for k in metadata):
+            opts["movflags"] = "use_metadata_tags"  # MP4 drops custom tags otherwise
+        if kind == "hls":  # every segment stays listed, so the playlist plays back to the last frame
+            opts.update({"hls_time": "1" if self.options.low_latency else "2", "hls_list_size": "0"})
+        if kind == "hls":
+            self._keyframe_s = float(dict(self.options.muxer_options).get("hls_time", opts["hls_time"]))
+        if self.options.low_latency:
+            opts["flush_packets"] = "1"  # each packet leaves as soon as it is muxed
+        opts.update(dict(self.options.muxer_options))
+        return opts
 
     def _add_video_stream(self) -> None:
         o, p = self.options, self.plan
@@ -172,6 +196,8 @@ class AvSink:
             codec_options.update({"rc": "vbr", "cq": f"{o.crf:g}"})  # NVENC's constant-quality mode
         if o.preset:
             codec_options["preset"] = o.preset
+        if o.low_latency and o.codec in ("libx264", "libx265"):
+            codec_options["tune"] = "zerolatency"  # no look-ahead, no B-frames, sliced threads
         codec_options.update(dict(o.codec_options))
         try:
             stream = self.container.add_stream(o.codec, rate=p.average_rate or None, options=codec_options)
@@ -186,7 +212,12 @@ class AvSink:
         ctx.color_trc = p.color.transfer
         ctx.colorspace = p.color.matrix
         ctx.color_range = p.color.range
-        ctx.thread_type = "AUTO"
+        ctx.thread_type = "SLICE" if o.low_latency else "AUTO"  # frame threads hold frames back
+        if o.low_latency and "bf" not in codec_options:
+            ctx.max_b_frames = 0
+        if (o.low_latency or self._keyframe_s) and "g" not in codec_options and p.average_rate:
+            # Receivers joining a live stream, and HLS segments, start at keyframes: one every few seconds.
+            ctx.gop_size = max(1, round(float(p.average_rate) * (self._keyframe_s or 2.0)))
         if p.rotation:
             stream.set_display_rotation(p.rotation)
         stream.metadata.update(dict(p.metadata))
@@ -196,7 +227,10 @@ class AvSink:
         mapping = {}
         for s in streams:
             try:
-                mapping[s.index] = self.container.add_stream_from_template(s)
+                mapping[s.index] = out = self.container.add_stream_from_template(s)
+                config = _aac_config(s.codec_context)
+                if config:  # AAC from MPEG-TS carries its config in-band; MKV/MP4 headers need it
+                    out.codec_context.extradata = config
             except (av.error.FFmpegError, ValueError) as e:
                 print(
                     f"vsr-pipe: warning: {s.type} stream #{s.index} ({s.codec_context.name}) not copied: "
@@ -224,6 +258,15 @@ class AvSink:
         out = self.stream_map.get(raw.stream.index)
         if out is None:
             return
+        # A muxer refuses a packet that goes back in time; a glitch in a network input must not end
+        # the run, so such a packet is left out.
+        dts = None if raw.dts is None else raw.dts * (raw.time_base or raw.stream.time_base)
+        last = self._last_dts.get(raw.stream.index)
+        if dts is not None and last is not None and dts < last:
+            self.packets_skipped += 1
+            return
+        if dts is not None:
+            self._last_dts[raw.stream.index] = dts
         raw.stream = out
         self._mux([raw])
 
@@ -257,6 +300,23 @@ class AvSink:
             pass
         if self.path is not None and self.path.exists():
             self.path.unlink()
+
+
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+_AAC_OBJECT_TYPES = {"Main": 1, "LC": 2, "SSR": 3, "LTP": 4, "HE-AAC": 5}
+
+
+def _aac_config(ctx) -> bytes | None:
+    """The two-byte AudioSpecificConfig of an AAC stream that has none (ADTS in MPEG-TS): object
+    type, sampling frequency index, channel configuration (ISO 14496-3 1.6.2.1)."""
+    if ctx.name != "aac" or ctx.extradata or ctx.sample_rate not in _AAC_RATES:
+        return None
+    kind = _AAC_OBJECT_TYPES.get(ctx.profile or "LC", 2)
+    rate = _AAC_RATES.index(ctx.sample_rate)
+    channels = ctx.layout.nb_channels
+    if not 1 <= channels <= 7:
+        return None
+    return bytes([(kind << 3) | (rate >> 1), ((rate & 1) << 7) | (channels << 3)])
 
 
 def video_frame(planes: list[np.ndarray], pts: int | None, layout: FrameLayout, time_base: Fraction) -> av.VideoFrame:

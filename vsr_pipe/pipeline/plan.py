@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from ..config import IRN_MAX_UP, MAX_OUTPUT_SIDE, PipelineOptions, Scale, WeightSchedule, output_size
+from ..config import IRN_MAX_UP, MAX_OUTPUT_SIDE, LiveOptions, PipelineOptions, Scale, WeightSchedule, output_size
 from ..errors import InvalidOption
 from ..io.base import StreamFacts
 from ..io.layout import FrameLayout
@@ -67,6 +67,10 @@ class RunPlan:
     weights: WeightSchedule | None = None
     output_tag: RescaleTag | None = None  # written into the output: it is a learned downscale
     notes: tuple[str, ...] = ()  # what was assumed, for the user
+    live: LiveOptions | None = None
+    realtime: bool = False  # pace the input at its frame rate
+    fallbacks: tuple[str, ...] = ()  # cheaper paths for chunks that would miss their deadline
+    model_delay_ms: float = 0.0
 
     @property
     def scale(self) -> Scale:
@@ -120,6 +124,7 @@ def make_plan(
     luma = _luma_stages(model, src, dst, shrinking)
     if options.weights is not None and len(luma) != 1:
         raise InvalidOption(f"a weights schedule needs exactly one model stage; {model} here has {len(luma)}")
+    live = options.live
     return RunPlan(
         src=src,
         dst=dst,
@@ -127,13 +132,20 @@ def make_plan(
         luma=luma,
         kernel=model if model in CLASSIC_MODELS else "bicubic",
         engine=EngineRequest(options.engine, options.device, options.precision, options.threads),
-        chunk_frames=options.chunk_frames,
+        # Live: a frame waits for no more than one other before the model sees it.
+        chunk_frames=options.chunk_frames
+        if live is None
+        else (1 if options.chunk_frames > 2 else options.chunk_frames),
         ring_slots=options.ring_slots,
         tile=options.tile,
         refine=options.refine,
         weights=options.weights,
         output_tag=output_tag,
         notes=tuple(notes),
+        live=live,
+        realtime=options.realtime,
+        fallbacks=("bicubic",) if live is not None and live.fallback and luma else (),
+        model_delay_ms=options.model_delay_ms,
     )
 
 

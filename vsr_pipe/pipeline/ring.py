@@ -30,6 +30,7 @@ class Chunk:
     index: int = 0
     count: int = 0
     pts: list[int | None] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # when each frame arrived (time.monotonic)
     weights: int = -1
     packets: list = field(default_factory=list)
 
@@ -41,6 +42,7 @@ class Chunk:
         self.index = 0
         self.count = 0
         self.pts = []
+        self.arrivals = []
         self.weights = -1
         self.packets = []
 
@@ -91,6 +93,15 @@ class ChunkRing:
             chunk.reset()
             return chunk
         return None
+
+    def try_acquire(self) -> Chunk | None:
+        """A free, reset chunk, or None at once when every slot is in use."""
+        try:
+            chunk = self._free.get_nowait()
+        except queue.Empty:
+            return None
+        chunk.reset()
+        return chunk
 
     def release(self, chunk: Chunk) -> None:
         self._free.put(chunk)

@@ -3,6 +3,7 @@ schedule applied between chunks through ``Engine.load_weights`` (no engine is re
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,12 +25,25 @@ SHIPPED = -1  # the schedule index of the stage's own (shipped) weights
 
 class ChunkStages:
     """Turns input chunks into output chunks: Y through the engines, chroma resampled, and the
-    weights each chunk asks for (``chunk.weights``) loaded before it runs."""
+    weights each chunk asks for (``chunk.weights``) loaded before it runs.
 
-    def __init__(self, plan: RunPlan, engines: list[Engine], rescaler: PlaneRescaler, states: dict[int, Mapping]):
+    ``paths`` are the ways a chunk can go, best first: the plan's model, then its fallbacks (a live
+    run sends a chunk that would miss its deadline down a cheaper one).
+    """
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        engines: list[Engine],
+        rescaler: PlaneRescaler,
+        states: dict[int, Mapping],
+        fallbacks: tuple[PlaneRescaler, ...] = (),
+    ):
         self.plan = plan
         self.engines = engines
         self.rescaler = rescaler
+        self.paths = (rescaler, *fallbacks)
+        self.path_names = (plan.chain, *plan.fallbacks)
         self._states = states  # schedule index -> state dict of the single model stage
         self._current = SHIPPED
         self.swaps = 0
@@ -43,15 +57,15 @@ class ChunkStages:
         schedule = self.plan.weights
         return SHIPPED if schedule is None else schedule.entry_at(chunk_index, pts)
 
-    def process(self, chunk: Chunk, out: Chunk) -> None:
-        """Rescale ``chunk``'s frames into ``out``'s planes (``out`` must be reset by its ring)."""
+    def process(self, chunk: Chunk, out: Chunk, path: int = 0) -> None:
+        """Rescale ``chunk``'s frames into ``out``'s planes along ``path`` (0: the model)."""
         if not chunk.count:
             return
-        if chunk.weights != self._current:
+        if path == 0 and chunk.weights != self._current:
             self.engines[0].load_weights(self._states[chunk.weights])
             self._current = chunk.weights
             self.swaps += 1
-        self.rescaler(chunk.views(), out.planes)
+        self.paths[path](chunk.views(), out.planes)
 
 
 def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[ChunkStages, str]:
@@ -71,8 +85,23 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     states = _scheduled_states(plan, nets[0], engines[0]) if plan.weights else {}
     halo = max(getattr(net, "receptive_radius", 8) for net in nets)
     scales = [stage.factor for stage in plan.luma]
-    rescaler = PlaneRescaler(process, engines, engines[0].device, tile=plan.tile, stage_scales=scales, halo=halo)
-    return ChunkStages(plan, engines, rescaler, states), f"{options.kind} ({options.device})"
+    calls = [_Delayed(e, plan.model_delay_ms) for e in engines] if plan.model_delay_ms else engines
+    device = engines[0].device
+    rescaler = PlaneRescaler(process, calls, device, tile=plan.tile, stage_scales=scales, halo=halo)
+    fallbacks = tuple(PlaneRescaler(ProcessPlan(plan.src, plan.dst, k), device=device) for k in plan.fallbacks)
+    return ChunkStages(plan, engines, rescaler, states, fallbacks), f"{options.kind} ({options.device})"
+
+
+class _Delayed:
+    """An engine that takes ``delay_ms`` longer per call: how tests make a machine too slow (the
+    real engine still runs; only the clock is spent)."""
+
+    def __init__(self, engine: Engine, delay_ms: float):
+        self.engine, self.delay_s = engine, delay_ms / 1000.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.delay_s)
+        return self.engine(x)
 
 
 def _stage_module(stage: LumaStage, net: torch.nn.Module, refine: int = 0) -> torch.nn.Module:

@@ -1,0 +1,97 @@
+"""Live scheduling, pure: which processing path a chunk takes so its frames meet their deadline,
+and the added latency of every frame, kept in constant memory however long the run."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# A path's cost estimate, per frame, follows its recent calls; a path not taken drifts down a little
+# each chunk, so it is tried again once the overload is over ("switching back when there is headroom").
+EWMA_WEIGHT = 0.3
+UNUSED_DECAY = 0.98
+
+
+class PathChooser:
+    """Chooses among processing paths ordered best (and dearest) first, e.g. the model, then bicubic.
+
+    ``choose`` takes the first path whose estimated time for the chunk fits the slack left before
+    the oldest frame's deadline; when none fits, the cheapest. Costs are learnt from ``record``.
+    """
+
+    def __init__(self, names: tuple[str, ...], budget_s: float):
+        self.names = names
+        self.budget_s = budget_s
+        self.cost_s: list[float | None] = [None] * len(names)  # seconds per frame
+        self.counts = dict.fromkeys(names, 0)  # chunks per path
+
+    def choose(self, now: float, oldest_arrival: float, frames: int, downstream_s: float = 0.0) -> int:
+        """Path index for a chunk of ``frames`` whose oldest frame arrived at ``oldest_arrival``
+        (``now``'s clock); ``downstream_s``: what encoding it and the chunks ahead of it will take."""
+        slack = oldest_arrival + self.budget_s - now - downstream_s
+        for index, cost in enumerate(self.cost_s):
+            if cost is None or cost * frames <= slack:
+                return index
+        return len(self.names) - 1
+
+    def record(self, index: int, seconds: float, frames: int) -> None:
+        """A chunk of ``frames`` took ``seconds`` on path ``index``."""
+        per_frame = seconds / max(frames, 1)
+        old = self.cost_s[index]
+        self.cost_s[index] = per_frame if old is None else old + EWMA_WEIGHT * (per_frame - old)
+        for i, cost in enumerate(self.cost_s):
+            if i != index and cost is not None:
+                self.cost_s[i] = cost * UNUSED_DECAY
+        self.counts[self.names[index]] += 1
+
+
+class LatencyHistogram:
+    """Added latency per frame in 1 ms bins up to a minute (beyond counts as a minute): percentiles
+    without keeping every value, so memory stays flat over hours."""
+
+    BINS = 60_000
+
+    def __init__(self) -> None:
+        self._bins = np.zeros(self.BINS + 1, dtype=np.int64)
+        self.count = 0
+        self.max_ms = 0.0
+        self.last_ms = 0.0
+
+    def add(self, seconds: float) -> None:
+        ms = max(seconds * 1000.0, 0.0)
+        self._bins[min(int(ms), self.BINS)] += 1
+        self.count += 1
+        self.max_ms = max(self.max_ms, ms)
+        self.last_ms = ms
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile in ms (upper edge of its bin); 0 when empty."""
+        if not self.count:
+            return 0.0
+        rank = int(np.ceil(q / 100 * self.count))
+        return float(np.searchsorted(np.cumsum(self._bins), max(rank, 1)) + 1)
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "frames": self.count,
+            "p50_ms": self.percentile(50),
+            "p95_ms": self.percentile(95),
+            "p99_ms": self.percentile(99),
+            "max_ms": round(self.max_ms, 1),
+        }
+
+
+class Pacer:
+    """When each frame of a file is due if it came from a camera: the first one now, the others at
+    their timestamps' distance from it."""
+
+    def __init__(self, time_base) -> None:
+        self.time_base = float(time_base)
+        self._start: tuple[float, int] | None = None
+
+    def due(self, pts: int | None, now: float) -> float:
+        if pts is None:
+            return now
+        if self._start is None:
+            self._start = (now, pts)
+        t0, pts0 = self._start
+        return t0 + (pts - pts0) * self.time_base
