@@ -170,7 +170,7 @@ session() {
     if (( DRY )); then
         # one thread each: the trainer and the background figures share two cores here
         train_args=(--device cpu --batch 4 --lr-patch 12 --max-images 4 --max-steps 30 --sets Set5 --eval-images 1
-                    --val-s-estimate 3 --threads 1 --eval-threads 1 --force-shim)
+                    --val-s-estimate 3 --threads 1 --eval-threads 1)
         shipped_args=(--sets Set5 --eval-images 1 --threads 1)
     else
         train_args=(--device cuda --batch 32 --lr-patch 32 --threads 4)

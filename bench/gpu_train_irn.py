@@ -17,16 +17,15 @@ z protocols for the new and the shipped weights, and whether the new ones beat t
 Figures: ``vsr_pipe.quality.rescaling.evaluate_rescaling`` (CPU), as ``bench/rescaling.py`` and the
 manifest measure them; the README's bar is the papers' protocol, z ~ N(0, 1).
 
-Until ``IrnTrainConfig`` has a ``device`` field, ``train()`` builds its tensors on the CPU; then
-``train_on_device`` moves its model, batches, resampling matrices and conditioning maps to the
-GPU by rebinding four names in ``vsr_pipe.train.irn`` for the run (and validates on a CPU copy).
+The loop runs on ``--device`` (``IrnTrainConfig.device``; it validates on a CPU copy) and stops at
+the deadline (``IrnTrainConfig.max_seconds``); ``prepared_patches`` only lets the probe and the run
+share the training planes, read once.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import dataclasses
 import json
 import os
@@ -70,48 +69,21 @@ class PreparedPatches(irn.LumaPatches):
         return super().batch(size, h, w)
 
 
-class _TorchOn:
-    """The ``torch`` module, except that ``from_numpy`` lands on ``device``."""
-
-    def __init__(self, device: torch.device):
-        self._device = device
-
-    def __getattr__(self, name: str):
-        return getattr(torch, name)
-
-    def from_numpy(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(self._device)
-
-
 @contextlib.contextmanager
-def train_on_device(device: torch.device, planes: list[np.ndarray], deadline: float, made: list, force: bool = False):
+def prepared_patches(planes: list[np.ndarray], deadline: float, made: list):
     """Within: ``irn.train`` reads ``planes`` (each PreparedPatches it makes is appended to
-    ``made``) and stops at ``deadline``; and it trains on ``device`` when its config cannot say so
-    (``force``: rebind for a CPU too, so that a dry run goes through the same code)."""
-    names = ("LumaPatches", "torch", "build_model", "RescaleGeometry", "validate")
-    saved = {name: getattr(irn, name) for name in names}
+    ``made``) instead of reading the image folders again, and stops at ``deadline``."""
+    saved = irn.LumaPatches
 
     def patches(folders, seed: int = 0, *args, **kwargs) -> PreparedPatches:
         made.append(PreparedPatches(planes, seed, deadline))
         return made[-1]
 
     irn.LumaPatches = patches
-    if (force or device.type != "cpu") and "device" not in {f.name for f in dataclasses.fields(IrnTrainConfig)}:
-        base_geometry = saved["RescaleGeometry"]
-
-        class Geometry(base_geometry):
-            def tensors(self, device=device, dtype=torch.float32):  # noqa: ANN001, ANN201
-                return super().tensors(device, dtype)
-
-        irn.torch = _TorchOn(device)
-        irn.build_model = lambda cfg: saved["build_model"](cfg).to(device)
-        irn.RescaleGeometry = Geometry
-        irn.validate = lambda model, folder: saved["validate"](copy.deepcopy(model).cpu(), folder)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            setattr(irn, name, value)
+        irn.LumaPatches = saved
 
 
 def first_images(data: Path, names: list[str], count: int) -> Path:
@@ -135,12 +107,6 @@ def training_planes(data: Path, log=print) -> list[np.ndarray]:
 
 
 def config_for(args, out_dir: Path, steps: int, device: torch.device, deadline: float) -> IrnTrainConfig:
-    names = {f.name for f in dataclasses.fields(IrnTrainConfig)}
-    extra = {}
-    if "device" in names:
-        extra["device"] = str(device)
-    if "max_seconds" in names:
-        extra["max_seconds"] = max(1.0, deadline - time.time())
     return IrnTrainConfig(
         train_dirs=(str(args.data / "T91"), str(args.data / "BSD200")),
         val_dir=str(args.eval_data / "Set5"),
@@ -154,7 +120,8 @@ def config_for(args, out_dir: Path, steps: int, device: torch.device, deadline: 
         eval_every=max(1, steps // 2),  # validation lines at half-way and at the end
         checkpoint_every=max(1, min(250, steps // 10)),
         seed=args.seed,
-        **extra,
+        device=str(device),
+        max_seconds=max(1.0, deadline - time.time()),
     )
 
 
@@ -162,7 +129,7 @@ def probe_rate(args, planes, device: torch.device, work: Path) -> float:
     """Steps per second of the real loop at these sizes (a throwaway run of PROBE_STEPS)."""
     made: list[PreparedPatches] = []
     cfg = dataclasses.replace(config_for(args, work / "probe", PROBE_STEPS, device, time.time() + 120), val_dir=None)
-    with train_on_device(device, planes, time.time() + 120, made, args.force_shim), contextlib.suppress(OutOfTime):
+    with prepared_patches(planes, time.time() + 120, made), contextlib.suppress(OutOfTime):
         irn.train(cfg, log=lambda *_: None)
     stamps = made[-1].stamps if made else []
     if len(stamps) <= PROBE_SKIP + 1:
@@ -251,7 +218,7 @@ def cmd_train(args) -> int:
     cfg = config_for(args, work / "run", steps, device, args.until)
     made: list[PreparedPatches] = []
     stopped, t_train = "", time.time()
-    with train_on_device(device, planes, args.until, made, args.force_shim):
+    with prepared_patches(planes, args.until, made):
         try:
             ckpt = irn.train(cfg, log=lambda line: print(f"  {line}", flush=True))
         except OutOfTime:
@@ -311,7 +278,6 @@ def main() -> int:
     t.add_argument("--max-images", type=int, default=0, help="train on the first N images of each folder")
     t.add_argument("--init-from", default=None, help="weights to start from (default: from scratch)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--force-shim", action="store_true", help="rebind irn's names on a CPU too (dry run)")
     t.add_argument("--eval-threads", type=int, default=0, help="CPU threads for the final figures (0: all)")
     t.add_argument("--val-s-estimate", type=int, default=5, help="seconds one validation takes (budgeted twice)")
     t.add_argument("--shipped-json", type=Path, default=None)

@@ -15,6 +15,7 @@ def doctor_rows() -> list[tuple[str, str]]:
 
     from . import __version__
     from .engines.cache import cache_dir
+    from .io.protocols import summary_line
 
     rows = [("vsr-pipe", __version__), ("python", platform.python_version()), ("torch", torch.__version__),
             ("PyAV / FFmpeg", f"{av.__version__} / {getattr(av, 'ffmpeg_version_info', '?')}")]  # fmt: skip
@@ -29,6 +30,7 @@ def doctor_rows() -> list[tuple[str, str]]:
     hw = [c for c in sorted(codecs) if any(k in c for k in HARDWARE_CODEC_MARKS)]
     rows.append(("hardware codecs", ", ".join(hw) or "none in this FFmpeg build"))
     rows.append(("software encoders", ", ".join(c for c in SOFTWARE_ENCODERS if c in codecs)))
+    rows.append(("network protocols", summary_line()))
     rows.append(("engine cache", str(cache_dir())))
     return rows
 

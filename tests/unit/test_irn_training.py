@@ -31,6 +31,18 @@ def test_training_checkpoints_and_resumes_with_the_codec_stand_in(images, tmp_pa
     assert any("resumed" in m and "step 2" in m for m in logs)
 
 
+def test_a_wall_clock_budget_stops_the_run_with_a_checkpoint_to_resume_from(images, tmp_path):
+    from vsr_pipe.train.checkpoint import read_info
+
+    logs: list[str] = []
+    cfg = IrnTrainConfig(train_dirs=(str(images),), val_dir=None, out_dir=str(tmp_path / "run"), steps=10_000,
+                         batch=2, lr_patch=8, blocks=(1, 1), growth=4, convs=2, device="cpu", max_seconds=0.5,
+                         checkpoint_every=100_000)  # fmt: skip
+    ckpt = train(cfg, log=logs.append)
+    step = read_info(ckpt)["step"]
+    assert 0 < step < 10_000 and any("wall-clock" in m for m in logs)
+
+
 def test_cycle_loss_is_zero_where_nothing_is_resampled_and_pulls_elsewhere():
     import torch
 

@@ -52,6 +52,8 @@ class IrnTrainConfig:
     cycle_weight: float = 10.0  # 1 moved the x1.5 cycle loss too slowly (0.68 -> 0.63 dB in 2,000 steps)
     init_from: str | None = None  # weights (safetensors) to start from instead of the initialisation
     threads: int = 0
+    device: str = "cpu"  # "cuda" on a GPU machine; validation always runs on a CPU copy
+    max_seconds: float = 0.0  # stop, with a checkpoint, after this much wall-clock time; 0: no limit
     eval_every: int = 1_000
     checkpoint_every: int = 250
     seed: int = 0
