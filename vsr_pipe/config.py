@@ -170,10 +170,13 @@ class WeightSchedule:
 
     ``by`` is "pts" (``start`` is a timestamp in the input stream's time base; a model chunk never
     spans a swap, so every frame gets exactly its weights) or "chunk" (``start`` is a chunk index).
+    ``base``: a weights file the model stage is built from instead of the shipped model (its
+    architecture, and its weights before the first entry); every entry must share its architecture.
     """
 
     swaps: tuple[WeightsSwap, ...]
     by: str = "pts"
+    base: str | None = None
 
     def __post_init__(self) -> None:
         if self.by not in ("pts", "chunk"):

@@ -25,7 +25,7 @@ IRN_WEIGHTS = "irn_y"
 class LumaStage:
     """One model call on Y. ``kind``: "espcn" (integer sub-pixel ``factor``), "irn_down" or "irn_up"
     (the rescaler bound to ``hr`` and ``lr`` sizes, (height, width) each); ``weights``: the shipped
-    weights' name."""
+    weights' name, or the path of a weights file (a weight schedule's ``base``)."""
 
     kind: str
     weights: str
@@ -124,6 +124,8 @@ def make_plan(
     luma = _luma_stages(model, src, dst, shrinking)
     if options.weights is not None and len(luma) != 1:
         raise InvalidOption(f"a weights schedule needs exactly one model stage; {model} here has {len(luma)}")
+    if options.weights is not None and options.weights.base:  # the stage is built from the schedule's own model
+        luma = (replace(luma[0], weights=options.weights.base),)
     live = options.live
     return RunPlan(
         src=src,

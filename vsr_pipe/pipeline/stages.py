@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     options = resolve_engine(request.engine, request.device, request.precision, request.threads)
     if plan.refine:  # the refinement loop needs autograd: eager fp32 torch
         options = TorchOptions(options.device, "fp32", request.threads, cuda_graphs=False)
-    nets = [load_model(shipped_path(stage.weights)) for stage in plan.luma]
+    nets = [load_model(_weights_file(stage.weights)) for stage in plan.luma]
     modules = [_stage_module(stage, net, plan.refine) for stage, net in zip(plan.luma, nets)]
     calib = _calibration(calibration, plan, options)
     engines = [make_engine(options, module, _engine_label(stage), calib) for stage, module in zip(plan.luma, modules)]
@@ -104,8 +105,18 @@ class _Delayed:
         return self.engine(x)
 
 
+def _weights_file(weights: str) -> Path:
+    """A stage's weights: a file path (ends in .safetensors), else the name of shipped weights."""
+    return Path(weights) if weights.endswith(".safetensors") else shipped_path(weights)
+
+
 def _stage_module(stage: LumaStage, net: torch.nn.Module, refine: int = 0) -> torch.nn.Module:
-    """What the engine runs for ``stage``: the net itself, or the rescaler bound to the frame sizes."""
+    """What the engine runs for ``stage``: the net itself, or the rescaler bound to the frame sizes
+    (a generic model with a correction network on top: its base bound, the correction as it is)."""
+    from ..models.correction import Corrected
+
+    if isinstance(net, Corrected):
+        return Corrected(_stage_module(stage, net.base, refine), net.correction)
     if stage.kind == "espcn":
         return net
     from ..models.rescaler import BoundDown, BoundUp, RescaleGeometry

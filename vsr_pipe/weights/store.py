@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
+from ..models.correction import Corrected, CorrectionNet
 from ..models.espcn import ESPCN
 from ..models.rescaler import COND_CHANNELS, LEGACY_COND_CHANNELS, ArbitraryRescaler
 
@@ -65,9 +66,27 @@ def build_model(architecture: dict) -> torch.nn.Module:
             if cond not in (LEGACY_COND_CHANNELS, COND_CHANNELS):
                 raise ValueError(f"cond_channels {cond} is not {LEGACY_COND_CHANNELS} or {COND_CHANNELS}")
             return ArbitraryRescaler(blocks, int(architecture["growth"]), int(architecture["convs"]), cond)
+        if kind == "corrected":
+            return _build_corrected(architecture)
     except (KeyError, ValueError) as e:
         raise WeightsError(f"weights header for {kind} is malformed: {e}") from None
     raise WeightsError(f"unknown architecture '{kind}' in weights header")
+
+
+MAX_CORRECTION_FEATURES, MAX_CORRECTION_BLOCKS = 256, 32  # a header from anywhere must not ask for gigabytes
+
+
+def _build_corrected(architecture: dict) -> Corrected:
+    """A generic model plus a correction network (``models/correction.py``); the base's own header
+    is nested as JSON, and may not itself be corrected."""
+    base_header = json.loads(architecture["base"])
+    if not isinstance(base_header, dict) or base_header.get("architecture") == "corrected":
+        raise ValueError("base must be a plain model's header")
+    features, blocks = int(architecture["features"]), int(architecture["blocks"])
+    if not (1 <= features <= MAX_CORRECTION_FEATURES and 0 <= blocks <= MAX_CORRECTION_BLOCKS):
+        raise ValueError(f"features {features} / blocks {blocks} out of range")
+    base = build_model({str(k): str(v) for k, v in base_header.items()})
+    return Corrected(base, CorrectionNet(int(architecture["scale"]), features, blocks))
 
 
 def load_model(path: str | Path) -> torch.nn.Module:
@@ -95,6 +114,15 @@ def load_model(path: str | Path) -> torch.nn.Module:
 
 
 def architecture_header(model: torch.nn.Module) -> dict[str, str]:
+    if isinstance(model, Corrected):
+        c = model.correction
+        return {
+            "architecture": "corrected",
+            "base": json.dumps(architecture_header(model.base), sort_keys=True),
+            "scale": str(c.scale),
+            "features": str(c.features),
+            "blocks": str(c.blocks),
+        }
     if isinstance(model, ESPCN):
         return {
             "architecture": "espcn",
