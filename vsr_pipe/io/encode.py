@@ -226,8 +226,11 @@ class AvSink:
     def _add_copied_streams(self, streams: list) -> dict:
         mapping = {}
         for s in streams:
+            if s.codec_context is None:  # a damaged header: no codec parameters to copy
+                print(f"vsr-pipe: warning: {s.type} stream #{s.index} not copied: its codec is unreadable", file=sys.stderr)
+                continue
             try:
-                mapping[s.index] = out = self.container.add_stream_from_template(s)
+                out = self.container.add_stream_from_template(s)
                 config = _aac_config(s.codec_context)
                 if config:  # AAC from MPEG-TS carries its config in-band; MKV/MP4 headers need it
                     out.codec_context.extradata = config
@@ -237,6 +240,11 @@ class AvSink:
                     f"{self._name()} cannot hold it ({e})",
                     file=sys.stderr,
                 )
+                continue
+            # Language, title and the default/forced/commentary flags are how players offer the track.
+            out.metadata.update({k: v for k, v in s.metadata.items() if not _stale_stream_tag(k)})
+            out.disposition = s.disposition
+            mapping[s.index] = out
         return mapping
 
     def _name(self) -> str:
@@ -317,6 +325,12 @@ def _aac_config(ctx) -> bytes | None:
     if not 1 <= channels <= 7:
         return None
     return bytes([(kind << 3) | (rate >> 1), ((rate & 1) << 7) | (channels << 3)])
+
+
+def _stale_stream_tag(key: str) -> bool:
+    """Tags the muxer writes itself, or that describe the input file's own statistics."""
+    key = key.lower()
+    return key in ("duration", "encoder", "number_of_frames", "number_of_bytes", "bps") or key.startswith("_statistics")
 
 
 def video_frame(planes: list[np.ndarray], pts: int | None, layout: FrameLayout, time_base: Fraction) -> av.VideoFrame:

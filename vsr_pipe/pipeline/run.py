@@ -348,7 +348,7 @@ def _summary(opened: OpenedRun, output: str, frames: int, seconds: float) -> Run
         bad_packets=run.bad_packets,
         interrupted=run.stopped_early,
         notes=plan.notes + _input_notes(source, run),
-        latency_ms=run.latency.summary() if live else None,
+        latency_ms=run.latency.summary() if live or plan.realtime else None,
         paths=dict(run.path_frames) if live else None,
         dropped=run.dropped,
         reconnects=getattr(source, "reconnects", 0),
@@ -361,9 +361,9 @@ def _input_notes(source, run: StreamRun) -> tuple[str, ...]:
     facts, span = source.facts, getattr(source, "pts_span", None)
     if run.stopped_early or not span or not facts.rate or not facts.frame_count or not facts.time_base:
         return ()
-    frame_s = 1 / float(facts.rate)
-    declared, found = facts.frame_count * frame_s, float((span[1] - span[0]) * facts.time_base) + frame_s
-    if found >= 0.95 * declared - frame_s:
+    # The frame count is the declared duration times a rate that may be off: a tenth and 0.1 s of slack.
+    declared, found = facts.frame_count / float(facts.rate), float((span[1] - span[0]) * facts.time_base)
+    if found >= 0.9 * declared - 0.1:
         return ()
     return (f"the input ends early: {found:.2f} s of its declared {declared:.2f} s were found",)
 
