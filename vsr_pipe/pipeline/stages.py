@@ -48,6 +48,7 @@ class ChunkStages:
         self._states = states  # schedule index -> state dict of the single model stage
         self._current = SHIPPED
         self.swaps = 0
+        self.swap_seconds = 0.0  # spent in load_weights, all swaps together
 
     @property
     def device(self) -> torch.device:
@@ -63,7 +64,9 @@ class ChunkStages:
         if not chunk.count:
             return
         if path == 0 and chunk.weights != self._current:
+            started = time.perf_counter()
             self.engines[0].load_weights(self._states[chunk.weights])
+            self.swap_seconds += time.perf_counter() - started
             self._current = chunk.weights
             self.swaps += 1
         self.paths[path](chunk.views(), out.planes)
