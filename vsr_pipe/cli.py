@@ -200,7 +200,7 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
             )
         if summary.latency_ms and not quiet and not as_json:
             lat = summary.latency_ms
-            paths = ", ".join(f"{name} {n}" for name, n in summary.paths.items())
+            paths = ", ".join(f"{name} {n}" for name, n in (summary.paths or {}).items()) or summary.model
             click.echo(
                 f"vsr-pipe: latency p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms; "
                 f"frames per path: {paths}; dropped {summary.dropped}; reconnects {summary.reconnects}",

@@ -209,3 +209,15 @@ def test_protocols_this_build_lacks_are_one_line(tmp_path):
     r = run_cli("srt://127.0.0.1:9", "-o", tmp_path / "o.mp4")
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "protocol 'srt' is not supported" in r.stderr
     assert "udp" in r.stderr
+
+
+def test_ctrl_c_closes_a_live_hls_playlist_with_its_end_tag(ts_clip, tmp_path):
+    playlist = tmp_path / "out.m3u8"
+    cli = start_cli(ts_clip.path, "--live", "--realtime", "--scale", "2", "-o", playlist, "-q")
+    wait_for_bytes(playlist, cli)  # the first segment is listed: mid-stream
+    cli.send_signal(signal.SIGINT)
+    _, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130, err
+    assert "#EXT-X-ENDLIST" in playlist.read_text()
+    pts, _, _ = frames_of(playlist)
+    assert 0 < len(pts) < ts_clip.frames and pts == sorted(pts)

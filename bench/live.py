@@ -1,0 +1,170 @@
+"""The live filter on this machine: sustained fps and added latency, the largest input that keeps
+30 fps, the path mix under overload, and FFmpeg's own chain as the anchor.
+
+    python bench/live.py [--seconds 8] [--json runs/live.json] [--no-ffmpeg]
+
+1. The sample clip (640x360, x2) paced at its frame rate through the API: a file job's settings
+   (4-frame chunks) against --live (1-frame chunks, encoder tuned for latency); fps and the added
+   latency per frame, arrival to encoded and muxed, p50/p95/p99.
+2. As fast as it goes, the model path only (no fallback): fps per input size; the largest >= 30 fps.
+3. Overload: a clip whose frame rate is 1.5x what the model sustains, --live: frames per path.
+4. Over real UDP on the loopback, the same sender and receiver around vsr-pipe --live and around
+   ``ffmpeg -i udp://... -vf scale=...:flags=lanczos -tune zerolatency -f mpegts udp://...``: the
+   latency each adds, k-th frame sent to k-th frame received (neither reorders nor drops here).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import SAMPLE, bench_parser  # noqa: E402
+from tests.live_sender import send  # noqa: E402
+from tests.media import make_clip  # noqa: E402
+
+import vsr_pipe  # noqa: E402
+from vsr_pipe.config import LiveOptions  # noqa: E402
+
+
+def paced(src: Path, live: bool, out: Path, **kw) -> dict:
+    """One real-time run of ``src``: fps, latency percentiles, frames per path."""
+    options = {"live": LiveOptions(**kw)} if live else {}
+    s = vsr_pipe.upscale(str(src), str(out), scale=2, realtime=True, **options)
+    return {"frames": s.frames, "fps": round(s.fps, 2), "latency_ms": s.latency_ms, "paths": s.paths}
+
+
+def throughput(sizes: list[tuple[int, int]], frames: int, folder: Path) -> dict:
+    """Frames per second of --live's model path, unpaced, per input size."""
+    fps = {}
+    for w, h in sizes:
+        clip = make_clip(folder / f"t{w}x{h}.mp4", width=w, height=h, frames=frames, fps=30, audio=False)
+        s = vsr_pipe.upscale(str(clip.path), str(folder / "t.mkv"), scale=2, live=LiveOptions(fallback=False))
+        fps[f"{w}x{h}"] = round(s.fps, 2)
+        print(f"  {w}x{h} -> x2: {s.fps:.1f} fps", flush=True)
+    return fps
+
+
+def udp_latency(command: list[str], src: Path, in_port: int, out_port: int, start_wait_s: float) -> dict:
+    """Added latency of a filter between a real-time UDP sender and a UDP receiver, per frame."""
+    import av
+
+    received: list[float] = []
+
+    def receive() -> None:
+        with av.open(f"udp://127.0.0.1:{out_port}?timeout=20000000", timeout=(60, 5)) as c:
+            try:
+                for packet in c.demux(c.streams.video[0]):
+                    if packet.size:
+                        received.append(time.monotonic())
+            except av.error.FFmpegError:
+                pass
+
+    rx = threading.Thread(target=receive, daemon=True)
+    rx.start()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    time.sleep(start_wait_s)  # the filter binds its input before the sender starts
+    sent = send_times(src, f"udp://127.0.0.1:{in_port}?pkt_size=1316")
+    rx.join(60)
+    proc.terminate()
+    proc.wait(30)
+    n = min(len(sent), len(received))
+    lat = np.array(received[:n]) - np.array(sent[:n])
+    return {
+        "frames_sent": len(sent),
+        "frames_received": len(received),
+        "p50_ms": round(float(np.percentile(lat, 50)) * 1000, 1) if n else None,
+        "p99_ms": round(float(np.percentile(lat, 99)) * 1000, 1) if n else None,
+    }
+
+
+def send_times(src: Path, url: str) -> list[float]:
+    """Send ``src`` at its pace; the time each video packet left."""
+    import av
+
+    times = []
+    with av.open(str(src)) as inp, av.open(url, "w", format="mpegts") as out:
+        mapping = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type == "video"}
+        start = time.monotonic()
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is None:
+                continue
+            time.sleep(max(0.0, start + float(packet.pts * packet.time_base) - time.monotonic()))
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+            times.append(time.monotonic())
+    return times
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = bench_parser(__doc__, data=False)
+    parser.add_argument("--json", default=None, help="save the figures here")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of the generated clips")
+    parser.add_argument("--no-ffmpeg", action="store_true", help="skip the FFmpeg anchor")
+    args = parser.parse_args()
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print("1. the sample clip paced at its frame rate, x2:", flush=True)
+        for name, live in (("file settings", False), ("--live", True)):
+            r = results.setdefault("paced", {})[name] = paced(SAMPLE, live, folder / "p.mkv")
+            lat = r["latency_ms"] or {}
+            print(f"  {name}: {r['fps']} fps, latency p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
+                  f"p99 {lat.get('p99_ms')} ms, paths {r['paths']}", flush=True)  # fmt: skip
+        print("2. --live model path unpaced, x2, per input size:", flush=True)
+        sizes = [(320, 180), (480, 270), (640, 360), (960, 540)]
+        fps = results["throughput_fps"] = throughput(sizes, 30, folder)
+        keeps = [s for s, f in fps.items() if f >= 30]
+        results["largest_at_30fps"] = keeps[-1] if keeps else None
+        print(f"  largest input that keeps 30 fps: {results['largest_at_30fps']}", flush=True)
+        model_fps = fps["640x360"]
+        rate = max(1, round(1.5 * model_fps))
+        print(f"3. overload: 640x360 at {rate} fps, 1.5x the {model_fps} fps the model sustains:", flush=True)
+        frames = int(rate * args.seconds)
+        over = make_clip(folder / "over.mp4", width=640, height=360, frames=frames, fps=Fraction(rate), audio=False)
+        r = results["overload"] = paced(over.path, True, folder / "o.mkv") | {"input_fps": rate}
+        print(f"  {r['fps']} fps out of {rate}; frames per path {r['paths']}; latency {r['latency_ms']}", flush=True)
+        print("4. over UDP on the loopback, added latency per frame:", flush=True)
+        cam = make_clip(folder / "cam.ts", width=640, height=360, frames=int(25 * args.seconds), fps=25, audio=False)
+        for name in ("vsr-pipe --live", "ffmpeg lanczos"):
+            if name.startswith("ffmpeg") and (args.no_ffmpeg or not shutil.which("ffmpeg")):
+                print("  ffmpeg: not on this machine (apt-get install ffmpeg), skipped", flush=True)
+                continue
+            a, b = free_udp_port(), free_udp_port()
+            if name.startswith("vsr"):
+                cmd = [sys.executable, "-m", "vsr_pipe", f"udp://127.0.0.1:{a}", "--live", "--scale", "2",
+                       "-f", "mpegts", "-o", f"udp://127.0.0.1:{b}?pkt_size=1316", "-q", "--read-timeout", "3"]  # fmt: skip
+                wait = 8.0
+            else:
+                cmd = ["ffmpeg", "-loglevel", "error", "-i", f"udp://127.0.0.1:{a}", "-vf", "scale=1280:720:flags=lanczos",
+                       "-c:v", "libx264", "-tune", "zerolatency", "-crf", "18", "-f", "mpegts",
+                       f"udp://127.0.0.1:{b}?pkt_size=1316"]  # fmt: skip
+                wait = 2.0
+            r = results.setdefault("udp", {})[name] = udp_latency(cmd, cam.path, a, b, wait)
+            print(f"  {name}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms "
+                  f"({r['frames_received']}/{r['frames_sent']} frames)", flush=True)  # fmt: skip
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
