@@ -31,11 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import SAMPLE, bench_parser  # noqa: E402
-from tests.live_sender import send  # noqa: E402
-from tests.media import make_clip  # noqa: E402
-
 import vsr_pipe  # noqa: E402
+from bench.common import SAMPLE, bench_parser  # noqa: E402
+from tests.media import make_clip  # noqa: E402
 from vsr_pipe.config import LiveOptions  # noqa: E402
 
 
