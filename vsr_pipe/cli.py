@@ -253,6 +253,9 @@ class _user_errors:
             click.echo(f"vsr-pipe: interrupted by {signal.Signals(signum).name}: no partial output kept", err=True)
             sys.exit(128 + signum)
         if isinstance(exc, BrokenPipeError):
+            click.echo("vsr-pipe: error: the output's reader went away (broken pipe)", err=True)
+            # Python would complain again when it flushes the dead stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)
         if os.environ.get("VSR_PIPE_DEBUG"):
             return False

@@ -221,3 +221,31 @@ def test_ctrl_c_closes_a_live_hls_playlist_with_its_end_tag(ts_clip, tmp_path):
     assert "#EXT-X-ENDLIST" in playlist.read_text()
     pts, _, _ = frames_of(playlist)
     assert 0 < len(pts) < ts_clip.frames and pts == sorted(pts)
+
+
+def test_drop_is_a_stated_choice_and_every_frame_is_counted(clip, tmp_path):
+    import vsr_pipe
+    from vsr_pipe.config import LiveOptions
+
+    src = clip("cam.mp4", width=160, height=96, frames=FPS, fps=FPS, audio=False)
+    summary = vsr_pipe.upscale(
+        str(src.path), str(tmp_path / "out.mkv"), scale=2, realtime=True, model_delay_ms=150,
+        live=LiveOptions(drop=True, fallback=False),
+    )  # fmt: skip
+    assert summary.dropped > 0 and summary.frames + summary.dropped == src.frames
+    assert summary.paths == {"espcn x2": summary.frames}
+    pts, _, _ = frames_of(tmp_path / "out.mkv")
+    assert len(pts) == summary.frames
+
+
+def test_a_destination_that_refuses_or_goes_away_is_one_line(ts_clip, tmp_path):
+    r = run_cli(ts_clip.path, "--live", "--scale", "2", "-f", "mpegts", "-o", f"tcp://127.0.0.1:{free_port()}")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "refused" in r.stderr.lower(), r.stderr
+    reader = subprocess.Popen(["head", "-c", "1000"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "-m", "vsr_pipe", str(ts_clip.path), "--live", "--scale", "2", "-f", "mpegts", "-o", "-"],
+        stdout=reader.stdin, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    reader.stdin.close()
+    reader.wait(10)
+    assert r.returncode == 141 and r.stderr.strip() == "vsr-pipe: error: the output's reader went away (broken pipe)"
