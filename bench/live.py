@@ -77,7 +77,11 @@ def udp_latency(command: list[str], src: Path, in_port: int, out_port: int, star
     sent = send_times(src, f"udp://127.0.0.1:{in_port}?pkt_size=1316")
     rx.join(60)
     proc.terminate()
-    proc.wait(30)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:  # blocked on a read that will never come
+        proc.kill()
+        proc.wait(10)
     n = min(len(sent), len(received))
     lat = np.array(received[:n]) - np.array(sent[:n])
     return {
