@@ -147,12 +147,15 @@ def main() -> None:
 @click.option("--input-format", default=None, help="Input container format, for inputs FFmpeg cannot probe.")
 @click.option("--input-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg option for the input (repeatable).")
 @click.option("--output-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg option for the output (repeatable).")
+@click.option(
+    "--codec-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg option for the video encoder (repeatable)."
+)
 @click.option("--test-model-delay-ms", default=None, type=float, hidden=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt, container_format, chunk_frames,
             engine, device, precision, threads, tile, refine, live, realtime, max_latency_ms, drop, reconnect_timeout,
-            read_timeout, input_format, input_option, output_option, test_model_delay_ms, quiet,
+            read_timeout, input_format, input_option, output_option, codec_option, test_model_delay_ms, quiet,
             as_json) -> None:  # fmt: skip
     """Upscale INPUT (a file, - for standard input, or a URL) into -o (a file, -, a URL or an .m3u8 playlist)."""
     from .pipeline.run import run_to_file
@@ -165,6 +168,7 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
             raise InvalidOption("--max-latency and --drop go with --live")
         encode = EncodeOptions(
             muxer_options=_pairs(output_option, "--output-option"),
+            codec_options=_pairs(codec_option, "--codec-option"),
             **_given(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container_format=container_format),
         )
         source = SourceOptions(
