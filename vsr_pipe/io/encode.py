@@ -7,6 +7,7 @@ so the target is never half-written and the input is never touched. Standard out
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from dataclasses import dataclass
@@ -282,7 +283,12 @@ class AvSink:
         try:
             self.container.mux(packets)
         except av.error.FFmpegError as e:
-            raise OutputError(f"writing {self._name()} failed: {e}") from None
+            raise self._write_error(e) from None
+
+    def _write_error(self, e: av.error.FFmpegError) -> OutputError:
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return OutputError(f"writing {self._name()} failed: the disk is full or a file size limit was hit ({e.strerror})")
+        return OutputError(f"writing {self._name()} failed: {e}")
 
     def finish(self) -> None:
         """Flush the encoder, close the file, and move it into place; no file if no frame was written
@@ -290,14 +296,20 @@ class AvSink:
         self._closed = True
         try:
             self._mux(self.stream.encode(None))
-            self.container.close()
+            try:
+                self.container.close()  # writes what the muxer still buffers, and the index
+            except av.error.FFmpegError as e:
+                raise self._write_error(e) from None
+            if self.path is not None and not self.frames_written:
+                self.path.unlink(missing_ok=True)
+            elif self.path is not None:
+                os.replace(self.path, self.target)
+        except OSError as e:
+            self.abort()
+            raise e if isinstance(e, OutputError) else OutputError(f"cannot finish {self.target}: {e}") from None
         except BaseException:  # an error, or a second signal while finalising: no file rather than a broken one
             self.abort()
             raise
-        if self.path is not None and not self.frames_written:
-            self.path.unlink(missing_ok=True)
-        elif self.path is not None:
-            os.replace(self.path, self.target)
 
     def abort(self) -> None:
         """Close and delete the partial output."""
