@@ -6,6 +6,7 @@ subcommands. Errors print one line on stderr and exit non-zero (130/143 after Ct
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -217,6 +218,16 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
             raise InputLost(f"{summary.lost}; {output} was closed with the {summary.frames} frames done")
 
 
+def _features(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidOption(f"--features '{text}' is not two channel counts like 16,8") from None
+    if not (1 <= a <= 256 and 1 <= b <= 256):
+        raise InvalidOption(f"--features {a},{b} is out of range: 1 to 256 channels each")
+    return a, b
+
+
 def _pairs(values: tuple[str, ...], flag: str) -> tuple[tuple[str, str], ...]:
     """KEY=VALUE strings as pairs; a malformed one is a usage error."""
     pairs = []
@@ -405,6 +416,12 @@ def _irn(name: str):
     help=f"irn: weight of the term that keeps repeated down-up cycles from drifting; default {_irn('cycle_weight'):g}.",
 )
 @click.option("--rgb", is_flag=True, help="espcn: train on RGB instead of Y.")
+@click.option(
+    "--features",
+    default=None,
+    help="espcn: channels of its two hidden layers, e.g. 16,8 for a light model (the live fallback); "
+    "default 64,32, the paper's. Weights of other widths are named espcn_y_xS_fAxB.",
+)
 @click.option("--threads", default=None, type=int, help="CPU threads (0: torch's default).")
 @click.option(
     "--export/--no-export",
@@ -418,7 +435,7 @@ def _irn(name: str):
     help="Write the exported weights into the package instead, replacing the shipped ones, and update its manifest.",
 )
 def train(model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperature, codec_share, init_from,
-          learning_rate, cycle_weight, rgb, threads, export, release) -> None:  # fmt: skip
+          learning_rate, cycle_weight, rgb, features, threads, export, release) -> None:  # fmt: skip
     """Train a model on image folders (resumes from the run folder's checkpoint)."""
     from .train.data import training_folders
 
@@ -442,10 +459,10 @@ def train(model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperatur
 
             if scale is None:
                 raise InvalidOption("espcn trains one integer scale per run: give --scale 2, 3 or 4")
-            cfg = EspcnTrainConfig(
-                scale=scale, train_dirs=train_dirs, val_dir=val_dir,
-                out_dir=out_dir or f"runs/espcn_{'rgb' if rgb else 'y'}_x{scale}", luma=not rgb, **given,
-            )  # fmt: skip
+            if features is not None:
+                given["num_feat"] = _features(features)
+            cfg = EspcnTrainConfig(scale=scale, train_dirs=train_dirs, val_dir=val_dir, out_dir="", luma=not rgb, **given)
+            cfg = dataclasses.replace(cfg, out_dir=out_dir or f"runs/{cfg.weights_name}{'_rgb' if rgb else ''}")
             ckpt = train_espcn(cfg, log=log)
         if export and not rgb:  # the pipeline runs Y models only
             from .train.release import export_folder
@@ -453,11 +470,6 @@ def train(model_name, scale, data, out_dir, steps, batch, lr_patch, z_temperatur
 
             folder = shipped_dir() if release else export_folder(cfg.out_dir)
             click.echo(json.dumps(export_model(ckpt, data, folder, log=log), indent=2))
-
-
-def _given(**values) -> dict:
-    """The options the user gave: the rest keep the config dataclass's defaults."""
-    return {k: v for k, v in values.items() if v is not None}
 
 
 @main.group(name="eval")

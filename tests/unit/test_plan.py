@@ -125,3 +125,21 @@ def test_weights_schedule_by_timestamp_or_chunk():
     assert [by_chunk.entry_at(i, 123) for i in range(4)] == [0, 0, 1, 1]
     with pytest.raises(InvalidOption):
         WeightSchedule((WeightsSwap(5, "a"), WeightsSwap(1, "b")))
+
+
+def test_live_runs_fall_back_to_the_light_model_where_one_ships_then_bicubic():
+    from vsr_pipe.config import LiveOptions
+
+    live = LiveOptions()
+    f = facts()
+    out = YUV420
+    assert make_plan(PipelineOptions(live=live), f, out, "", frozenset({"espcn_y_x2_f16x8"})).fallbacks == (
+        "espcn_y_x2_f16x8",
+        "bicubic",
+    )
+    assert make_plan(PipelineOptions(live=live, scale=Scale(3, 3)), f, out).fallbacks == ("bicubic",)
+    assert make_plan(PipelineOptions(live=LiveOptions(fallback=False)), f, out).fallbacks == ()
+    assert make_plan(PipelineOptions(), f, out, "", frozenset({"espcn_y_x2_f16x8"})).fallbacks == ()
+    assert make_plan(PipelineOptions(live=live, model="bicubic"), f, out).fallbacks == ()
+    p = make_plan(PipelineOptions(live=live), f, out)
+    assert p.chunk_frames == 1 and p.fallbacks == ("bicubic",)

@@ -17,6 +17,7 @@ from ..io.layout import FrameLayout
 from ..io.tags import RescaleTag
 
 CLASSIC_MODELS = ("bicubic", "lanczos", "bilinear")
+LIGHT_FEATURES = (16, 8)  # the light ESPCN a live run falls back to before bicubic
 NEURAL_MODELS = ("espcn", "irn")
 IRN_WEIGHTS = "irn_y"
 
@@ -69,7 +70,8 @@ class RunPlan:
     notes: tuple[str, ...] = ()  # what was assumed, for the user
     live: LiveOptions | None = None
     realtime: bool = False  # pace the input at its frame rate
-    fallbacks: tuple[str, ...] = ()  # cheaper paths for chunks that would miss their deadline
+    # Cheaper paths for chunks that would miss their deadline, dearest first: light weights' names, "bicubic".
+    fallbacks: tuple[str, ...] = ()
     model_delay_ms: float = 0.0
 
     @property
@@ -100,11 +102,16 @@ def neural_stages(factor: float) -> tuple[int, ...]:
 
 
 def make_plan(
-    options: PipelineOptions, facts: StreamFacts, out_format: FrameLayout, irn_weights_id: str = ""
+    options: PipelineOptions,
+    facts: StreamFacts,
+    out_format: FrameLayout,
+    irn_weights_id: str = "",
+    shipped: frozenset[str] = frozenset(),
 ) -> RunPlan:
     """Plan a run of ``options`` over a stream with ``facts``, writing ``out_format``'s pixel format.
 
-    ``irn_weights_id`` names the shipped rescaler weights (a hash prefix) for the output's tag.
+    ``irn_weights_id`` names the shipped rescaler weights (a hash prefix) for the output's tag;
+    ``shipped`` the names of the weights there are (a live run's light fallback is one of them).
     Raises :class:`InvalidOption` for a size, factor or combination that cannot be run.
     """
     src = facts.layout
@@ -146,7 +153,7 @@ def make_plan(
         notes=tuple(notes),
         live=live,
         realtime=options.realtime,
-        fallbacks=("bicubic",) if live is not None and live.fallback and luma else (),
+        fallbacks=_fallbacks(luma, shipped) if live is not None and live.fallback else (),
         model_delay_ms=options.model_delay_ms,
     )
 
@@ -233,3 +240,18 @@ def _luma_stages(model: str, src: FrameLayout, dst: FrameLayout, shrinking: bool
         return (LumaStage(kind, IRN_WEIGHTS, hr=(hr.height, hr.width), lr=(lr.height, lr.width)),)
     factor = max(dst.width / src.width, dst.height / src.height)
     return tuple(LumaStage("espcn", f"espcn_y_x{s}", factor=s) for s in neural_stages(factor))
+
+
+def light_weights(factor: int) -> str:
+    """The name of the light ESPCN for a sub-pixel factor."""
+    return f"espcn_y_x{factor}_f{LIGHT_FEATURES[0]}x{LIGHT_FEATURES[1]}"
+
+
+def _fallbacks(luma: tuple[LumaStage, ...], shipped: frozenset[str]) -> tuple[str, ...]:
+    """A live run's cheaper paths: the light ESPCN where one ships for a one-stage espcn run, then bicubic."""
+    if not luma:
+        return ()
+    light = light_weights(luma[0].factor)
+    if len(luma) == 1 and luma[0].kind == "espcn" and light in shipped:
+        return (light, "bicubic")
+    return ("bicubic",)

@@ -20,7 +20,7 @@ from ..io.base import End, Frame, Packet, Source
 from ..io.encode import AvSink, OutputSpec, check_output_path, output_format, resolve_codec
 from ..io.live import open_source
 from ..io.tags import TAG, without_tag
-from ..weights.store import shipped_sha
+from ..weights.store import manifest, shipped_sha
 from .deadline import LatencyHistogram, Pacer, PathChooser
 from .plan import IRN_WEIGHTS, RunPlan, make_plan
 from .ring import Chunk, ChunkRing, allocate_chunk
@@ -273,7 +273,7 @@ def open_run(src, options: PipelineOptions, stop: threading.Event | None = None,
     try:
         facts = source.facts
         out_format = output_format(for_encode, facts.layout) if for_encode else facts.layout
-        plan = make_plan(options, facts, out_format, shipped_sha(IRN_WEIGHTS)[:12])
+        plan = make_plan(options, facts, out_format, shipped_sha(IRN_WEIGHTS)[:12], frozenset(manifest()))
         stages, engine = build_stages(plan, calibration=source.preview().planes[0])
     except BaseException:
         source.close()

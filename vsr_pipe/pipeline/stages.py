@@ -44,7 +44,7 @@ class ChunkStages:
         self.engines = engines
         self.rescaler = rescaler
         self.paths = (rescaler, *fallbacks)
-        self.path_names = (plan.chain, *plan.fallbacks)
+        self.path_names = (plan.chain, *(_path_name(name) for name in plan.fallbacks))
         self._states = states  # schedule index -> state dict of the single model stage
         self._current = SHIPPED
         self.swaps = 0
@@ -92,8 +92,26 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     calls = [_Delayed(e, plan.model_delay_ms) for e in engines] if plan.model_delay_ms else engines
     device = engines[0].device
     rescaler = PlaneRescaler(process, calls, device, tile=plan.tile, stage_scales=scales, halo=halo)
-    fallbacks = tuple(PlaneRescaler(ProcessPlan(plan.src, plan.dst, k), device=device) for k in plan.fallbacks)
+    fallbacks = tuple(_fallback(name, plan, options, device) for name in plan.fallbacks)
     return ChunkStages(plan, engines, rescaler, states, fallbacks), f"{options.kind} ({options.device})"
+
+
+def _fallback(name: str, plan: RunPlan, options: EngineOptions, device: torch.device) -> PlaneRescaler:
+    """A cheaper path: the plain bicubic resampler, or a light model's engine on Y."""
+    if name == "bicubic":
+        return PlaneRescaler(ProcessPlan(plan.src, plan.dst, "bicubic"), device=device)
+    net = load_model(shipped_path(name))
+    engine = make_engine(options, net, name)
+    process = ProcessPlan(plan.src, plan.dst, "bicubic")
+    return PlaneRescaler(process, [engine], device, stage_scales=[net.scale], halo=net.receptive_radius)
+
+
+def _path_name(fallback: str) -> str:
+    """ "espcn_y_x2_f16x8" -> "espcn 16,8 x2"; "bicubic" stays."""
+    if not fallback.startswith("espcn_y_x"):
+        return fallback
+    factor, _, width = fallback[len("espcn_y_x") :].partition("_f")
+    return f"espcn {width.replace('x', ',')} x{factor}"
 
 
 class _Delayed:

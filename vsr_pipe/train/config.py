@@ -21,11 +21,19 @@ class EspcnTrainConfig:
     final_learning_rate: float = 1e-5
     luma: bool = True
     residual: bool = True
+    num_feat: tuple[int, int] = (64, 32)  # the paper's; (16, 8) is the light model a live run falls back to
     threads: int = 0  # 0: leave torch's default
     eval_every: int = 5_000
     checkpoint_every: int = 1_000
     seed: int = 0
     size_factors: tuple[float, ...] = field(default=(1.0, 0.9, 0.8, 0.7, 0.6))
+
+
+    @property
+    def weights_name(self) -> str:
+        """The shipped name of what this trains: espcn_y_x2, or espcn_y_x2_f16x8 for other widths."""
+        width = "" if tuple(self.num_feat) == (64, 32) else f"_f{self.num_feat[0]}x{self.num_feat[1]}"
+        return f"espcn_y_x{self.scale}{width}"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def learning_rate_at(step: int, cfg: EspcnTrainConfig) -> float:
 
 
 def build_model(cfg: EspcnTrainConfig) -> ESPCN:
-    return ESPCN(cfg.scale, num_ch=1 if cfg.luma else 3, residual=cfg.residual)
+    return ESPCN(cfg.scale, num_ch=1 if cfg.luma else 3, num_feat=tuple(cfg.num_feat), residual=cfg.residual)
 
 
 def validate(model: ESPCN, cfg: EspcnTrainConfig, folder: str, with_ssim: bool = False):

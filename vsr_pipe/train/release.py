@@ -35,7 +35,7 @@ def export_espcn(checkpoint: str | Path, data_dir: str | Path | None, folder: st
 
     model = build_model(cfg)
     load_checkpoint(checkpoint, model, None)
-    name = f"espcn_y_x{cfg.scale}"
+    name = cfg.weights_name
     figures = {}
     for set_name, folder_in in _benchmark_sets(data_dir):
         ours = evaluate_folder(folder_in, cfg.scale, model_upscaler(model))
@@ -49,6 +49,7 @@ def export_espcn(checkpoint: str | Path, data_dir: str | Path | None, folder: st
         "scale": cfg.scale,
         "input": INPUT,
         "residual": cfg.residual,
+        "num_feat": list(cfg.num_feat),
         "parameters": _parameters(model),
         "training": {
             "data": "T91 + BSD200 (../shared/data), sizes x1.0-0.6, flips and 90-degree turns",
