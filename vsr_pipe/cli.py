@@ -702,5 +702,135 @@ def batch(inputs, output_dir, scale, size, model, codec, crf, preset, pix_fmt, e
         sys.exit(1)  # the failures have had their lines
 
 
+
+# deliver / restore: content-aware delivery (vsr_pipe/delivery). The encoder options mean what they
+# mean for upscale; deliver's CRF defaults to 23 (a delivery rate), restore's to upscale's.
+def _budget(text: str) -> dict:
+    """--budget: "300" (Adam steps per chunk) or "90s" (seconds per chunk)."""
+    t = text.strip().lower()
+    try:
+        value = float(t[:-1]) if t.endswith("s") else int(t)
+    except ValueError:
+        raise InvalidOption(f"--budget '{text}' is not a number of steps (300) or seconds (90s)") from None
+    if value <= 0:
+        raise InvalidOption(f"--budget {text}: must be positive")
+    return {"seconds": float(value), "steps": 0} if t.endswith("s") else {"steps": int(value)}
+
+
+@main.command()
+@click.argument("master", metavar="MASTER")
+@click.option("-o", "--output", required=True, help="Package folder to write (replaced whole if it is one).")
+@click.option("-s", "--scale", default="0.5", show_default=True, help="LR size over the master's: 0.5, 1/3 or 0.25.")
+@click.option("--down", default="irn", show_default=True, type=click.Choice(["irn", "bicubic"]),
+              help="irn: the learned downscale (restored by its inverse + a correction); bicubic: restored by ESPCN + a correction.")
+@click.option("--codec", default=None, help=f"LR video encoder. [default: {_ENCODE.codec}]")
+@click.option("--crf", default=None, type=float, help="Constant rate factor of the LR. [default: 23]")
+@click.option("--bitrate", default=None, help="Target bitrate of the LR instead of a CRF, e.g. 400k or 1.5M.")
+@click.option("--preset", default=None, help="Encoder preset, e.g. veryfast, medium, slow.")
+@click.option("--refine", default=None, type=int, help="irn: Adam steps per frame tuning the LR to its inverse (slow).")
+@click.option("--budget", default="300", show_default=True, help="Per chunk: Adam steps (300) or seconds (90s).")
+@click.option("--features", "corr_features", default=None, type=click.IntRange(1, 256), help="Correction network width. [default: 32]")
+@click.option("--blocks", "corr_blocks", default=None, type=click.IntRange(0, 32), help="Correction network residual blocks. [default: 4]")
+@click.option("--max-seconds", default=None, type=float, help="Longest chunk in seconds of video. [default: 5]")
+@click.option("--chunks", "max_chunks", default=None, type=click.IntRange(min=1), help="At most this many chunks.")
+@click.option("--seed", default=None, type=int, help="Seed of the per-chunk fits. [default: 0]")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Chunks fitted at once in local processes.")
+@click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Fit the chunks as Ray tasks.")
+@click.option("--threads", default=None, type=int, help="CPU threads per fit (0: torch's default).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, budget, corr_features, corr_blocks,
+            max_seconds, max_chunks, seed, workers, ray_address, threads, quiet, as_json) -> None:  # fmt: skip
+    """Package MASTER for delivery: an LR video plus per-chunk correction weights, in -o."""
+    from fractions import Fraction
+
+    from .delivery.chunks import ChunkRules
+    from .delivery.fit import FitSettings
+    from .delivery.server import DeliverOptions
+    from .delivery.server import deliver as run_deliver
+    from .jobs.runners import make_runner
+
+    with _user_errors():
+        try:
+            factor = float(Fraction(scale))
+        except (ValueError, ZeroDivisionError):
+            raise InvalidOption(f"--scale '{scale}' is not a number like 0.5 or 1/3") from None
+        if bitrate is not None and crf is not None:
+            raise InvalidOption("give --crf or --bitrate, not both")
+        codec_options = (("b", bitrate),) if bitrate else ()
+        encode = EncodeOptions(
+            crf=None if bitrate else (crf if crf is not None else 23), codec_options=codec_options,
+            **_given(codec=codec, preset=preset),
+        )  # fmt: skip
+        fit = FitSettings(**_budget(budget), **_given(features=corr_features, blocks=corr_blocks, seed=seed, threads=threads))
+        rules = ChunkRules(**_given(cap=max_chunks))
+        options = DeliverOptions(
+            scale=factor, down=down, encode=encode, fit=fit, rules=rules,
+            **_given(refine=refine, max_seconds=max_seconds, threads=threads),
+        )  # fmt: skip
+        runner = make_runner(ray_address, workers)
+
+        def show(done) -> None:
+            if quiet:
+                return
+            r = done.result
+            g, t = sum(r.generic_psnr) / len(r.generic_psnr), sum(r.tuned_psnr) / len(r.tuned_psnr)
+            loss = r.losses[-1] if r.losses else float("nan")
+            click.echo(
+                f"[{done.done}/{done.total}] chunk {r.index}: {done.span.frames} frames, {r.steps} steps in "
+                f"{r.seconds:.1f} s, loss {loss:.3g}, {g:.2f} -> {t:.2f} dB ({t - g:+.2f})",
+                err=True,
+            )
+
+        summary = run_deliver(master, output, options, runner, on_chunk=show)
+        if as_json:
+            click.echo(json.dumps({**summary.__dict__, "gain_db": summary.gain_db}))
+        elif not quiet:
+            click.echo(
+                f"{summary.output}: {summary.frames} frames in {summary.chunks} chunks; Y-PSNR {summary.generic_psnr:.2f} "
+                f"(generic) -> {summary.tuned_psnr:.2f} dB ({summary.gain_db:+.2f}); LR {summary.lr_bytes} bytes + "
+                f"weights {summary.weights_bytes} bytes",
+                err=True,
+            )
+
+
+@main.command()
+@click.argument("package", metavar="PACKAGE")
+@click.option("-o", "--output", required=True, help="Output video file.")
+@click.option("--codec", default=None, help=f"Video encoder. [default: {_ENCODE.codec}]")
+@click.option("--crf", default=None, type=float, help=f"Constant rate factor. [default: {_ENCODE.crf:g}]")
+@click.option("--preset", default=None, help="Encoder preset.")
+@click.option("--engine", default=None, help=f"auto, torch, onnxruntime, tensorrt or compile. [default: {_PIPELINE.engine}]")
+@click.option("--device", default=None, help=f"auto, cpu, cuda, ... [default: {_PIPELINE.device}]")
+@click.option("--threads", default=None, type=int, help="CPU threads for the model (0: all).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def restore(package, output, codec, crf, preset, engine, device, threads, quiet, as_json) -> None:
+    """Restore a delivery PACKAGE (a folder, or the URL of its manifest.json) into -o."""
+    from .delivery.client import RestoreOptions
+    from .delivery.client import restore as run_restore
+    from .progress import ProgressBar
+
+    with _user_errors():
+        encode = EncodeOptions(**_given(codec=codec, crf=crf, preset=preset))
+        options = RestoreOptions(encode=encode, **_given(engine=engine, device=device, threads=threads))
+        bar = ProgressBar(f"{Path(package).name} ->", enabled=None if not quiet else False)
+        stop, caught = threading.Event(), []
+        with _stop_on_signals(stop, caught):
+            summary = run_restore(package, output, options, on_progress=bar.show, stop=stop)
+        bar.close()
+        if as_json:
+            click.echo(json.dumps(_summary_dict(summary)))
+        elif not quiet:
+            click.echo(
+                f"{summary.output}: {summary.frames} frames {summary.output_size[0]}x{summary.output_size[1]} "
+                f"in {summary.seconds:.1f} s ({summary.fps:.1f} fps), {summary.model}",
+                err=True,
+            )
+        if caught:
+            held = f"{output} holds the {summary.frames} frames done so far" if summary.frames else "no output written"
+            raise Interrupted(f"stopped by {signal.Signals(caught[0]).name}: {held}", caught[0])
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,139 @@
+"""The client side: restore a delivery package (a folder, or a URL to its manifest).
+
+The package is checked whole before a frame moves (``package.py``). Each chunk's correction is put
+on the client's own generic model, and the pipeline runs with a weight schedule by timestamp: the
+engines prepare every chunk's weights ahead and swap them in at the chunk's first frame (no engine
+is rebuilt, and no model call spans two chunks).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import EncodeOptions, PipelineOptions, WeightSchedule, WeightsSwap
+from .package import MANIFEST, MAX_MANIFEST_BYTES, MAX_WEIGHTS_BYTES, Package, PackageError, read_package
+
+FETCH_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How the client runs: encoder, engine, frames per model call."""
+
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    engine: str = "auto"
+    device: str = "auto"
+    threads: int = 0
+    chunk_frames: int = 4
+
+
+def restore(
+    package: str,
+    dst: str,
+    options: RestoreOptions = RestoreOptions(),
+    on_progress: Callable | None = None,
+    stop: threading.Event | None = None,
+):
+    """Restore ``package`` (folder or ``http(s)://.../manifest.json``) into the video ``dst``;
+    returns the pipeline's ``RunSummary``. Raises :class:`PackageError` for a bad package."""
+    from ..pipeline.run import run_to_file
+
+    with tempfile.TemporaryDirectory(prefix="vsr-restore-") as work:
+        pkg = open_package(package, Path(work))
+        pipeline = restore_pipeline(pkg, Path(work), options)
+        return run_to_file(str(pkg.video), dst, pipeline, on_progress=on_progress, stop=stop)
+
+
+def open_package(package: str, work: Path) -> Package:
+    """A checked package: a local folder as it is, or a URL's files downloaded into ``work``."""
+    if package.startswith(("http://", "https://")):
+        return read_package(_download(package, work / "package"))
+    return read_package(package)
+
+
+def restore_pipeline(pkg: Package, work: Path, options: RestoreOptions = RestoreOptions()) -> PipelineOptions:
+    """The pipeline options that restore ``pkg``: its model at the master's size, with a weight
+    schedule by pts whose entries (full models, written into ``work``) are the chunks' weights."""
+    from ..weights.store import shipped_sha
+
+    known = shipped_sha(pkg.base.weights)
+    if pkg.base_sha256 and known and known != pkg.base_sha256:
+        raise PackageError(
+            f"{pkg.folder / MANIFEST}: made for other {pkg.base.weights} weights ({pkg.base_sha256[:12]}); "
+            f"this vsr-pipe ships {known[:12]}"
+        )
+    files = [_full_model(pkg, k, work) for k in range(len(pkg.chunks))]
+    swaps = tuple(WeightsSwap(c.first_pts, f) for c, f in zip(pkg.chunks, files))
+    schedule = WeightSchedule(swaps, by="pts", base=files[0])
+    model = "irn" if pkg.base.kind == "irn_up" else "espcn"
+    return PipelineOptions(
+        size=pkg.master_size,
+        model=model,
+        weights=schedule,
+        engine=options.engine,
+        device=options.device,
+        threads=options.threads,
+        chunk_frames=options.chunk_frames,
+        encode=options.encode,
+    )
+
+
+def _full_model(pkg: Package, k: int, work: Path) -> str:
+    """Chunk ``k``'s correction on the generic model, as one weights file the pipeline loads."""
+    import torch
+    from safetensors.numpy import load_file
+
+    from ..models.correction import Corrected, CorrectionNet
+    from ..weights.store import load_model, save_model, shipped_path
+
+    entry = pkg.chunks[k]
+    tensors = load_file(str(pkg.folder / entry.file))
+    net = CorrectionNet(pkg.base.factor, pkg.features, pkg.blocks)
+    state = {name.split(".", 1)[1]: torch.from_numpy(np.asarray(v, np.float32)) for name, v in tensors.items()}
+    net.load_state_dict(state, strict=True)
+    model = Corrected(load_model(shipped_path(pkg.base.weights)), net)
+    path = work / f"chunk_{k:04d}.full.safetensors"
+    save_model(model, path)
+    return str(path)
+
+
+def _download(url: str, folder: Path) -> Path:
+    """The manifest at ``url`` and the files it lists (the LR video too), into ``folder``; the
+    sizes are bounded before and while reading, and checked against the manifest afterwards."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    base = url.rsplit("/", 1)[0] + "/"
+    (folder / MANIFEST).write_bytes(_fetch(url, MAX_MANIFEST_BYTES))
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        entries = [manifest["video"], *manifest["chunks"]]
+        names = [(str(e["file"]), int(e["size"])) for e in entries]
+    except (ValueError, KeyError, TypeError) as e:
+        raise PackageError(f"{url}: malformed manifest ({e})") from None
+    for name, size in names:
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise PackageError(f"{url}: '{name}' is not a plain file name")
+        limit = min(size, MAX_WEIGHTS_BYTES) if name.endswith(".safetensors") else size
+        (folder / name).write_bytes(_fetch(urllib.parse.urljoin(base, urllib.parse.quote(name)), limit))
+    return folder
+
+
+def _fetch(url: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``url`` (one more means too large)."""
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:
+            data = response.read(limit + 1)
+    except (OSError, ValueError) as e:
+        raise PackageError(f"{url}: cannot fetch ({e})") from None
+    if len(data) > limit:
+        raise PackageError(f"{url}: larger than the {limit} bytes the manifest allows")
+    return data

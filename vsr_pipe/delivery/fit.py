@@ -1,0 +1,171 @@
+"""Per-chunk fine-tuning: a correction network trained on one chunk's (decoded LR, master) frames.
+
+:func:`fit_chunk` is a pure function of its :class:`ChunkTask` (frames, settings, seed): it reads
+no file and writes none, so local worker processes and Ray run it unchanged
+(``jobs.runners.Runner.map(fit_chunk, tasks)``). The generic restorer stays frozen; only the
+correction is trained, so only its weights travel with the video.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# The only tensors a chunk file holds: the correction's (the base is the client's generic model).
+PREFIX = "correction."
+WARMUP = 0.05  # share of the budget over which the learning rate ramps up
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """The generic restorer: ``kind`` "espcn" (shipped ``weights``, integer ``factor``) or "irn_up"
+    (the rescaler's inverse from ``lr`` to ``hr``, (height, width) each, z = 0)."""
+
+    kind: str
+    weights: str
+    factor: int
+    hr: tuple[int, int] = (0, 0)
+    lr: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How a chunk is fitted. The budget is ``steps`` Adam steps, or ``seconds`` of wall time when
+    ``seconds`` > 0 (then the result depends on the machine's speed, not only on the inputs)."""
+
+    steps: int = 300
+    seconds: float = 0.0
+    features: int = 32
+    blocks: int = 4
+    batch: int = 16
+    patch: int = 48  # LR pixels per patch side
+    learning_rate: float = 1e-3
+    threads: int = 0  # torch threads in the worker; 0 keeps its default
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One chunk's inputs: ``lr`` (n, h, w) uint8 Y planes as the client decodes them, ``hr``
+    (n, r·h, r·w) uint8 Y planes of the master, the base model and the settings."""
+
+    index: int
+    lr: np.ndarray
+    hr: np.ndarray
+    base: BaseModel
+    settings: FitSettings = field(default_factory=FitSettings)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What fitting one chunk gave: the correction's tensors (float16 arrays by state-dict name,
+    prefixed ``correction.``), the loss curve, Y-PSNR per frame (dB, 8-bit, whole frame) of the
+    generic and the corrected restorer, and where the time went."""
+
+    index: int
+    tensors: dict
+    losses: tuple[float, ...]
+    generic_psnr: tuple[float, ...]
+    tuned_psnr: tuple[float, ...]
+    steps: int
+    seconds: float
+
+
+def build_base(base: BaseModel):
+    """The frozen generic restorer as a module LR (N, 1, h, w) -> HR (N, 1, r·h, r·w)."""
+    from ..models.rescaler import BoundUp, RescaleGeometry
+    from ..weights.store import load_model, shipped_path
+
+    net = load_model(shipped_path(base.weights))
+    if base.kind == "irn_up":
+        net = BoundUp(net, RescaleGeometry(base.hr, base.lr), temperature=0.0)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.eval()
+
+
+def fit_chunk(task: ChunkTask) -> ChunkResult:
+    """Fit a correction network to one chunk (see the module's docstring)."""
+    import torch
+
+    from ..models.correction import CorrectionNet
+
+    s = task.settings
+    started = time.perf_counter()
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    torch.manual_seed(s.seed * 1_000_003 + task.index)
+    rng = np.random.default_rng([s.seed, task.index])
+    x = torch.from_numpy(np.ascontiguousarray(task.lr)).float().div_(255).unsqueeze(1)
+    hr = torch.from_numpy(np.ascontiguousarray(task.hr)).float().div_(255).unsqueeze(1)
+    y = _base_outputs(build_base(task.base), x)
+    net = CorrectionNet(task.base.factor, s.features, s.blocks)
+    losses = _train(net, x, y, hr, s, rng, started)
+    net.eval().half().float()  # measured as shipped: fp16 weights
+    with torch.no_grad():
+        tuned = torch.cat([yi + net(xi, yi) for xi, yi in zip(x.split(4), y.split(4))])
+    generic_psnr, tuned_psnr = _psnr_per_frame(y, hr), _psnr_per_frame(tuned, hr)
+    if _mean(tuned_psnr) < _mean(generic_psnr):  # never ship a chunk worse than the generic model
+        with torch.no_grad():
+            net.tail.weight.zero_()
+            net.tail.bias.zero_()
+        tuned_psnr = generic_psnr
+    tensors = {PREFIX + k: v.detach().half().numpy() for k, v in net.state_dict().items()}
+    return ChunkResult(
+        task.index, tensors, tuple(losses), generic_psnr, tuned_psnr, len(losses), time.perf_counter() - started
+    )
+
+
+def _mean(values: tuple[float, ...]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else float("inf")
+
+
+def _base_outputs(base, x):
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([base(part) for part in x.split(4)])
+
+
+def _train(net, x, y, hr, s: FitSettings, rng: np.random.Generator, started: float) -> list[float]:
+    """Adam on MSE over random patches, cosine-decayed over the budget (steps, or seconds)."""
+    import torch
+
+    r = net.scale
+    n, _, h, w = x.shape
+    p = max(8, min(s.patch, h, w))
+    opt = torch.optim.Adam(net.parameters(), lr=s.learning_rate)
+    losses: list[float] = []
+    clock = time.perf_counter()
+    while True:
+        done = (time.perf_counter() - clock) / s.seconds if s.seconds > 0 else len(losses) / max(1, s.steps)
+        if done >= 1:
+            return losses
+        # A short linear warm-up: Adam's first steps move every weight by about the learning rate,
+        # which from a zero tail would knock the generic output off before anything is learnt.
+        warm = min(1.0, (done + 1e-9) / WARMUP)
+        for group in opt.param_groups:
+            group["lr"] = s.learning_rate * warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * done)))
+        frames = rng.integers(0, n, s.batch)
+        tops, lefts = rng.integers(0, h - p + 1, s.batch), rng.integers(0, w - p + 1, s.batch)
+        xb = torch.stack([x[f, :, t : t + p, q : q + p] for f, t, q in zip(frames, tops, lefts)])
+        yb = torch.stack([y[f, :, r * t : r * (t + p), r * q : r * (q + p)] for f, t, q in zip(frames, tops, lefts)])
+        hb = torch.stack([hr[f, :, r * t : r * (t + p), r * q : r * (q + p)] for f, t, q in zip(frames, tops, lefts)])
+        loss = torch.mean((yb + net(xb, yb) - hb) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+
+
+def _psnr_per_frame(out, hr) -> tuple[float, ...]:
+    """Y-PSNR per frame of ``out`` rounded to 8-bit codes, as the client's output would be."""
+    import torch
+
+    q = torch.round(out.clamp(0, 1) * 255)
+    mse = ((q - torch.round(hr * 255)) ** 2).mean(dim=(1, 2, 3))
+    return tuple(float("inf") if m == 0 else float(10 * math.log10(255**2 / float(m))) for m in mse)
