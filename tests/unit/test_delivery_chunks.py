@@ -1,0 +1,69 @@
+"""Chunks by content: scene cuts, the maximum length, the cap; and the per-chunk fit as a pure task."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vsr_pipe.delivery.chunks import ChunkRules, scene_scores, split_chunks, thumbnail
+from vsr_pipe.delivery.fit import PREFIX, BaseModel, ChunkTask, FitSettings, fit_chunk
+from vsr_pipe.delivery.package import expected_tensors
+
+
+def starts(spans) -> list[int]:
+    return [s.first for s in spans]
+
+
+def test_scene_cuts_start_chunks_and_long_scenes_are_cut_evenly():
+    pts = [i * 3000 for i in range(100)]
+    scores = [1.0] * 100
+    scores[30] = scores[70] = 40.0  # two cuts
+    spans = split_chunks(pts, scores, ChunkRules(max_frames=1000))
+    assert starts(spans) == [0, 30, 70]
+    assert [(s.first_pts, s.last_pts) for s in spans] == [
+        (0, 29 * 3000),
+        (30 * 3000, 69 * 3000),
+        (70 * 3000, 99 * 3000),
+    ]
+    assert starts(split_chunks(pts, scores, ChunkRules(max_frames=20))) == [0, 15, 30, 50, 70, 85]
+
+
+def test_cuts_too_close_or_too_weak_are_ignored_and_the_cap_keeps_the_strongest():
+    pts = list(range(60))
+    scores = [2.0] * 60
+    scores[10], scores[12], scores[40], scores[57] = (
+        30.0,
+        50.0,
+        5.0,
+        60.0,
+    )  # 12: too close; 40: weak; 57: tail too short
+    assert starts(split_chunks(pts, scores, ChunkRules(max_frames=1000, min_frames=8))) == [0, 10]
+    scores = [1.0] * 60
+    scores[20], scores[40] = 20.0, 90.0
+    assert starts(split_chunks(pts, scores, ChunkRules(max_frames=1000, cap=2))) == [0, 40]
+    assert len(split_chunks(pts, [0.0] * 60, ChunkRules(max_frames=7, cap=3))) == 3
+    assert split_chunks([], []) == []
+
+
+def test_scene_scores_see_a_cut_not_noise():
+    rng = np.random.default_rng(0)
+    a = rng.integers(40, 60, (96, 160), dtype=np.uint8)
+    noisy = np.clip(a.astype(int) + rng.integers(-3, 4, a.shape), 0, 255).astype(np.uint8)
+    b = 255 - a
+    scores = scene_scores([thumbnail(a), thumbnail(noisy), thumbnail(b)])
+    assert scores[0] == 0 and scores[1] < 1 and scores[2] > 100
+
+
+def test_fit_chunk_is_a_pure_task_returning_fp16_correction_tensors():
+    rng = np.random.default_rng(1)
+    hr = rng.integers(0, 256, (3, 32, 48), dtype=np.uint8)
+    lr = hr[:, ::2, ::2].copy()
+    task = ChunkTask(
+        0, lr, hr, BaseModel("espcn", "espcn_y_x2", 2), FitSettings(steps=3, features=4, blocks=1, batch=2, patch=8)
+    )
+    first, again = fit_chunk(task), fit_chunk(task)
+    want = expected_tensors(2, 4, 1)
+    assert {k: v.shape for k, v in first.tensors.items()} == want
+    assert all(k.startswith(PREFIX) and v.dtype == np.float16 for k, v in first.tensors.items())
+    assert first.steps == 3 and len(first.generic_psnr) == len(first.tuned_psnr) == 3
+    assert np.mean(first.tuned_psnr) >= np.mean(first.generic_psnr)  # never worse than the generic model
+    assert all(np.array_equal(first.tensors[k], again.tensors[k]) for k in want)  # same inputs and seed, same weights
