@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -102,6 +103,7 @@ def load_model(path: str | Path) -> torch.nn.Module:
             state = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path.name} is not a valid safetensors file: {e}") from None
+    _check_tensors(path.name, header, state)
     model = build_model(header)
     try:
         model.load_state_dict(state, strict=True)
@@ -111,6 +113,35 @@ def load_model(path: str | Path) -> torch.nn.Module:
             f"{path.name} does not fit a {header.get('architecture')} model: {' '.join(first)}"
         ) from None
     return model.eval()
+
+
+def _check_tensors(name: str, header: dict, state: dict[str, torch.Tensor]) -> None:
+    """Refuse weights that would load but make no sense: non-float or non-finite values, or a header
+    whose architecture does not match the file's tensors (checked on the meta device, so a header
+    claiming a huge model allocates nothing)."""
+    for key, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise WeightsError(f"{name}: tensor {key} holds {tensor.dtype} values, not floating point weights")
+        if not bool(torch.isfinite(tensor).all()):
+            raise WeightsError(f"{name}: tensor {key} holds NaN or infinite values")
+    for field in ("scale", "channels", "num_feat", "blocks", "growth", "convs", "cond_channels"):
+        numbers = re.findall(r"\d+", str(header.get(field, "")))
+        if any(int(v) > 1024 for v in numbers):
+            raise WeightsError(f"{name}: header field {field}={header[field]!r} is out of range (at most 1024)")
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in build_model(header).state_dict().items()}
+    except WeightsError:
+        raise
+    except (RuntimeError, TypeError, ValueError, ZeroDivisionError) as e:
+        raise WeightsError(f"{name}: its header describes no model that can be built ({e})") from None
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        wrong = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found[k]]
+        raise WeightsError(
+            f"{name} does not fit a {header.get('architecture')} model as its header describes it "
+            f"(first mismatch: {wrong[0]})"
+        )
 
 
 def architecture_header(model: torch.nn.Module) -> dict[str, str]:
