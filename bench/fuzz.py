@@ -1,0 +1,411 @@
+"""Fuzz the command line with damaged copies of the project's own clips; every case must end cleanly.
+
+    python bench/fuzz.py --cases 2000 --out runs/fuzz            # the campaign (README figures)
+    python bench/fuzz.py --cases 40 --start 7000 --out /tmp/f    # a slice (what CI runs)
+    python bench/fuzz.py --replay 1234 --out /tmp/f              # one case again, same bytes
+
+Case ``i`` is reproducible from ``i`` and ``--seed`` alone: its base clip, mutation kind and every
+byte it changes come from ``random.Random(f"{seed}:{i}")``. The base clips are made by
+``tests/media.py::make_clip`` (MP4 H.264 + AAC + mov_text, Matroska with FLAC and SubRip, MPEG-TS
+H.264 + MP2, WebM VP9, 10-bit 4:2:0, odd-size FFV1, 4:2:2). Each case runs
+``vsr-pipe IN -o OUT --model bicubic -q`` (one case in ten with the default model, some at x1.5)
+under a time limit, and passes when it
+
+- exits 0 with an output that decodes to at least one frame, or
+- exits 1 or 2 with a short message (every stderr line starts ``vsr-pipe:``, at most 4 lines),
+
+and never prints a traceback, dies by a signal, hangs, exits otherwise (70 is an internal error),
+or leaves a ``.*.partial-*`` file. Most cases run in a child forked from a process that has already
+imported the CLI (the same ``main``, exit codes and stderr, without 1.5 s of interpreter start);
+``--subprocess-share`` of them (default 1 in 4) run as a real ``python -m vsr_pipe``.
+
+Writes ``summary.json`` (per-kind table, failures with their reproduction) and keeps each failing
+input under ``failures/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+KINDS = ("bitflip", "truncate", "header", "zero_range", "dup_range", "size_field")
+# name -> (file name, make_clip keyword arguments); remuxed to MPEG-TS where the name says so.
+BASES = {
+    "mp4_h264_aac_sub": ("mp4_h264_aac_sub.mp4", dict(width=96, height=64, frames=12, audio=True, subtitles=True, crf=20)),
+    "mkv_flac_srt": ("mkv_flac_srt.mkv", dict(width=96, height=64, frames=12, audio=True, subtitles=True, crf=20)),
+    "ts_h264_mp2": ("ts_h264_mp2.ts", dict(width=96, height=64, frames=12, audio=True, crf=20, color_range="full")),
+    "webm_vp9": ("webm_vp9.webm", dict(width=96, height=64, frames=10, audio=False, codec="libvpx-vp9", crf=30)),
+    "mkv_10bit": ("mkv_10bit.mkv", dict(width=96, height=64, frames=10, audio=True, pix_fmt="yuv420p10le", crf=20)),
+    "mkv_odd_ffv1": ("mkv_odd_ffv1.mkv", dict(width=67, height=45, frames=8, audio=False)),
+    "mov_422_bframes": ("mov_422.mov", dict(width=96, height=64, frames=12, audio=True, pix_fmt="yuv422p", crf=20, max_b_frames=2)),
+}
+TIME_LIMIT_S = 60.0
+_SIZE_BOXES = (b"tkhd", b"stsz", b"stco", b"stsc", b"stts", b"mdhd", b"mvhd", b"elst", b"stsd", b"avcC", b"hdlr", b"trak", b"moov", b"mdat", b"ctts", b"stss")
+_EBML_IDS = (b"\x18\x53\x80\x67", b"\x16\x54\xae\x6b", b"\x1f\x43\xb6\x75", b"\x15\x49\xa9\x66", b"\xae", b"\xe0", b"\xa3", b"\xa0", b"\xa1")
+
+
+# --- base clips ------------------------------------------------------------------------------------
+
+
+def make_bases(folder: Path) -> dict[str, bytes]:
+    """Write (once) and read the base clips: name -> bytes."""
+    from tests.media import make_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, (file, kwargs) in BASES.items():
+        path = folder / file
+        if not path.exists():
+            tmp = folder / f"tmp_{file}"
+            if name.startswith("ts_"):
+                mp4 = folder / f"tmp_{name}.mp4"
+                make_clip(mp4, **kwargs)
+                _remux(mp4, tmp, audio_codec="mp2")
+                mp4.unlink()
+            else:
+                make_clip(tmp, **kwargs)
+            os.replace(tmp, path)
+        out[name] = path.read_bytes()
+    return out
+
+
+def _remux(src: Path, dst: Path, audio_codec: str) -> None:
+    """Copy the video of ``src`` into ``dst`` (container by suffix), audio re-encoded to ``audio_codec``."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        v = out.add_stream_from_template(inp.streams.video[0])
+        a_in = inp.streams.audio[0] if inp.streams.audio else None
+        a_out = out.add_stream(audio_codec, rate=48000, layout="mono") if a_in else None
+        for packet in inp.demux():
+            if packet.stream is inp.streams.video[0] and packet.dts is not None:
+                packet.stream = v
+                out.mux(packet)
+            elif a_in is not None and packet.stream is a_in:
+                for frame in packet.decode():
+                    frame.pts = None
+                    out.mux(a_out.encode(frame))
+        if a_out is not None:
+            out.mux(a_out.encode(None))
+
+
+# --- mutations -------------------------------------------------------------------------------------
+
+
+def mutate(data: bytes, kind: str, rng: random.Random) -> bytes:
+    """``data`` damaged in the way ``kind`` names, every choice drawn from ``rng``."""
+    b = bytearray(data)
+    n = len(b)
+    if kind == "bitflip":
+        for _ in range(rng.choice((1, 2, 4, 16, 64, 256))):
+            i = rng.randrange(n)
+            b[i] ^= 1 << rng.randrange(8)
+    elif kind == "truncate":
+        b = b[: rng.randrange(0, n)] if rng.random() < 0.8 else b[: rng.randrange(n - min(n, 400), n)]
+    elif kind == "header":  # the first kilobytes hold the container's headers (moov at the end for MP4)
+        span = min(n, rng.choice((64, 512, 4096)))
+        region = range(0, span) if rng.random() < 0.7 else range(max(0, n - 4096), n)
+        for _ in range(rng.choice((1, 4, 16, 64))):
+            b[rng.choice(region)] = rng.randrange(256)
+    elif kind == "zero_range":
+        start, length = rng.randrange(n), rng.choice((4, 64, 1024, 8192))
+        b[start : start + length] = bytes(min(length, n - start))
+    elif kind == "dup_range":
+        start, length = rng.randrange(n), rng.choice((8, 188, 1024, 8192))
+        piece = b[start : start + length]
+        at = rng.randrange(n)
+        b[at:at] = piece if rng.random() < 0.5 else b""
+        if rng.random() < 0.5:  # or overwrite in place
+            b[at : at + len(piece)] = piece
+    elif kind == "size_field":
+        b = _absurd_size(b, rng)
+    else:
+        raise ValueError(f"unknown mutation {kind}")
+    return bytes(b)
+
+
+_ABSURD32 = (0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0, 1, 7, 0x00FFFFFF)
+
+
+def _absurd_size(b: bytearray, rng: random.Random) -> bytearray:
+    """A size or count field set to something absurd: MP4 box sizes and counts, tkhd width/height,
+    EBML element sizes and Matroska pixel sizes, MPEG-TS section and PES lengths."""
+    spots = []
+    for box in _SIZE_BOXES:  # MP4/MOV: the 32-bit size before the type, or a field after it
+        spots += [("box", m.start()) for m in re.finditer(re.escape(box), b) if m.start() >= 4]
+    for eid in _EBML_IDS:  # Matroska/WebM: the size vint after the ID
+        spots += [("ebml", m.end()) for m in re.finditer(re.escape(eid), b)][:200]
+    for m in re.finditer(rb"\xb0|\xba", b[:4096]):  # PixelWidth/PixelHeight candidates
+        if m.end() < len(b) and b[m.end()] in (0x81, 0x82):
+            spots.append(("pixel", m.end()))
+    spots += [("ts", i) for i in range(0, len(b), 188) if b[i] == 0x47][:400]
+    if not spots:
+        spots = [("raw", rng.randrange(max(1, len(b) - 4)))]
+    what, at = rng.choice(spots)
+    value = rng.choice(_ABSURD32)
+    if what == "box":
+        offset = rng.choice((-4, -4, 8, 12, 16, 20))  # size itself, or a count/entry after version+flags
+        if rng.random() < 0.3 and b[at : at + 4] == b"tkhd":  # width/height, 16.16 fixed point, at the end
+            size = struct.unpack(">I", b[at - 4 : at])[0]
+            offset = size - 4 - rng.choice((8, 4))
+        pos = at + offset
+    elif what == "ebml":
+        pos = at
+        if rng.random() < 0.5:  # an 8-byte vint: an unknown-ish or enormous size
+            b[pos : pos + 8] = bytes([0x01]) + rng.choice((b"\xff" * 7, b"\x7f" + b"\xff" * 6, b"\x00" * 6 + b"\x01"))
+            return b
+    elif what == "pixel":
+        width = b[at] & 0x0F
+        b[at + 1 : at + 1 + width] = rng.choice((b"\xff", b"\x00", b"\x7f")) * width
+        return b
+    elif what == "ts":
+        pos = at + rng.choice((1, 3, 5, 6, 8, 10))  # pid/flags, section or PES length bytes
+        b[pos : pos + 2] = struct.pack(">H", rng.choice((0xFFFF, 0x0FFF, 0, 1)))
+        return b
+    else:
+        pos = at
+    if 0 <= pos <= len(b) - 4:
+        b[pos : pos + 4] = struct.pack(">I", value)
+    return b
+
+
+def plan_case(case: int, seed: int, bases: dict[str, bytes]) -> dict:
+    """What case ``case`` runs: base, mutation kind, model, scale, and the mutated bytes."""
+    rng = random.Random(f"{seed}:{case}")
+    names = sorted(bases)
+    base = names[case % len(names)]
+    kind = KINDS[(case // len(names)) % len(KINDS)]
+    model = "auto" if rng.random() < 0.1 else "bicubic"
+    scale = "1.5" if rng.random() < 0.2 else "2"
+    data = mutate(bases[base], kind, rng)
+    return {"case": case, "base": base, "kind": kind, "model": model, "scale": scale, "data": data}
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+
+def _argv(src: Path, dst: Path, model: str, scale: str) -> list[str]:
+    return [str(src), "-o", str(dst), "--model", model, "--scale", scale, "-q"]
+
+
+def run_forked(argv: list[str], limit_s: float, workdir: Path) -> tuple[int | None, str, float]:
+    """Run the CLI's ``main`` in a child forked from this (warm) process; (exit code or -signal,
+    stderr, seconds). None as the code: killed after ``limit_s``."""
+    err_path = workdir / "stderr.txt"
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: what `python -m vsr_pipe ARGV` does, minus the interpreter start
+        code = 1
+        try:
+            fd = os.open(str(err_path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(fd, 2)
+            nul = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(nul, 1)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            from vsr_pipe.cli import main
+
+            try:
+                main(argv, prog_name="vsr-pipe")
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except BaseException:  # what the interpreter would print for an escaped exception
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+        finally:
+            try:
+                sys.stderr.flush()
+                sys.stdout.flush()
+            except BaseException:
+                pass
+            os._exit(code)
+    return _wait(pid, limit_s, started, err_path)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` (user + system)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _wait(pid: int, limit_s: float, started: float, err_path: Path) -> tuple[int | None, str, float]:
+    """Wait for the child. Past ``limit_s`` it is a hang only if it also made no progress (no CPU time)
+    over the last 5 s: on a loaded machine a niced child can be starved for a minute, and that is not
+    a hang; ten times the limit is one whatever its progress."""
+    code: int | None = None
+    checked, cpu = started + limit_s, 0.0
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            break
+        now = time.monotonic()
+        if now > checked:
+            used = _cpu_s(pid)
+            if used <= cpu + 0.01 or now - started > 10 * limit_s:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                break
+            checked, cpu = now + 5.0, used
+        time.sleep(0.02)
+    stderr = err_path.read_text(errors="replace") if err_path.exists() else ""
+    return code, stderr, time.monotonic() - started
+
+
+def run_subprocess(argv: list[str], limit_s: float) -> tuple[int | None, str, float]:
+    """Run ``python -m vsr_pipe ARGV`` as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("VSR_PIPE_DEBUG", None)
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "vsr_pipe", *argv], stdout=subprocess.DEVNULL, stderr=err,
+                                cwd=ROOT, env=env)  # fmt: skip
+        code, _, seconds = _wait(proc.pid, limit_s, started, Path("/nonexistent"))
+        proc.returncode = code if code is not None else -9  # reaped by _wait
+        err.seek(0)
+        return code, err.read().decode(errors="replace"), seconds
+
+
+def classify(code: int | None, stderr: str, out: Path, folder: Path) -> str:
+    """``ok``, ``clean_error``, or the failure: hang, signal, traceback, bad_exit, long_message,
+    stray_temp, undecodable."""
+    if list(folder.glob(".*.partial-*")):
+        return "stray_temp"
+    if code is None:
+        return "hang"
+    if code < 0:
+        return "signal"
+    if "Traceback" in stderr:
+        return "traceback"
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if code == 0:
+        return "ok" if _decodes(out) else "undecodable"
+    if code not in (1, 2):
+        return "bad_exit"
+    if not lines or len(lines) > 4 or any(not line.startswith("vsr-pipe:") or len(line) > 400 for line in lines):
+        return "long_message"
+    return "clean_error"
+
+
+def _decodes(path: Path) -> bool:
+    import av
+
+    if not path.is_file():
+        return False
+    try:
+        with av.open(str(path)) as c:
+            return sum(1 for _ in c.decode(video=0)) > 0
+    except Exception:  # noqa: BLE001 (any failure to read it back is the finding)
+        return False
+
+
+PASS = ("ok", "clean_error")
+
+
+def run_case(plan: dict, workdir: Path, use_subprocess: bool, limit_s: float) -> tuple[dict, Path, Path]:
+    folder = workdir / f"case{plan['case']}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    ext = Path(BASES[plan["base"]][0]).suffix
+    src, out = folder / f"in{ext}", folder / f"out{'.mkv' if ext in ('.ts', '.webm') else ext}"
+    src.write_bytes(plan["data"])
+    argv = _argv(src, out, plan["model"], plan["scale"])
+    runner = "subprocess" if use_subprocess else "fork"
+    code, stderr, seconds = run_subprocess(argv, limit_s) if use_subprocess else run_forked(argv, limit_s, folder)
+    outcome = classify(code, stderr, out, folder)
+    result = {k: plan[k] for k in ("case", "base", "kind", "model", "scale")}
+    result.update(runner=runner, code=code, outcome=outcome, seconds=round(seconds, 2))
+    result["stderr"] = stderr.strip()[-600:]
+    result["sha256"] = hashlib.sha256(plan["data"]).hexdigest()[:16]
+    return result, folder, src
+
+
+def summarise(results: list[dict]) -> dict:
+    table = defaultdict(Counter)
+    for r in results:
+        table[r["kind"]]["cases"] += 1
+        table[r["kind"]][r["outcome"]] += 1
+        table[r["kind"]][r["runner"]] += 1
+    failures = [r for r in results if r["outcome"] not in PASS]
+    return {
+        "cases": len(results),
+        "failures": len(failures),
+        "by_kind": {k: dict(v) for k, v in sorted(table.items())},
+        "by_base": dict(Counter(r["base"] for r in results)),
+        "outcomes": dict(Counter(r["outcome"] for r in results)),
+        "seconds": round(sum(r["seconds"] for r in results), 1),
+        "failed_cases": failures,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", type=int, default=200)
+    ap.add_argument("--start", type=int, default=0, help="first case id")
+    ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--out", default="runs/fuzz")
+    ap.add_argument("--replay", type=int, nargs="*", default=None, help="run only these case ids")
+    ap.add_argument("--subprocess-share", type=float, default=0.25, help="share of cases run as a real CLI process")
+    ap.add_argument("--time-limit", type=float, default=TIME_LIMIT_S)
+    ap.add_argument("--budget-s", type=float, default=0, help="stop starting cases after this many seconds (0: none)")
+    args = ap.parse_args(argv)
+
+    out = Path(args.out)
+    (out / "failures").mkdir(parents=True, exist_ok=True)
+    bases = make_bases(out / "base")
+    import vsr_pipe.cli  # noqa: F401  (warm the forking parent: the children start with it imported)
+    import vsr_pipe.pipeline.run  # noqa: F401
+
+    ids = args.replay if args.replay is not None else range(args.start, args.start + args.cases)
+    results, started = [], time.monotonic()
+    log = open(out / "cases.jsonl", "a")
+    every = max(1, round(1 / args.subprocess_share)) if args.subprocess_share > 0 else 0
+    with tempfile.TemporaryDirectory(prefix="vsr-fuzz-") as tmp:
+        for case in ids:
+            if args.budget_s and time.monotonic() - started > args.budget_s:
+                break
+            plan = plan_case(case, args.seed, bases)
+            use_sub = bool(every) and case % every == 0
+            result, folder, src = run_case(plan, Path(tmp), use_sub, args.time_limit)
+            results.append(result)
+            log.write(json.dumps(result) + "\n")
+            log.flush()
+            if result["outcome"] not in PASS:
+                kept = out / "failures" / f"case{case}-{plan['base']}-{plan['kind']}{src.suffix}"
+                shutil.copy(src, kept)
+                print(f"FAIL case {case} {plan['base']} {plan['kind']}: {result['outcome']} "
+                      f"(exit {result['code']}) {result['stderr'][-300:]!r}", flush=True)  # fmt: skip
+            shutil.rmtree(folder, ignore_errors=True)
+    summary = summarise(results)
+    summary.update(seed=args.seed, start=args.start, command=" ".join(["python", "bench/fuzz.py", *(argv or sys.argv[1:])]))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{summary['cases']} cases, {summary['failures']} failures, {summary['seconds']} s; outcomes {summary['outcomes']}")
+    for kind, row in summary["by_kind"].items():
+        print(f"  {kind:11s} {row}")
+    return 1 if summary["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
