@@ -32,7 +32,8 @@ from fractions import Fraction
 seconds, fps, w, h = float(sys.argv[1]), int(sys.argv[2]), 320, 180
 count_path = sys.argv[3]
 out = av.open(sys.stdout.buffer, "w", format="matroska")
-s = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "23", "g": "50"})
+codec = sys.argv[4]
+s = out.add_stream(codec, rate=fps, options={"preset": "ultrafast", "crf": "23", "g": "50"} if codec == "libx264" else {})
 s.width, s.height, s.pix_fmt = w, h, "yuv420p"
 audio = out.add_stream("flac", rate=48000)
 audio.codec_context.layout = "mono"
@@ -74,7 +75,7 @@ def rss_kb(pid: int) -> int | None:
 
 
 def drain(stream, total: list) -> None:
-    while chunk := stream.read(1 << 16):
+    while chunk := stream.read(1 << 20):
         total[0] += len(chunk)
 
 
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3600.0, help="video length (25 fps)")
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--every", type=float, default=2.0, help="seconds between RSS samples")
+    ap.add_argument("--codec", default="libx264", help="video codec in and out: libx264 (ultrafast) or rawvideo")
     ap.add_argument("--out", default="runs/memory_soak")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -158,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     counter = out / "generated.txt"
     counter.write_text("0")
     gen = subprocess.Popen(
-        [sys.executable, "-c", GENERATOR, str(args.seconds), str(args.fps), str(counter)], stdout=subprocess.PIPE
+        [sys.executable, "-c", GENERATOR, str(args.seconds), str(args.fps), str(counter), args.codec],
+        stdout=subprocess.PIPE,
     )
-    cmd = [sys.executable, "-m", "vsr_pipe", "-", "--model", "bicubic", "--codec", "libx264", "--preset", "ultrafast",
+    preset = ["--preset", "ultrafast"] if args.codec == "libx264" else []
+    cmd = [sys.executable, "-m", "vsr_pipe", "-", "--model", "bicubic", "--codec", args.codec, *preset,
            "-f", "matroska", "-o", "-", "-q", "--json"]  # fmt: skip
     vsr = subprocess.Popen(cmd, stdin=gen.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     gen.stdout.close()

@@ -64,3 +64,18 @@ def test_signal_finalises_a_playable_partial_output(clip, tmp_path, sig, code):
         frames = sum(1 for _ in c.decode(video=0))
     assert 0 < frames < 600
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_a_piped_stream(tmp_path):
+    """3 000 frames of 320x180 generated into a pipe, through the CLI, out to a pipe (the short form of
+    ``bench/memory_soak.py``, whose hour-long run the README reports): RSS after warm-up stays within
+    a few MiB."""
+    r = subprocess.run(
+        [sys.executable, "bench/memory_soak.py", "--seconds", "120", "--every", "0.5", "--codec", "rawvideo", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=1200,
+    )  # fmt: skip
+    result = json.loads((tmp_path / "soak.json").read_text())
+    assert result["exit_code"] == 0, result["stderr_tail"]
+    assert len(result["samples"]) > 10
+    assert result["growth_mib"] < 4, {k: v for k, v in result.items() if k != "samples"}
