@@ -162,3 +162,17 @@ def test_the_restored_video_measures_what_the_package_reports(tmp_path, down):
     report = json.loads((tmp_path / "t" / "report.json").read_text())
     assert len(restored) == 8 and restored[0].shape == (64, 128)
     assert abs(np.mean(psnr) - report["quality"]["tuned_psnr"]) < 0.1
+
+
+def test_chunks_fitted_in_worker_processes_give_the_same_package(package, tmp_path):
+    """fit_chunk is a pure task: local processes (the runner Ray shares) give the same weights."""
+    from vsr_pipe.jobs.runners import make_runner
+
+    folder, _, master = package
+    options = DeliverOptions(down="bicubic", max_seconds=0.5, fit=TINY)
+    deliver(str(master.path), str(tmp_path / "title"), options, runner=make_runner(workers=2))
+    here, there = read_package(folder), read_package(tmp_path / "title")
+    assert [c.first_pts for c in here.chunks] == [c.first_pts for c in there.chunks]
+    for a, b in zip(here.chunks, there.chunks):
+        mine, theirs = load_file(str(folder / a.file)), load_file(str(tmp_path / "title" / b.file))
+        assert all(np.allclose(mine[k], theirs[k], atol=1e-3) for k in mine)
