@@ -370,9 +370,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subprocess-share", type=float, default=0.25, help="share of cases run as a real CLI process")
     ap.add_argument("--time-limit", type=float, default=TIME_LIMIT_S)
     ap.add_argument("--budget-s", type=float, default=0, help="stop starting cases after this many seconds (0: none)")
+    ap.add_argument("--merge", nargs="+", default=None, help="only write --out/summary.json from these runs' cases.jsonl")
     args = ap.parse_args(argv)
 
     out = Path(args.out)
+    if args.merge:  # one table for a campaign run in parts (several processes, or resumed)
+        results = [json.loads(line) for d in args.merge for line in (Path(d) / "cases.jsonl").read_text().splitlines()]
+        summary = summarise(results)
+        summary.update(seed=args.seed, parts=args.merge)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"{summary['cases']} cases, {summary['failures']} failures; outcomes {summary['outcomes']}")
+        for kind, row in summary["by_kind"].items():
+            print(f"  {kind:11s} {row}")
+        return 0
     (out / "failures").mkdir(parents=True, exist_ok=True)
     bases = make_bases(out / "base")
     import vsr_pipe.cli  # noqa: F401  (warm the forking parent: the children start with it imported)
