@@ -48,17 +48,50 @@ if str(ROOT) not in sys.path:
 KINDS = ("bitflip", "truncate", "header", "zero_range", "dup_range", "size_field")
 # name -> (file name, make_clip keyword arguments); remuxed to MPEG-TS where the name says so.
 BASES = {
-    "mp4_h264_aac_sub": ("mp4_h264_aac_sub.mp4", dict(width=96, height=64, frames=12, audio=True, subtitles=True, crf=20)),
+    "mp4_h264_aac_sub": (
+        "mp4_h264_aac_sub.mp4",
+        dict(width=96, height=64, frames=12, audio=True, subtitles=True, crf=20),
+    ),
     "mkv_flac_srt": ("mkv_flac_srt.mkv", dict(width=96, height=64, frames=12, audio=True, subtitles=True, crf=20)),
     "ts_h264_mp2": ("ts_h264_mp2.ts", dict(width=96, height=64, frames=12, audio=True, crf=20, color_range="full")),
     "webm_vp9": ("webm_vp9.webm", dict(width=96, height=64, frames=10, audio=False, codec="libvpx-vp9", crf=30)),
     "mkv_10bit": ("mkv_10bit.mkv", dict(width=96, height=64, frames=10, audio=True, pix_fmt="yuv420p10le", crf=20)),
     "mkv_odd_ffv1": ("mkv_odd_ffv1.mkv", dict(width=67, height=45, frames=8, audio=False)),
-    "mov_422_bframes": ("mov_422.mov", dict(width=96, height=64, frames=12, audio=True, pix_fmt="yuv422p", crf=20, max_b_frames=2)),
+    "mov_422_bframes": (
+        "mov_422.mov",
+        dict(width=96, height=64, frames=12, audio=True, pix_fmt="yuv422p", crf=20, max_b_frames=2),
+    ),
 }
 TIME_LIMIT_S = 60.0
-_SIZE_BOXES = (b"tkhd", b"stsz", b"stco", b"stsc", b"stts", b"mdhd", b"mvhd", b"elst", b"stsd", b"avcC", b"hdlr", b"trak", b"moov", b"mdat", b"ctts", b"stss")
-_EBML_IDS = (b"\x18\x53\x80\x67", b"\x16\x54\xae\x6b", b"\x1f\x43\xb6\x75", b"\x15\x49\xa9\x66", b"\xae", b"\xe0", b"\xa3", b"\xa0", b"\xa1")
+_SIZE_BOXES = (
+    b"tkhd",
+    b"stsz",
+    b"stco",
+    b"stsc",
+    b"stts",
+    b"mdhd",
+    b"mvhd",
+    b"elst",
+    b"stsd",
+    b"avcC",
+    b"hdlr",
+    b"trak",
+    b"moov",
+    b"mdat",
+    b"ctts",
+    b"stss",
+)
+_EBML_IDS = (
+    b"\x18\x53\x80\x67",
+    b"\x16\x54\xae\x6b",
+    b"\x1f\x43\xb6\x75",
+    b"\x15\x49\xa9\x66",
+    b"\xae",
+    b"\xe0",
+    b"\xa3",
+    b"\xa0",
+    b"\xa1",
+)
 
 
 # --- base clips ------------------------------------------------------------------------------------
@@ -370,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--subprocess-share", type=float, default=0.25, help="share of cases run as a real CLI process")
     ap.add_argument("--time-limit", type=float, default=TIME_LIMIT_S)
     ap.add_argument("--budget-s", type=float, default=0, help="stop starting cases after this many seconds (0: none)")
-    ap.add_argument("--merge", nargs="+", default=None, help="only write --out/summary.json from these runs' cases.jsonl")
+    ap.add_argument(
+        "--merge", nargs="+", default=None, help="only write --out/summary.json from these runs' cases.jsonl"
+    )
     args = ap.parse_args(argv)
 
     out = Path(args.out)
@@ -409,9 +444,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"(exit {result['code']}) {result['stderr'][-300:]!r}", flush=True)  # fmt: skip
             shutil.rmtree(folder, ignore_errors=True)
     summary = summarise(results)
-    summary.update(seed=args.seed, start=args.start, command=" ".join(["python", "bench/fuzz.py", *(argv or sys.argv[1:])]))
+    summary.update(
+        seed=args.seed, start=args.start, command=" ".join(["python", "bench/fuzz.py", *(argv or sys.argv[1:])])
+    )
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"{summary['cases']} cases, {summary['failures']} failures, {summary['seconds']} s; outcomes {summary['outcomes']}")
+    print(
+        f"{summary['cases']} cases, {summary['failures']} failures, {summary['seconds']} s; outcomes {summary['outcomes']}"
+    )
     for kind, row in summary["by_kind"].items():
         print(f"  {kind:11s} {row}")
     return 1 if summary["failures"] else 0

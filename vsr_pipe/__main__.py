@@ -1,6 +1,5 @@
 import os
 import signal
-import sys
 
 
 def _stopped_while_loading(signum, frame):  # the command's own handlers are not installed yet

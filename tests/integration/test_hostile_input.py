@@ -36,7 +36,12 @@ def with_languages(src: Path, dst: Path) -> Path:
                 continue
             if packet.stream is audio:
                 twin = av.Packet(bytes(packet))
-                twin.pts, twin.dts, twin.duration, twin.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+                twin.pts, twin.dts, twin.duration, twin.time_base = (
+                    packet.pts,
+                    packet.dts,
+                    packet.duration,
+                    packet.time_base,
+                )
                 twin.stream = second
                 out.mux(twin)
             packet.stream = streams[packet.stream.index]

@@ -71,7 +71,7 @@ def test_memory_stays_flat_over_a_piped_stream(tmp_path):
     """3 000 frames of 320x180 generated into a pipe, through the CLI, out to a pipe (the short form of
     ``bench/memory_soak.py``, whose hour-long run the README reports): RSS after warm-up stays within
     a few MiB."""
-    r = subprocess.run(
+    subprocess.run(
         [sys.executable, "bench/memory_soak.py", "--seconds", "120", "--every", "0.5", "--codec", "rawvideo", "--out", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, timeout=1200,
     )  # fmt: skip
