@@ -50,7 +50,15 @@ def main() -> None:
     ap.add_argument("--refine-frames", type=int, default=24)
     ap.add_argument("--out", default=str(ROOT / "runs" / "delivery"))
     ap.add_argument("--short", action="store_true", help="24 frames, one CRF, 20 steps of a small correction")
+    ap.add_argument(
+        "--only",
+        choices=["refine", "swap"],
+        help="refine: only the --refine rows; swap: only the swap cost of --package",
+    )
+    ap.add_argument("--package", help="--only swap: the package to restore")
     args = ap.parse_args()
+    if args.only:
+        return run_only(args)
     if args.short:
         args.frames, args.crfs, args.direct_crfs, args.steps = 24, "23", "23,28", 20
         args.features, args.blocks, args.refine, args.max_seconds = 8, 1, 0, 0.5
@@ -71,9 +79,28 @@ def main() -> None:
         rows["refine"] = [package_row(short, out, "irn", crf, args, refine=r, tag="short") for r in (0, args.refine)]
         save(out, rows)
     several = [r for r in rows["packages"] if r["chunks"] > 1] or rows["packages"]
-    rows["swap"] = swap_cost(Path(several[0]["package"]), out)
+    rows["swap"] = [swap_cost(Path(several[0]["package"]), engine) for engine in ("onnxruntime", "torch")]
     save(out, rows)
     print_tables(rows)
+
+
+def run_only(args) -> None:
+    """One part of the bench on its own, into its own figures file."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.only == "swap":
+        rows = {"swap": [swap_cost(Path(args.package), engine) for engine in ("onnxruntime", "torch")]}
+        (out / "swap.json").write_text(json.dumps(rows, indent=1) + "\n")
+        print_swap(rows["swap"])
+        return
+    short = cut_master(args.input, args.refine_frames, out / "master_refine.mkv")
+    crf = float(args.crfs.split(",")[0])
+    rows = {"refine": [package_row(short, out, "irn", crf, args, refine=r, tag="short") for r in (0, args.refine)]}
+    (out / "refine.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    for r in rows["refine"]:
+        print(
+            f"refine {r['refine']}: generic {r['generic_psnr']:.2f}, package {r['tuned_psnr']:.2f} dB, {r['lr_bytes']} B LR"
+        )
 
 
 def cut_master(src: str, frames: int, dst: Path) -> Path:
@@ -140,7 +167,7 @@ def direct_row(master: Path, out: Path, crf: float, preset: str) -> dict:
     return {"crf": crf, "bytes": dst.stat().st_size, "psnr": scores.mean_psnr}
 
 
-def swap_cost(package: Path, out: Path) -> dict:
+def swap_cost(package: Path, engine: str) -> dict:
     """Restore ``package`` through the pipeline; time its weight swaps against the chunks' time."""
     import tempfile
 
@@ -149,7 +176,7 @@ def swap_cost(package: Path, out: Path) -> dict:
 
     with tempfile.TemporaryDirectory() as work:
         pkg = open_package(str(package), Path(work))
-        options = restore_pipeline(pkg, Path(work))
+        options = replace(restore_pipeline(pkg, Path(work)), engine=engine)
         started = time.perf_counter()
         opened = open_run(str(pkg.video), options)
         build = time.perf_counter() - started
@@ -211,12 +238,16 @@ def print_tables(rows: dict) -> None:
     for r in rows["packages"]:
         costs = ", ".join(f"{k} {v:.0f}" for k, v in r["server_s_per_minute"].items())
         print(f"  {r['down']} crf {r['crf']:g}: {costs}")
-    s = rows["swap"]
-    print(
-        f"\nswap ({s['engine']}): {s['swaps']} swaps, {s['swap_ms_mean']:.2f} ms each, "
-        f"{100 * s['swap_share_of_chunk']:.3f}% of a chunk's {s['chunk_seconds_mean']:.2f} s; "
-        f"weights prepared ahead in {s['prepare_seconds']:.2f} s"
-    )
+    print_swap(rows["swap"])
+
+
+def print_swap(rows: list[dict]) -> None:
+    for s in rows:
+        print(
+            f"swap ({s['engine']}): {s['swaps']} swaps, {s['swap_ms_mean']:.2f} ms each, "
+            f"{100 * s['swap_share_of_chunk']:.3f}% of a chunk's {s['chunk_seconds_mean']:.2f} s; "
+            f"weights prepared ahead in {s['prepare_seconds']:.2f} s"
+        )
 
 
 if __name__ == "__main__":
