@@ -110,6 +110,7 @@ def test_truncated_input_keeps_the_frames_before_the_cut(clip, tmp_path):
     out = tmp_path / "out.mkv"
     r = run_cli(cut, "--model", "bicubic", "-o", out, "-q")
     assert r.returncode == 0, r.stderr
+    assert "the input ends early" in r.stderr and "of its declared 2.00 s were found" in r.stderr, r.stderr
     with av.open(str(out)) as c:
         n = sum(1 for _ in c.decode(video=0))
     assert 5 < n < 48
