@@ -4,9 +4,12 @@ mid-run (SIGKILL) and retried by Ray with the result still exact."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -53,6 +56,21 @@ def test_batch_of_three_with_one_corrupt(tmp_path):
     assert seen[-1] == (3, 3)
     again = run_batch([str(tmp_path / "in")], tmp_path / "out", X2, RayRunner("auto"))
     assert again.counts() == {"done": 0, "skipped": 2, "failed": 1}
+
+
+def test_batch_reads_an_http_input(tmp_path):
+    (tmp_path / "served").mkdir()
+    make_clip(tmp_path / "served" / "clip.mkv", frames=8)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mkv"
+        summary = run_batch([url, url.replace("clip", "gone")], tmp_path / "out", X2, RayRunner("auto"))
+    finally:
+        server.shutdown()
+    assert [(i.status, Path(i.output).name) for i in summary.items] == [("done", "clip.mkv"), ("failed", "gone.mkv")]
+    assert summary.items[0].frames == 8 and "gone.mkv" in summary.items[1].error
 
 
 def test_split_on_ray_equals_single_run(tmp_path):

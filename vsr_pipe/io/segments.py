@@ -21,7 +21,7 @@ import av
 
 from ..errors import NotAVideo, OutputError
 from .base import End, Frame, SourceItem
-from .decode import AvSource, SourceSpec, frame_planes, is_url
+from .decode import AvSource, SourceSpec, frame_planes
 
 PART_SUFFIX = ".nut"  # NUT keeps any time base exactly, so part timestamps survive the round trip
 
@@ -200,17 +200,21 @@ def join_parts(
     source: SourceSpec,
     dst: str | os.PathLike,
     container_format: str | None = None,
+    timelines: list[tuple[Fraction, list[int]]] | None = None,
 ) -> int:
     """Join encoded parts (in time order, each starting with a keyframe) into ``dst`` without
     re-encoding: the video packets keep their pts, decode timestamps are rebuilt across the seams,
     and the audio and subtitle packets of ``source`` are copied once. ``starts`` are the pts of each
-    part's first frame in the source's time base (a part muxer may have shifted them to keep its dts non-negative). Tags come from the first part.
-    Written to a temporary file beside ``dst`` and renamed when complete. Returns the frame count."""
+    part's first frame in the source's time base (a part muxer may have shifted them to keep its
+    dts non-negative). ``timelines``: each part's :func:`part_timeline`, where the workers read them
+    already (else the parts are read twice here). Tags come from the first part. Written to a
+    temporary file beside ``dst`` and renamed when complete. Returns the frame count."""
     target = Path(dst)
     temp = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     with AvSource(source) as probe:
         facts = probe.facts  # what a whole-file run tags its video stream with
-    delay, orders, shifts = _timelines(parts, starts, facts.time_base)
+    timelines = timelines or [part_timeline(p) for p in parts]
+    delay, orders, shifts = _timelines(timelines, starts, facts.time_base)
     opened = [av.open(str(p)) for p in parts]
     try:
         with av.open(str(source)) as src:
@@ -234,18 +238,22 @@ def join_parts(
     return frames
 
 
-def _timelines(parts, starts: list[int], time_base: Fraction) -> tuple[int, list[list[int]], list[int]]:
-    """A first pass over the parts' packets (no payload kept): the largest reorder delay in frames
+def part_timeline(path: str | os.PathLike) -> tuple[Fraction, list[int]]:
+    """An encoded part's video time base and its packets' pts in decode order (demux only)."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        return Fraction(stream.time_base), [p.pts for p in c.demux(stream) if p.size]
+
+
+def _timelines(timelines, starts: list[int], time_base: Fraction) -> tuple[int, list[list[int]], list[int]]:
+    """From the parts' timelines: the largest reorder delay in frames
     (decode index minus presentation rank), each part's pts in presentation order, and how far each
     part's muxer shifted its timestamps. ``starts`` are in ``time_base``, the source's; a part's
     muxer may refine it (NUT: to 1/48000 or finer) but only by a whole factor, so nothing rounds."""
     delay, orders, shifts = 0, [], []
-    for path, start in zip(parts, starts):
-        with av.open(str(path)) as c:
-            part_base = c.streams.video[0].time_base
-            pts = [p.pts for p in c.demux(c.streams.video[0]) if p.size]
+    for n, ((part_base, pts), start) in enumerate(zip(timelines, starts)):
         if not pts:
-            raise OutputError(f"part {path} holds no frames: cannot join")
+            raise OutputError(f"part {n + 1} holds no frames: cannot join")
         shift = min(pts) - int(start * time_base / part_base)
         order = sorted(p - shift for p in pts)
         ranks = {p: r for r, p in enumerate(order)}
@@ -336,4 +344,4 @@ def _copied_packets(src, copied: dict):
         return
 
 
-__all__ = ["Cut", "KeyframeIndex", "SegmentSource", "index_keyframes", "join_parts", "is_url", "PART_SUFFIX"]
+__all__ = ["Cut", "KeyframeIndex", "SegmentSource", "index_keyframes", "join_parts", "part_timeline", "PART_SUFFIX"]

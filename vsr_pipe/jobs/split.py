@@ -12,12 +12,13 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from ..config import PipelineOptions
 from ..errors import InvalidOption, OutputError, VsrPipeError
 from ..io.encode import check_output_path, resolve_codec
-from ..io.segments import PART_SUFFIX, Cut, SegmentSource, index_keyframes, join_parts
+from ..io.segments import PART_SUFFIX, Cut, SegmentSource, index_keyframes, join_parts, part_timeline
 from .placement import check_reachable, per_task_options, task_resources
 from .runners import InProcessRunner, Runner
 
@@ -43,6 +44,7 @@ class PartResult:
     first_pts: int | None  # in the source's time base
     seconds: float
     worker: str
+    timeline: tuple[Fraction, list[int]] | None = None  # the part's time base and packet pts, decode order
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,10 @@ def encode_part(task: PartTask) -> PartResult:
     started = time.perf_counter()
     source = SegmentSource(task.source, task.start, task.end_pts, task.frames)
     summary = run_to_file(source, task.part, task.options)
-    return PartResult(task.part, summary.frames, source.first_pts, time.perf_counter() - started, socket.gethostname())
+    timeline = part_timeline(task.part)  # read here, where the part is fresh, not again at the join
+    return PartResult(
+        task.part, summary.frames, source.first_pts, time.perf_counter() - started, socket.gethostname(), timeline
+    )
 
 
 def plan_parts(src: str, options: PipelineOptions, parts: int | str, workers: int, work_dir: Path) -> list[PartTask]:
@@ -133,8 +138,9 @@ def split_run(
         if any(r.frames == 0 for r in done):
             raise SplitFailed(f"{src}: a part came out empty (the keyframe index and the decoder disagree)")
         joined = time.perf_counter()
+        timelines = None if any(r.timeline is None for r in done) else [r.timeline for r in done]
         frames = join_parts(
-            [r.part for r in done], [r.first_pts for r in done], src, dst, options.encode.container_format
+            [r.part for r in done], [r.first_pts for r in done], src, dst, options.encode.container_format, timelines
         )
         join_seconds = time.perf_counter() - joined
     finally:
