@@ -176,3 +176,22 @@ def test_chunks_fitted_in_worker_processes_give_the_same_package(package, tmp_pa
     for a, b in zip(here.chunks, there.chunks):
         mine, theirs = load_file(str(folder / a.file)), load_file(str(tmp_path / "title" / b.file))
         assert all(np.allclose(mine[k], theirs[k], atol=1e-3) for k in mine)
+
+
+def test_an_interrupted_deliver_leaves_no_package_and_keeps_the_old_one(package, tmp_path):
+    import shutil
+
+    folder, _, master = package
+    target = tmp_path / "title"
+    shutil.copytree(folder, target)
+    before = (target / MANIFEST).read_bytes()
+
+    def interrupt(done) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deliver(
+            str(master.path), str(target), DeliverOptions(down="bicubic", max_seconds=0.5, fit=TINY), on_chunk=interrupt
+        )
+    assert (target / MANIFEST).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["title"]  # no staging folder left
