@@ -93,6 +93,11 @@ def run_only(args) -> None:
         (out / "swap.json").write_text(json.dumps(rows, indent=1) + "\n")
         print_swap(rows["swap"])
         return
+    if args.only == "direct":
+        master = cut_master(args.input, args.frames, out / "master.mkv") if args.frames else Path(args.input)
+        rows = {"direct": [direct_row(master, out, float(c), args.preset) for c in args.direct_crfs.split(",")]}
+        (out / "direct.json").write_text(json.dumps(rows, indent=1) + "\n")
+        return
     short = cut_master(args.input, args.refine_frames, out / "master_refine.mkv")
     crf = float(args.crfs.split(",")[0])
     rows = {"refine": [package_row(short, out, "irn", crf, args, refine=r, tag="short") for r in (0, args.refine)]}
