@@ -8,9 +8,9 @@ import math
 import numpy as np
 import torch
 
+from vsr_pipe.models.matlab_resize import imresize_matrix
 from vsr_pipe.models.refine import RefinedDown
 from vsr_pipe.models.rescaler import BoundDown, BoundUp, RescaleGeometry, quantise_8bit
-from vsr_pipe.models.matlab_resize import imresize_matrix
 from vsr_pipe.weights.store import load_model, shipped_path
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from vsr_pipe.models.resample import resize_matrix, resize_planes
 from vsr_pipe.models.matlab_resize import imresize
+from vsr_pipe.models.resample import resize_matrix, resize_planes
 
 
 @pytest.mark.parametrize("scale", [2.0, 3.0, 1.5, 0.5, 0.25])

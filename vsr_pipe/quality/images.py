@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .imagefiles import list_images, load_rgb, modcrop
 from ..models.matlab_resize import imresize
+from .imagefiles import list_images, load_rgb, modcrop
 from .metrics import psnr_y, rgb_to_y, ssim_y
 
 # An upscaler takes an (h, w, 3) float64 RGB LR in [0, 255] and returns (h*s, w*s, 3) in [0, 255].

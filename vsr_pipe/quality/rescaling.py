@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.matlab_resize import imresize
 from ..models.rescaler import ArbitraryRescaler, RescaleGeometry, quantise_8bit
 from .imagefiles import list_images, load_rgb, modcrop
-from ..models.matlab_resize import imresize
 from .metrics import psnr, rgb_to_y, shave, ssim
 
 # Optional transform of the 8-bit LR Y codes between down and up (e.g. an H.264 round trip).
