@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--short", action="store_true", help="24 frames, one CRF, 20 steps of a small correction")
     ap.add_argument(
         "--only",
-        choices=["refine", "swap"],
+        choices=["refine", "swap", "direct"],
         help="refine: only the --refine rows; swap: only the swap cost of --package",
     )
     ap.add_argument("--package", help="--only swap: the package to restore")
