@@ -7,7 +7,9 @@ Inputs are made from the bundled sample (re-encoded with a keyframe every second
 cut; looped to ``--frames``). One process uses all the cores (``--threads 0``); N workers use one
 core each. On a 2-core machine the ceiling is about 2x; on a shared machine the figures move with
 the neighbours' load (the last column: the 1-minute load average after each run; the cores are
-2), so read the ratios of runs made under the same load.
+2). So each run's CPU seconds are counted too (this process and all its descendants: pool
+workers, Ray's raylet and workers, from /proc): frames per CPU second against one process is what
+the scale-out costs in extra work, whatever the load; W free cores then give about W times that.
 """
 
 from __future__ import annotations
@@ -48,9 +50,32 @@ def make_input(dst: Path, frames: int, gop: int = 25) -> Path:
     return dst
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and every live descendant (Ray's raylet and workers, pool workers),
+    with what their finished children spent: from /proc, in seconds."""
+    parents, times = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    mine, todo = set(), [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        mine.add(pid)
+        todo += [c for c, p in parents.items() if p == pid and c not in mine]
+    return sum(times.get(pid, 0) for pid in mine) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(fn) -> tuple[float, object]:
-    t = time.perf_counter()
+    """Wall seconds of ``fn()`` and its result; the CPU seconds it took go to ``timed.cpu``."""
+    t, c = time.perf_counter(), cpu_seconds()
     result = fn()
+    timed.cpu = cpu_seconds() - c
     return time.perf_counter() - t, result
 
 
@@ -107,6 +132,7 @@ def main() -> None:
             rows[f"batch {args.files} files, {name}"] = {
                 "seconds": seconds,
                 "fps": total / seconds,
+                "cpu": timed.cpu,
                 "load": os.getloadavg()[0],
             }
 
@@ -124,6 +150,7 @@ def main() -> None:
                 "seconds": seconds,
                 "fps": args.frames / seconds,
                 "parts": parts,
+                "cpu": timed.cpu,
                 "load": os.getloadavg()[0],
             }
 
@@ -134,15 +161,16 @@ def main() -> None:
             on_ray, _ = timed(lambda: run_batch([str(tiny)], folder / "tiny-ray", options, runners[-1][1]))
             rows["2-frame file: fixed cost of one run"] = {"in process_s": local, "as a Ray task_s": on_ray}
             ray.shutdown()
-    base_batch = next(v["fps"] for k, v in rows.items() if k.startswith("batch") and "1 process" in k)
-    base_split = next(v["fps"] for k, v in rows.items() if k.startswith("one file") and "1 process" in k)
-    print(f"{'run':44s} {'seconds':>8s} {'frames/s':>9s} {'vs 1 process':>13s} {'load 1 min':>11s}")
+    print(f"{'run':44s} {'seconds':>8s} {'frames/s':>9s} {'vs 1 proc':>10s} {'CPU s':>7s} {'frames/CPU s':>13s} "
+          f"{'vs 1 proc':>10s} {'load':>5s}")  # fmt: skip
     for name, row in rows.items():
         if "fps" in row:
-            base = base_batch if name.startswith("batch") else base_split
+            base = rows[next(k for k in rows if k.startswith(name.split(",")[0]) and "1 process" in k)]
+            frames = row["fps"] * row["seconds"]
+            per_cpu, base_per_cpu = frames / row["cpu"], base["fps"] * base["seconds"] / base["cpu"]
             extra = f"  ({row['parts']} parts)" if row.get("parts", 1) > 1 else ""
-            ratio = row["fps"] / base
-            print(f"{name:44s} {row['seconds']:8.1f} {row['fps']:9.1f} {ratio:12.2f}x {row['load']:11.1f}{extra}")
+            print(f"{name:44s} {row['seconds']:8.1f} {row['fps']:9.2f} {row['fps'] / base['fps']:9.2f}x {row['cpu']:7.1f} "
+                  f"{per_cpu:13.2f} {per_cpu / base_per_cpu:9.2f}x {row['load']:5.1f}{extra}")  # fmt: skip
         else:
             print(f"{name:44s} " + ", ".join(f"{k} {v:.1f}" for k, v in row.items()))
     if args.json:

@@ -649,6 +649,8 @@ def batch(inputs, output_dir, scale, size, model, codec, crf, preset, pix_fmt, e
     Outputs already made from the same input and settings are skipped; a file that fails gets one
     line and the others go on; the exit code is 0 only when every input succeeded.
     """
+    import time
+
     from .jobs.batch import run_batch
     from .jobs.runners import make_runner
 
@@ -664,16 +666,20 @@ def batch(inputs, output_dir, scale, size, model, codec, crf, preset, pix_fmt, e
             chunk_frames=chunk_frames, threads=threads, tile=tile),
         )  # fmt: skip
         runner = make_runner(ray_address, workers)
+        started, made = time.perf_counter(), [0]
 
         def show(result, ended: int, total: int) -> None:
+            made[0] += result.frames if result.status == "done" else 0
             if quiet:
                 return
             line = f"[{ended}/{total}] {result.status:7s} {result.source}"
             if result.status == "done":
                 line += f" -> {result.output} ({result.frames} frames, {result.frames / max(result.seconds, 1e-9):.1f} fps)"
+            elif result.status == "skipped":
+                line += f" ({result.output} is up to date)"
             elif result.status == "failed":
                 line += f": {result.error}"
-            click.echo(line, err=True)
+            click.echo(f"{line}; all workers: {made[0] / (time.perf_counter() - started):.1f} frames/s", err=True)
 
         stop, caught = threading.Event(), []
         with _stop_on_signals(stop, caught):
