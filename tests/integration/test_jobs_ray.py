@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'vsr-
 from tests.integration.test_jobs_split import X2, assert_same_run, time_limit, vfr_pts  # noqa: E402, F401
 from tests.media import make_clip  # noqa: E402
 from vsr_pipe.io.segments import SegmentSource  # noqa: E402
-from vsr_pipe.jobs.batch import run_batch  # noqa: E402
+from vsr_pipe.jobs.batch import BatchJob, process_job, run_batch  # noqa: E402
 from vsr_pipe.jobs.runners import RayRunner  # noqa: E402
 from vsr_pipe.jobs.split import PartTask, encode_part, split_run  # noqa: E402
 from vsr_pipe.pipeline.run import run_to_file  # noqa: E402
@@ -110,3 +110,32 @@ def test_killed_worker_is_retried_and_the_result_is_exact(tmp_path):
     second = [pid for name, pid in attempts if name == "part-00001.nut"]
     assert len(second) == 2 and second[0] != second[1], attempts  # run again, in a new worker process
     assert min(assert_same_run(tmp_path / "single.mkv", tmp_path / "split.mkv")) > 40
+
+
+def kill_first_attempt(job: BatchJob):
+    """process_job, except that the first attempt at b.mkv kills its worker mid-file, leaving its
+    temporary output behind."""
+    marker = Path(job.source).parent / "killed"
+    if not job.source.endswith("b.mkv") or marker.exists():
+        return process_job(job)
+    marker.touch()
+    Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+
+    def die(progress):
+        if progress.frames >= 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    run_to_file(job.source, job.output, job.options, on_progress=die)
+    raise AssertionError("the worker should be dead by now")
+
+
+def test_batch_file_whose_worker_dies_is_retried(tmp_path):
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "a.mp4", frames=8)
+    make_clip(tmp_path / "in" / "b.mkv", frames=12, max_b_frames=2, crf=10)
+    run_to_file(tmp_path / "in" / "b.mkv", tmp_path / "single.mkv", X2)
+    summary = run_batch([str(tmp_path / "in")], tmp_path / "out", X2, RayRunner("auto"), job_fn=kill_first_attempt)
+    assert summary.counts() == {"done": 2, "skipped": 0, "failed": 0}
+    assert (tmp_path / "in" / "killed").exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".vsr-pipe", "a.mp4", "b.mkv"]  # no leftovers
+    assert min(assert_same_run(tmp_path / "single.mkv", tmp_path / "out" / "b.mkv")) > 40

@@ -94,14 +94,23 @@ class SegmentSource:
     :class:`~vsr_pipe.io.base.Source`; no other streams (the join copies those once).
 
     ``start`` None: from the first frame; ``end_pts`` None: to the end. ``frames`` is the range's
-    frame count for progress (0: unknown). Seeks to the keyframe, never decodes before it.
+    frame count for progress (0: unknown); ``options`` and ``format`` are FFmpeg's, for opening it.
+    Seeks to the keyframe, never decodes before it.
     """
 
     copied_streams: list = []
     first_pts: int | None = None  # the pts of the first frame yielded, once it is
 
-    def __init__(self, spec: SourceSpec, start: Cut | None, end_pts: int | None, frames: int = 0):
-        self._base = AvSource(spec)
+    def __init__(
+        self,
+        spec: SourceSpec,
+        start: Cut | None,
+        end_pts: int | None,
+        frames: int = 0,
+        options: tuple[tuple[str, str], ...] = (),
+        format: str | None = None,
+    ):
+        self._base = AvSource(spec, options, format)
         self.start, self.end_pts = start, end_pts
         self.facts = dataclasses.replace(self._base.facts, frame_count=frames or self._base.facts.frame_count)
         self.name = self._base.name

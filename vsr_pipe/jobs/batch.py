@@ -6,6 +6,7 @@ pipeline (``run_to_file``) where the worker is. Resumable: each finished output 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import threading
@@ -99,7 +100,15 @@ def process_job(job: BatchJob) -> ItemResult:
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
     summary = run_to_file(job.source, job.output, job.options)
     write_record(job.output, {"key": job.key, "input": job.source, "frames": summary.frames})
+    remove_leftovers(job.output)
     return ItemResult(job.source, job.output, "done", summary.frames, summary.seconds)
+
+
+def remove_leftovers(output: str) -> None:
+    """The temporary files of earlier attempts at ``output`` whose worker died before renaming them."""
+    out = Path(output)
+    for stale in out.parent.glob(f".{glob.escape(out.stem)}.partial-*{glob.escape(out.suffix)}"):
+        stale.unlink(missing_ok=True)
 
 
 def write_record(output: str, record: dict) -> None:
@@ -122,6 +131,7 @@ def run_batch(
     cpus_per_task: float | None = None,
     on_item: Callable[[ItemResult, int, int], None] | None = None,
     stop: threading.Event | None = None,
+    job_fn: Callable[[BatchJob], ItemResult] = process_job,
 ) -> BatchSummary:
     """Rescale every input of ``args`` (files, folders, globs, http(s) URLs) into ``out_dir``.
 
@@ -129,7 +139,8 @@ def run_batch(
     "failed" with its line while the others go on. Without ``split`` each file is one task; with it
     the files are taken one after another, each cut in time across all the workers. ``on_item(result,
     ended, total)`` is called as each input ends. Setting ``stop`` starts no new input; those not
-    started are left out of the summary."""
+    started are left out of the summary. ``job_fn`` runs each file (``process_job``; tests hand in
+    one that kills its worker)."""
     runner = runner or InProcessRunner()
     stop = stop or threading.Event()
     started = time.perf_counter()
@@ -156,7 +167,7 @@ def run_batch(
     else:
         resources, threads = task_resources(options, runner, cpus_per_task)
         tasks = [dataclasses.replace(jobs[i], options=per_task_options(jobs[i].options, threads)) for i in todo]
-        outcomes = runner.map(process_job, tasks, resources)
+        outcomes = runner.map(job_fn, tasks, resources)
         try:
             for outcome in outcomes:
                 ended(todo[outcome.index], _item_result(jobs[todo[outcome.index]], outcome))

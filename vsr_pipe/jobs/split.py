@@ -70,7 +70,8 @@ def encode_part(task: PartTask) -> PartResult:
 
     check_reachable(task.source, task.part)
     started = time.perf_counter()
-    source = SegmentSource(task.source, task.start, task.end_pts, task.frames)
+    opening = task.options.source
+    source = SegmentSource(task.source, task.start, task.end_pts, task.frames, opening.options, opening.format)
     summary = run_to_file(source, task.part, task.options)
     timeline = part_timeline(task.part)  # read here, where the part is fresh, not again at the join
     return PartResult(
