@@ -117,4 +117,7 @@ def test_the_api_200_times_in_one_process_leaks_nothing(tmp_path):
     assert got["raised"] == 40
     assert threads1 == threads0, got
     assert fds1 == fds0, got
-    assert rss1 - rss0 < 8_000, f"RSS grew {rss1 - rss0} kB over 190 runs"
+    # glibc's per-thread arenas take a while to settle (each run starts fresh threads): measured +6.7 MiB
+    # over runs 10-104, +1.3 MiB over 104-199, no Python object kept (tracemalloc). A leak keeps its slope.
+    mid = got["samples"][95]
+    assert rss1 - mid < 3_000, f"RSS grew {rss1 - mid} kB over the last 95 runs (first 95: {mid - rss0} kB)"
