@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,17 @@ def test_batch_file_whose_worker_dies_is_retried(tmp_path):
     assert (tmp_path / "in" / "killed").exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".vsr-pipe", "a.mp4", "b.mkv"]  # no leftovers
     assert min(assert_same_run(tmp_path / "single.mkv", tmp_path / "out" / "b.mkv")) > 40
+
+
+def nap(x):
+    time.sleep(1.0)
+    return x
+
+
+def test_a_stop_lets_running_tasks_finish_and_starts_no_more():
+    stop = threading.Event()
+    seen = []
+    for outcome in RayRunner("auto").map(nap, list(range(6)), stop=stop):  # 2 CPUs: 2 at a time
+        seen.append(outcome.value)
+        stop.set()
+    assert len(seen) == 2 and all(v is not None for v in seen)

@@ -4,6 +4,7 @@ the in-process runner's one-line failures."""
 from __future__ import annotations
 
 import os
+import threading
 from fractions import Fraction
 
 import pytest
@@ -105,3 +106,12 @@ def test_in_process_runner_fails_tasks_alone_with_one_line():
     assert [o.value for o in outcomes] == ["A", None, None, "B"]
     assert [o.error for o in outcomes] == [None, "bad is not a video", "KeyError: 'k'", None]
     assert isinstance(make_runner(None, 1), InProcessRunner)
+
+
+def test_a_stop_starts_nothing_more():
+    stop = threading.Event()
+    seen = []
+    for outcome in InProcessRunner().map(_fails, ["a", "b", "c"], stop=stop):
+        seen.append(outcome.value)
+        stop.set()
+    assert seen == ["A"]

@@ -167,14 +167,12 @@ def run_batch(
     else:
         resources, threads = task_resources(options, runner, cpus_per_task)
         tasks = [dataclasses.replace(jobs[i], options=per_task_options(jobs[i].options, threads)) for i in todo]
-        outcomes = runner.map(job_fn, tasks, resources)
+        outcomes = runner.map(job_fn, tasks, resources, stop)  # a stop: what runs finishes, nothing starts
         try:
             for outcome in outcomes:
                 ended(todo[outcome.index], _item_result(jobs[todo[outcome.index]], outcome))
-                if stop.is_set():
-                    break
         finally:
-            outcomes.close()  # a stop: tasks not started are dropped
+            outcomes.close()
     ordered = tuple(results[i] for i in sorted(results))
     return BatchSummary(ordered, time.perf_counter() - started)
 

@@ -1,7 +1,8 @@
 """Where tasks run: this process, local worker processes, or Ray.
 
-One call, ``runner.map(fn, tasks, resources)``, maps a pure, picklable function over picklable tasks
-and yields an :class:`Outcome` per task as each finishes. ``fn`` must be importable by module path on
+One call, ``runner.map(fn, tasks, resources, stop)``, maps a pure, picklable function over picklable
+tasks and yields an :class:`Outcome` per task as each finishes; once ``stop`` is set no task starts,
+and those running finish. ``fn`` must be importable by module path on
 every worker (a module-level function of an installed package). A task that raises fails alone,
 with its one-line message; on Ray a task whose worker process dies is run again (Ray's
 ``max_retries``), and only when the retries are spent does it fail.
@@ -17,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -52,7 +54,13 @@ class Outcome:
 class Runner(Protocol):
     workers: int  # tasks at once (0: as many as the cluster fits)
 
-    def map(self, fn: Callable, tasks: Sequence, resources: TaskResources = TaskResources()) -> Iterator[Outcome]: ...
+    def map(
+        self,
+        fn: Callable,
+        tasks: Sequence,
+        resources: TaskResources = TaskResources(),
+        stop: threading.Event | None = None,
+    ) -> Iterator[Outcome]: ...
 
 
 def attempt(fn: Callable, task: Any) -> tuple[Any, str | None, float, str]:
@@ -73,8 +81,16 @@ class InProcessRunner:
 
     workers = 1
 
-    def map(self, fn: Callable, tasks: Sequence, resources: TaskResources = TaskResources()) -> Iterator[Outcome]:
+    def map(
+        self,
+        fn: Callable,
+        tasks: Sequence,
+        resources: TaskResources = TaskResources(),
+        stop: threading.Event | None = None,
+    ) -> Iterator[Outcome]:
         for i, task in enumerate(tasks):
+            if stop is not None and stop.is_set():
+                return
             value, error, seconds, where = attempt(fn, task)
             yield Outcome(i, value, error, seconds, where)
 
@@ -86,13 +102,24 @@ class ProcessRunner:
     def __init__(self, workers: int):
         self.workers = max(1, workers)
 
-    def map(self, fn: Callable, tasks: Sequence, resources: TaskResources = TaskResources()) -> Iterator[Outcome]:
+    def map(
+        self,
+        fn: Callable,
+        tasks: Sequence,
+        resources: TaskResources = TaskResources(),
+        stop: threading.Event | None = None,
+    ) -> Iterator[Outcome]:
         context = multiprocessing.get_context("spawn")
         pool = futures.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_ignore_interrupts)
         try:
             pending = {pool.submit(attempt, fn, task): i for i, task in enumerate(tasks)}
             for done in futures.as_completed(pending):
+                if stop is not None and stop.is_set():
+                    for waiting in pending:
+                        waiting.cancel()  # only those not started yet
                 i = pending[done]
+                if done.cancelled():
+                    continue
                 try:
                     value, error, seconds, where = done.result()
                 except futures.process.BrokenProcessPool:
@@ -134,19 +161,25 @@ class RayRunner:
             ray.init(address=self.address, **kw)
         return ray
 
-    def map(self, fn: Callable, tasks: Sequence, resources: TaskResources = TaskResources()) -> Iterator[Outcome]:
+    def map(
+        self,
+        fn: Callable,
+        tasks: Sequence,
+        resources: TaskResources = TaskResources(),
+        stop: threading.Event | None = None,
+    ) -> Iterator[Outcome]:
         ray = self.connect()
         remote = ray.remote(attempt).options(
             num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, max_retries=resources.max_retries
         )
         fn_ref = ray.put(fn)  # once in the object store, not once per task
-        limit = self.workers or len(tasks)
+        limit = self.workers or _slots(ray, resources)  # no more in flight than can run: a stop then drops none
         queue = list(enumerate(tasks))
         in_flight: dict = {}
         started: dict = {}
         try:
-            while queue or in_flight:
-                while queue and len(in_flight) < limit:
+            while in_flight or (queue and not (stop is not None and stop.is_set())):
+                while queue and len(in_flight) < limit and not (stop is not None and stop.is_set()):
                     i, task = queue.pop(0)
                     ref = remote.remote(fn_ref, task)
                     in_flight[ref], started[ref] = i, time.perf_counter()
@@ -163,6 +196,15 @@ class RayRunner:
         finally:
             for ref in in_flight:  # left early (a stop, an error): nothing keeps running for nobody
                 ray.cancel(ref, force=True)
+
+
+def _slots(ray, resources: TaskResources) -> int:
+    """How many such tasks the cluster can run at once now."""
+    total = ray.cluster_resources()
+    slots = total.get("CPU", 1) / resources.num_cpus if resources.num_cpus else float("inf")
+    if resources.num_gpus:
+        slots = min(slots, total.get("GPU", 0) / resources.num_gpus)
+    return max(1, int(slots)) if slots != float("inf") else 1 << 20
 
 
 def _ray_failure(error: Exception, resources: TaskResources) -> str:
