@@ -653,6 +653,7 @@ def batch(inputs, output_dir, scale, size, model, codec, crf, preset, pix_fmt, e
 
     from .jobs.batch import run_batch
     from .jobs.runners import make_runner
+    from .progress import ProgressBar
 
     with _user_errors():
         if scale is not None and size is not None:
@@ -666,10 +667,12 @@ def batch(inputs, output_dir, scale, size, model, codec, crf, preset, pix_fmt, e
             chunk_frames=chunk_frames, threads=threads, tile=tile),
         )  # fmt: skip
         runner = make_runner(ray_address, workers)
-        started, made = time.perf_counter(), [0]
+        started, made, ends = time.perf_counter(), [0], [0, 0]
+        bar = ProgressBar("batch:", enabled=None if not quiet else False)  # live, on a terminal only
 
         def show(result, ended: int, total: int) -> None:
             made[0] += result.frames if result.status == "done" else 0
+            ends[:] = [ended, total]
             if quiet:
                 return
             line = f"[{ended}/{total}] {result.status:7s} {result.source}"
@@ -679,14 +682,20 @@ def batch(inputs, output_dir, scale, size, model, codec, crf, preset, pix_fmt, e
                 line += f" ({result.output} is up to date)"
             elif result.status == "failed":
                 line += f": {result.error}"
-            click.echo(f"{line}; all workers: {made[0] / (time.perf_counter() - started):.1f} frames/s", err=True)
+            clear = "\r\x1b[K" if bar.enabled else ""  # over the live line, which comes back next second
+            click.echo(f"{clear}{line}; all workers: {made[0] / (time.perf_counter() - started):.1f} frames/s", err=True)
+
+        def live(frames: int, seconds: float) -> None:
+            bar.update(frames, 0, seconds, f"  ({ends[0]}/{ends[1]} inputs ended, all workers)")
 
         stop, caught = threading.Event(), []
         with _stop_on_signals(stop, caught):
             summary = run_batch(
                 list(inputs), output_dir, options, runner, suffix=ext, on_item=show, stop=stop,
+                on_frames=live if bar.enabled else None,
                 split=None if split is None else (split if split == "auto" else int(split)), cpus_per_task=cpus_per_task,
             )  # fmt: skip
+        bar.close()
         counts = summary.counts()
         if as_json:
             click.echo(json.dumps({

@@ -44,10 +44,11 @@ def test_batch_of_three_with_one_corrupt(tmp_path):
     make_clip(tmp_path / "in" / "a.mp4", frames=12)
     make_clip(tmp_path / "in" / "b.mkv", frames=10, pts=vfr_pts(10))
     (tmp_path / "in" / "c.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(4000))
-    seen = []
+    seen, live = [], []
     summary = run_batch(
-        [str(tmp_path / "in")], tmp_path / "out", X2, RayRunner("auto"), on_item=lambda r, n, t: seen.append((n, t))
-    )
+        [str(tmp_path / "in")], tmp_path / "out", X2, RayRunner("auto"), on_item=lambda r, n, t: seen.append((n, t)),
+        on_frames=lambda frames, seconds: live.append(frames),
+    )  # fmt: skip
     assert summary.counts() == {"done": 2, "skipped": 0, "failed": 1}
     assert not summary.ok
     failed = [i for i in summary.items if i.status == "failed"]
@@ -55,6 +56,7 @@ def test_batch_of_three_with_one_corrupt(tmp_path):
     done = {Path(i.output).name: i for i in summary.items if i.status == "done"}
     assert done["a.mp4"].frames == 12 and done["b.mkv"].frames == 10
     assert seen[-1] == (3, 3)
+    assert live and live[-1] == 22 and live == sorted(live)  # frames of all workers, counted by a Ray actor
     again = run_batch([str(tmp_path / "in")], tmp_path / "out", X2, RayRunner("auto"))
     assert again.counts() == {"done": 0, "skipped": 2, "failed": 1}
 

@@ -12,10 +12,10 @@ import pytest
 from vsr_pipe.config import EncodeOptions, PipelineOptions, Scale
 from vsr_pipe.errors import InvalidOption, NotAVideo
 from vsr_pipe.io.segments import Cut, KeyframeIndex
-from vsr_pipe.jobs.batch import is_up_to_date, plan_batch, write_record
+from vsr_pipe.jobs.batch import ItemResult, is_up_to_date, plan_batch, run_batch, write_record
 from vsr_pipe.jobs.inputs import BatchInput, expand_inputs, job_key, output_path
 from vsr_pipe.jobs.placement import per_task_options
-from vsr_pipe.jobs.runners import InProcessRunner, make_runner
+from vsr_pipe.jobs.runners import InProcessRunner, ProcessRunner, make_runner
 
 
 def touch(path, data=b"x"):
@@ -115,3 +115,21 @@ def test_a_stop_starts_nothing_more():
         seen.append(outcome.value)
         stop.set()
     assert seen == ["A"]
+
+
+def _counted(job):
+    """A job that reports 5 frames done to its tally and returns."""
+    job.tally.add(job.output, 5)
+    return ItemResult(job.source, job.output, "done", 5, 0.01)
+
+
+@pytest.mark.parametrize("runner", [InProcessRunner(), ProcessRunner(2)], ids=["in process", "2 processes"])
+def test_live_frames_of_all_workers_reach_the_driver(tmp_path, runner):
+    sources = [touch(tmp_path / "in" / f"{n}.mp4") for n in "abc"]
+    live = []
+    summary = run_batch(
+        [str(p) for p in sources], tmp_path / "out", PipelineOptions(), runner, job_fn=_counted,
+        on_frames=lambda frames, seconds: live.append(frames),
+    )  # fmt: skip
+    assert summary.counts()["done"] == 3
+    assert live[-1] == 15

@@ -32,6 +32,7 @@ class BatchJob:
     output: str
     key: str
     options: PipelineOptions
+    tally: object | None = None  # a runner's Tally: the frames done so far, live
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,26 @@ def process_job(job: BatchJob) -> ItemResult:
 
     check_reachable(job.source, job.output)
     Path(job.output).parent.mkdir(parents=True, exist_ok=True)
-    summary = run_to_file(job.source, job.output, job.options)
+    report = _reporter(job.tally, job.output) if job.tally is not None else None
+    summary = run_to_file(job.source, job.output, job.options, on_progress=report)
+    if job.tally is not None:
+        job.tally.add(job.output, summary.frames)
     write_record(job.output, {"key": job.key, "input": job.source, "frames": summary.frames})
     remove_leftovers(job.output)
     return ItemResult(job.source, job.output, "done", summary.frames, summary.seconds)
+
+
+def _reporter(tally, key: str, every_s: float = 1.0):
+    """An on_progress that passes the frame count to ``tally`` at most once every ``every_s``."""
+    last = [0.0]
+
+    def report(progress) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s:
+            last[0] = now
+            tally.add(key, progress.frames)
+
+    return report
 
 
 def remove_leftovers(output: str) -> None:
@@ -132,6 +149,7 @@ def run_batch(
     on_item: Callable[[ItemResult, int, int], None] | None = None,
     stop: threading.Event | None = None,
     job_fn: Callable[[BatchJob], ItemResult] = process_job,
+    on_frames: Callable[[int, float], None] | None = None,
 ) -> BatchSummary:
     """Rescale every input of ``args`` (files, folders, globs, http(s) URLs) into ``out_dir``.
 
@@ -140,7 +158,8 @@ def run_batch(
     the files are taken one after another, each cut in time across all the workers. ``on_item(result,
     ended, total)`` is called as each input ends. Setting ``stop`` starts no new input; those not
     started are left out of the summary. ``job_fn`` runs each file (``process_job``; tests hand in
-    one that kills its worker)."""
+    one that kills its worker). ``on_frames(frames, seconds)``, called about once a second from
+    another thread, gives the frames all workers have done so far (files made one per task only)."""
     runner = runner or InProcessRunner()
     stop = stop or threading.Event()
     started = time.perf_counter()
@@ -166,15 +185,47 @@ def run_batch(
             ended(i, _split_job(jobs[i], split, runner, cpus_per_task))
     else:
         resources, threads = task_resources(options, runner, cpus_per_task)
-        tasks = [dataclasses.replace(jobs[i], options=per_task_options(jobs[i].options, threads)) for i in todo]
+        tally = runner.tally() if on_frames and todo else None
+        tasks = [
+            dataclasses.replace(jobs[i], options=per_task_options(jobs[i].options, threads), tally=tally) for i in todo
+        ]
+        watch = _Watch(tally, on_frames, started) if tally is not None else None
         outcomes = runner.map(job_fn, tasks, resources, stop)  # a stop: what runs finishes, nothing starts
         try:
             for outcome in outcomes:
                 ended(todo[outcome.index], _item_result(jobs[todo[outcome.index]], outcome))
         finally:
             outcomes.close()
+            if watch is not None:
+                watch.finish()
     ordered = tuple(results[i] for i in sorted(results))
     return BatchSummary(ordered, time.perf_counter() - started)
+
+
+class _Watch:
+    """Reads a tally about once a second on its own thread and hands the total on."""
+
+    def __init__(self, tally, on_frames: Callable[[int, float], None], started: float, every_s: float = 1.0):
+        self.tally, self.on_frames, self.started, self.every_s = tally, on_frames, started, every_s
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="vsr-batch-progress", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(self.every_s):
+            self._tell()
+
+    def _tell(self) -> None:
+        try:
+            self.on_frames(self.tally.total(), time.perf_counter() - self.started)
+        except Exception:  # noqa: BLE001 (progress is best effort: never end the batch for it)
+            pass
+
+    def finish(self) -> None:
+        """Stop watching, after one last count."""
+        self.done.set()
+        self.thread.join(timeout=5)
+        self._tell()
 
 
 def _split_job(job: BatchJob, split: int | str, runner: Runner, cpus_per_task: float | None) -> ItemResult:

@@ -51,8 +51,20 @@ class Outcome:
         return self.error is None
 
 
+class Tally(Protocol):
+    """Live counts from the tasks, summed where the driver is: a task calls ``add(key, done)`` with
+    its own count so far (a retry simply counts again from 0); the driver reads ``total()``.
+    Picklable, so it travels inside a task."""
+
+    def add(self, key: str, done: int) -> None: ...
+
+    def total(self) -> int: ...
+
+
 class Runner(Protocol):
     workers: int  # tasks at once (0: as many as the cluster fits)
+
+    def tally(self) -> Tally: ...
 
     def map(
         self,
@@ -81,6 +93,9 @@ class InProcessRunner:
 
     workers = 1
 
+    def tally(self) -> Tally:
+        return CountTally({})
+
     def map(
         self,
         fn: Callable,
@@ -101,6 +116,13 @@ class ProcessRunner:
 
     def __init__(self, workers: int):
         self.workers = max(1, workers)
+        self._manager = None
+
+    def tally(self) -> Tally:
+        """Counts in a manager process the workers reach by proxy."""
+        if self._manager is None:
+            self._manager = multiprocessing.get_context("spawn").Manager()
+        return CountTally(self._manager.dict())
 
     def map(
         self,
@@ -161,6 +183,11 @@ class RayRunner:
             ray.init(address=self.address, **kw)
         return ray
 
+    def tally(self) -> Tally:
+        """Counts held by a Ray actor (no CPU asked); tasks call it without waiting."""
+        ray = self.connect()
+        return ActorTally(ray.remote(num_cpus=0)(CountTally).remote({}))
+
     def map(
         self,
         fn: Callable,
@@ -196,6 +223,35 @@ class RayRunner:
         finally:
             for ref in in_flight:  # left early (a stop, an error): nothing keeps running for nobody
                 ray.cancel(ref, force=True)
+
+
+class CountTally:
+    """A tally in a mapping: a dict here, a manager's dict proxy for local processes, or the state of
+    the Ray actor behind :class:`ActorTally`."""
+
+    def __init__(self, counts):
+        self.counts = counts
+
+    def add(self, key: str, done: int) -> None:
+        self.counts[key] = done
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class ActorTally:
+    """The handle of a Ray actor holding a :class:`CountTally`."""
+
+    def __init__(self, actor):
+        self.actor = actor
+
+    def add(self, key: str, done: int) -> None:
+        self.actor.add.remote(key, done)  # fire and forget: the task never waits on the driver
+
+    def total(self) -> int:
+        import ray
+
+        return ray.get(self.actor.total.remote())
 
 
 def _slots(ray, resources: TaskResources) -> int:
