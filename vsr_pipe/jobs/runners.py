@@ -148,8 +148,13 @@ class ProcessRunner:
                     yield Outcome(i, error="a worker process died (local runs do not retry; Ray does)")
                     continue
                 yield Outcome(i, value, error, seconds, where)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # left early: what runs finishes, the rest never starts
+        except BaseException:  # the caller left (an error, a second Ctrl-C): the workers go now
+            workers = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers:
+                process.terminate()
+            raise
+        pool.shutdown(wait=True)
 
 
 def _ignore_interrupts() -> None:
