@@ -97,7 +97,10 @@ class AvSource:
         self._read_timeout = timeout[1] if timeout else None
         target = self._target(spec)
         try:
-            self.container = av.open(target, mode="r", format=format, options=dict(options), timeout=timeout)
+            # Garbled tags (not UTF-8) in a damaged header must not stop the video from being read.
+            self.container = av.open(
+                target, mode="r", format=format, options=dict(options), timeout=timeout, metadata_errors="replace"
+            )
         except av.error.ProtocolNotFoundError:
             raise UnsupportedInput(f"{self.name}: {protocol_support(spec)}") from None
         except (av.error.ExitError, av.error.TimeoutError):

@@ -8,6 +8,7 @@ so the target is never half-written and the input is never touched. Standard out
 from __future__ import annotations
 
 import errno
+import io
 import os
 import sys
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ class AvSink:
         self.frames_written = 0
         self.packets_skipped = 0  # copied packets left out: they went back in time
         self._last_dts: dict = {}
+        self.pts_mended = 0  # frames whose timestamp repeated or went back (a damaged input): moved on by one
+        self._last_pts: int | None = None
         self._keyframe_s = 0.0  # an HLS output's segment length: a keyframe starts each one
         self._closed = False
         dst = str(dst)
@@ -230,6 +233,13 @@ class AvSink:
             if s.codec_context is None:  # a damaged header: no codec parameters to copy
                 print(f"vsr-pipe: warning: {s.type} stream #{s.index} not copied: its codec is unreadable", file=sys.stderr)
                 continue
+            refused = self._header_refuses(s)
+            if refused:  # checked apart: once the real header fails, the whole output is lost
+                print(
+                    f"vsr-pipe: warning: {s.type} stream #{s.index} not copied: its description is damaged ({refused})",
+                    file=sys.stderr,
+                )
+                continue
             try:
                 out = self.container.add_stream_from_template(s)
                 config = _aac_config(s.codec_context)
@@ -248,11 +258,36 @@ class AvSink:
             mapping[s.index] = out
         return mapping
 
+    def _header_refuses(self, stream) -> str | None:
+        """Why this output's muxer would refuse a header holding ``stream`` (damaged codec parameters,
+        e.g. a cut FLAC description), found by writing one into memory; None if it takes it."""
+        if self.target is None:  # streams and playlists: their muxers cannot be tried in memory
+            return None
+        probe = av.open(io.BytesIO(), "w", format=self.container.format.name)
+        try:
+            try:
+                probe.add_stream_from_template(stream)
+            except (av.error.FFmpegError, ValueError):
+                return None  # a codec this container cannot hold: the real attempt says so
+            probe.start_encoding()
+            return None
+        except (av.error.FFmpegError, ValueError) as e:
+            return (getattr(e, "strerror", None) or str(e)).lower()
+        finally:
+            try:
+                probe.close()
+            except Exception:  # noqa: BLE001 (only the probe's answer matters)
+                pass
+
     def _name(self) -> str:
         return self._label
 
     def write(self, planes: list[np.ndarray], pts: int | None) -> None:
         """Encode one frame from its planes (uint8 or uint16 arrays of the plan's layout)."""
+        if pts is not None and self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # the muxer needs rising timestamps; a damaged input can repeat one
+            self.pts_mended += 1
+        self._last_pts = pts if pts is not None else self._last_pts
         frame = video_frame(planes, pts, self.plan.layout, self.plan.time_base)
         frame.color_range = self.plan.color.range
         frame.colorspace = self.plan.color.matrix
@@ -277,7 +312,12 @@ class AvSink:
         if dts is not None:
             self._last_dts[raw.stream.index] = dts
         raw.stream = out
-        self._mux([raw])
+        try:
+            self.container.mux([raw])
+        except av.error.FFmpegError as e:
+            if getattr(e, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
+                raise self._write_error(e) from None
+            self.packets_skipped += 1  # a damaged packet the muxer refuses is left out; the run goes on
 
     def _mux(self, packets) -> None:
         try:
@@ -294,6 +334,12 @@ class AvSink:
         """Flush the encoder, close the file, and move it into place; no file if no frame was written
         (a run stopped before its first frame)."""
         self._closed = True
+        if self.pts_mended or self.packets_skipped:
+            print(
+                f"vsr-pipe: warning: damaged timestamps or packets: {self.pts_mended} frame(s) re-timed, "
+                f"{self.packets_skipped} audio/subtitle packet(s) left out",
+                file=sys.stderr,
+            )
         try:
             self._mux(self.stream.encode(None))
             try:
