@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--short", action="store_true", help="24 frames, one CRF, 20 steps of a small correction")
     ap.add_argument(
         "--only",
-        choices=["refine", "swap", "direct"],
+        choices=["refine", "swap", "direct", "report"],
         help="refine: only the --refine rows; swap: only the swap cost of --package",
     )
     ap.add_argument("--package", help="--only swap: the package to restore")
@@ -93,6 +93,8 @@ def run_only(args) -> None:
         (out / "swap.json").write_text(json.dumps(rows, indent=1) + "\n")
         print_swap(rows["swap"])
         return
+    if args.only == "report":
+        return report(out)
     if args.only == "direct":
         master = cut_master(args.input, args.frames, out / "master.mkv") if args.frames else Path(args.input)
         rows = {"direct": [direct_row(master, out, float(c), args.preset) for c in args.direct_crfs.split(",")]}
@@ -106,6 +108,30 @@ def run_only(args) -> None:
         print(
             f"refine {r['refine']}: generic {r['generic_psnr']:.2f}, package {r['tuned_psnr']:.2f} dB, {r['lr_bytes']} B LR"
         )
+
+
+def report(out: Path) -> None:
+    """The tables from the figures files under ``out`` (figures, direct, refine, swap, curve), with
+    bytes counted as the video stream's packets only (the clip's audio, copied into every file, is
+    left out on both sides)."""
+    from vsr_pipe.io.keyframes import video_bytes
+
+    rows: dict = {"packages": [], "direct": [], "refine": [], "swap": []}
+    for name in ("figures.json", "direct.json", "refine.json", "swap.json"):
+        for folder in sorted(out.parent.glob(out.name + "*")):
+            path = folder / name
+            if path.is_file():
+                for key, value in json.loads(path.read_text()).items():
+                    if key in rows and isinstance(value, list):
+                        rows[key] += value
+    for r in rows["packages"] + rows["refine"]:
+        r["lr_bytes"] = video_bytes(str(Path(r["package"]) / "lr.mp4"))
+    for d in rows["direct"]:
+        d["bytes"] = video_bytes(str(next(out.parent.glob(f"{out.name}*/direct_crf{d['crf']:g}.mp4"))))
+    rows["packages"].sort(key=lambda r: (r["down"], r["crf"]))
+    rows["direct"] = sorted({d["crf"]: d for d in rows["direct"]}.values(), key=lambda d: d["crf"])
+    (out / "report.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+    print_tables(rows)
 
 
 def cut_master(src: str, frames: int, dst: Path) -> Path:
@@ -243,7 +269,7 @@ def print_tables(rows: dict) -> None:
     for r in rows["packages"]:
         costs = ", ".join(f"{k} {v:.0f}" for k, v in r["server_s_per_minute"].items())
         print(f"  {r['down']} crf {r['crf']:g}: {costs}")
-    print_swap(rows["swap"])
+    print_swap(rows.get("swap", []))
 
 
 def print_swap(rows: list[dict]) -> None:

@@ -60,3 +60,10 @@ def luma_frames(path: str) -> Iterator[tuple[np.ndarray, int | None]]:
         for item in src.items():
             if isinstance(item, Frame):
                 yield np.array(item.planes[0]), item.pts
+
+
+def video_bytes(path: str) -> int:
+    """Bytes of the video stream's packets alone (what the picture costs, without audio or container)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(p.size for p in container.demux(stream) if p.size)
