@@ -156,3 +156,12 @@ def test_a_stop_lets_running_tasks_finish_and_starts_no_more():
         seen.append(outcome.value)
         stop.set()
     assert len(seen) == 2 and all(v is not None for v in seen)
+
+
+def test_tasks_ask_ray_for_a_gpu_only_when_they_can_use_one():
+    from vsr_pipe.config import PipelineOptions
+    from vsr_pipe.jobs.placement import task_resources
+
+    assert task_resources(PipelineOptions(device="auto"), RayRunner("auto"))[0].num_gpus == 0  # no GPU here
+    assert task_resources(PipelineOptions(device="cuda"), RayRunner("auto"))[0].num_gpus == 1
+    assert task_resources(PipelineOptions(device="cpu"), RayRunner("auto"))[0].num_gpus == 0

@@ -14,8 +14,8 @@ from vsr_pipe.errors import InvalidOption, NotAVideo
 from vsr_pipe.io.segments import Cut, KeyframeIndex
 from vsr_pipe.jobs.batch import ItemResult, is_up_to_date, plan_batch, run_batch, write_record
 from vsr_pipe.jobs.inputs import BatchInput, expand_inputs, job_key, output_path
-from vsr_pipe.jobs.placement import per_task_options
-from vsr_pipe.jobs.runners import InProcessRunner, ProcessRunner, make_runner
+from vsr_pipe.jobs.placement import per_task_options, task_resources
+from vsr_pipe.jobs.runners import InProcessRunner, ProcessRunner, TaskResources, make_runner
 
 
 def touch(path, data=b"x"):
@@ -133,3 +133,12 @@ def test_live_frames_of_all_workers_reach_the_driver(tmp_path, runner):
     )  # fmt: skip
     assert summary.counts()["done"] == 3
     assert live[-1] == 15
+
+
+def test_gpu_requests_only_on_ray_and_tasks_run_on_the_gpu_they_get():
+    cuda1 = PipelineOptions(device="cuda:1")
+    assert task_resources(cuda1, InProcessRunner()) == (TaskResources(num_cpus=1, num_gpus=0), 0)
+    resources, threads = task_resources(cuda1, ProcessRunner(2))
+    assert resources.num_gpus == 0 and threads == max(1, (os.cpu_count() or 1) // 2)
+    assert per_task_options(cuda1, 0, resources).device == "cuda:1"  # locally: as the user said
+    assert per_task_options(cuda1, 0, TaskResources(num_gpus=1)).device == "cuda"  # Ray: its own GPU

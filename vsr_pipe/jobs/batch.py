@@ -187,7 +187,8 @@ def run_batch(
         resources, threads = task_resources(options, runner, cpus_per_task)
         tally = runner.tally() if on_frames and todo else None
         tasks = [
-            dataclasses.replace(jobs[i], options=per_task_options(jobs[i].options, threads), tally=tally) for i in todo
+            dataclasses.replace(jobs[i], options=per_task_options(jobs[i].options, threads, resources), tally=tally)
+            for i in todo
         ]
         watch = _Watch(tally, on_frames, started) if tally is not None else None
         outcomes = runner.map(job_fn, tasks, resources, stop)  # a stop: what runs finishes, nothing starts

@@ -30,9 +30,12 @@ def check_reachable(source: str, output: str) -> None:
         raise OutputError(f"worker {host} cannot write under {Path(output).parent} (a shared, writable path is needed)")
 
 
-def per_task_options(options: PipelineOptions, threads: int) -> PipelineOptions:
+def per_task_options(options: PipelineOptions, threads: int, resources: TaskResources | None = None) -> PipelineOptions:
     """``threads`` for the model and the encoder unless the user chose (0: leave as they are), so
-    that tasks side by side do not oversubscribe the cores."""
+    that tasks side by side do not oversubscribe the cores; a task given a GPU runs on "cuda", the
+    one its worker was given (Ray shows a task only its own GPUs)."""
+    if resources is not None and resources.num_gpus and options.device != "cuda":
+        options = dataclasses.replace(options, device="cuda")
     if options.threads or not threads:
         return options
     encode = options.encode
@@ -42,9 +45,13 @@ def per_task_options(options: PipelineOptions, threads: int) -> PipelineOptions:
 
 
 def task_resources(options: PipelineOptions, runner: Runner, cpus: float | None = None) -> tuple[TaskResources, int]:
-    """What each task asks (a GPU when the run is on CUDA; on Ray one CPU unless told, locally the
-    cores split between the workers) and the threads it then runs with (0: the defaults)."""
-    gpus = 1 if options.device.startswith("cuda") else 0
+    """What each task asks (on Ray a GPU when the run is on CUDA, or "auto" on a cluster with GPUs,
+    and one CPU unless told; locally the cores split between the workers) and the threads it then
+    runs with (0: the defaults)."""
+    gpus = 0  # locally every worker sees every GPU and the device option holds as given
+    if isinstance(runner, RayRunner) and options.device != "cpu":  # Ray hides GPUs from tasks that ask none
+        wanted = options.device.startswith("cuda") or runner.connect().cluster_resources().get("GPU", 0) >= 1
+        gpus = 1 if wanted else 0
     if isinstance(runner, InProcessRunner):
         return TaskResources(num_gpus=gpus), 0
     if cpus is None:

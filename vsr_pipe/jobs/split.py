@@ -122,7 +122,7 @@ def split_run(
         codec = resolve_codec(options.encode.codec)  # once here: every part must be encoded alike
         encode = dataclasses.replace(options.encode, codec=codec, container_format=None)
         resources, threads = task_resources(options, runner, cpus_per_task)
-        part_options = per_task_options(dataclasses.replace(options, encode=encode), threads)
+        part_options = per_task_options(dataclasses.replace(options, encode=encode), threads, resources)
         tasks = plan_parts(src, part_options, parts, runner.workers, work_dir)
         results: list[PartResult | None] = [None] * len(tasks)
         outcomes = runner.map(part_fn, tasks, resources)
