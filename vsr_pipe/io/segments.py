@@ -19,7 +19,7 @@ from pathlib import Path
 
 import av
 
-from ..errors import NotAVideo, OutputError
+from ..errors import NotAVideo, OutputError, UnsupportedInput
 from .base import End, Frame, SourceItem
 from .decode import AvSource, SourceSpec, frame_planes
 
@@ -61,7 +61,12 @@ def index_keyframes(spec: SourceSpec) -> KeyframeIndex:
     """Demux (no decoding) the video stream of ``spec`` and list its clean cuts."""
     with AvSource(spec) as probe:
         container, stream = probe.container, probe.stream
-        container.seek(0, stream=stream, backward=True) if _seekable(container) else None
+        try:
+            container.seek(0, stream=stream, backward=True)  # opening decoded the first frame: rewind
+        except av.error.FFmpegError as e:
+            raise UnsupportedInput(
+                f"{probe.name} cannot be split in time: it cannot be read again from the start ({e})"
+            ) from None
         packets: list[tuple[int | None, int | None, bool]] = []
         try:
             for packet in container.demux(stream):
@@ -83,10 +88,6 @@ def index_keyframes(spec: SourceSpec) -> KeyframeIndex:
             cuts.append(Cut(pts, dts, i))
         high = pts if high is None else max(high, pts)
     return KeyframeIndex(time_base, len(packets), tuple(cuts))
-
-
-def _seekable(container) -> bool:
-    return getattr(container, "file", None) is None or container.file.seekable()
 
 
 class SegmentSource:
