@@ -51,7 +51,7 @@ class DefaultCommandGroup(click.Group):
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
             if _SIGNALS.caught:  # click turns the KeyboardInterrupt a signal raised into Abort
-                _SIGNALS.exit_now("before any output was written")
+                _SIGNALS.exit_now(True)
             click.echo("Aborted!", err=True)
             sys.exit(1)
         _SIGNALS.exiting = True
@@ -310,16 +310,16 @@ class _SignalState:
         first = not self.caught
         self.caught.append(signum)
         if self.exiting:  # everything is written; the exit code still says a signal came
-            self.exit_now(None)
+            self.exit_now(False)
         if self.stop is not None and first:
             self.stop.set()
             return
         raise _Stopped(signum)
 
-    def exit_now(self, what: str | None) -> None:
+    def exit_now(self, say: bool) -> None:
         signum = self.caught[0]
-        if what:
-            os.write(2, f"vsr-pipe: interrupted by {signal.Signals(signum).name} {what}\n".encode())
+        if say:  # an upscale stopped here has written nothing yet; other commands keep what they saved
+            os.write(2, f"vsr-pipe: interrupted by {signal.Signals(signum).name}\n".encode())
         try:
             sys.stdout.flush()
         except Exception:  # noqa: BLE001 (a closed pipe: nothing more to say)

@@ -107,7 +107,8 @@ def test_a_signal_at_each_phase_leaves_a_playable_file_or_none(clip, tmp_path, p
     assert not list(tmp_path.glob(".out.partial-*")), "a partial file was left behind"
     expected = PHASES[phase]
     if expected is None or (expected == "some" and not out.exists()):
-        assert not out.exists() and "no output written" in r.stderr, r.stderr
+        assert not out.exists()
+        assert "no output written" in r.stderr or "interrupted by" in r.stderr, r.stderr
         return
     n = frames_in(out)
     if expected == "some":
