@@ -49,8 +49,9 @@ class FitSettings:
 
 @dataclass(frozen=True)
 class ChunkTask:
-    """One chunk's inputs: ``lr`` (n, h, w) uint8 Y planes as the client decodes them, ``hr``
-    (n, r·h, r·w) uint8 Y planes of the master, the base model and the settings."""
+    """One chunk's inputs: ``lr`` (n, h, w) Y planes as the client decodes them, ``hr``
+    (n, r·h, r·w) Y planes of the master (uint8, or uint16 10-bit codes), the base model and the
+    settings."""
 
     index: int
     lr: np.ndarray
@@ -99,8 +100,9 @@ def fit_chunk(task: ChunkTask) -> ChunkResult:
         torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed * 1_000_003 + task.index)
     rng = np.random.default_rng([s.seed, task.index])
-    x = torch.from_numpy(np.ascontiguousarray(task.lr)).float().div_(255).unsqueeze(1)
-    hr = torch.from_numpy(np.ascontiguousarray(task.hr)).float().div_(255).unsqueeze(1)
+    peak = 1023.0 if task.lr.dtype == np.uint16 else 255.0  # 10-bit planes come as uint16 codes
+    x = torch.from_numpy(np.ascontiguousarray(task.lr).astype(np.float32)).div_(peak).unsqueeze(1)
+    hr = torch.from_numpy(np.ascontiguousarray(task.hr).astype(np.float32)).div_(peak).unsqueeze(1)
     y = _base_outputs(build_base(task.base), x)
     net = CorrectionNet(task.base.factor, s.features, s.blocks)
     losses = _train(net, x, y, hr, s, rng, started)
