@@ -17,6 +17,9 @@ from tests.media import make_clip
 from vsr_pipe.errors import WeightsError
 from vsr_pipe.weights.store import load_model, shipped_path
 
+# Real subprocesses and media per case: run by .ci/run (make test-slow), not in the fast default.
+pytestmark = pytest.mark.slow
+
 
 def _parts() -> tuple[bytes, dict, bytes]:
     good = shipped_path("espcn_y_x2").read_bytes()

@@ -22,6 +22,9 @@ from vsr_pipe.delivery.server import DeliverOptions, deliver
 from vsr_pipe.io.keyframes import keyframe_pts, luma_frames
 from vsr_pipe.pipeline.run import iter_planes
 
+# Real subprocesses and media per case: run by .ci/run (make test-slow), not in the fast default.
+pytestmark = pytest.mark.slow
+
 TINY = FitSettings(steps=2, features=4, blocks=1, batch=2, patch=16)
 
 

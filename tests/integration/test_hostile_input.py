@@ -14,6 +14,9 @@ import pytest
 from tests.conftest import ROOT, run_cli
 from tests.media import make_clip, make_truncated_copy
 
+# Real subprocesses and media per case: run by .ci/run (make test-slow), not in the fast default.
+pytestmark = pytest.mark.slow
+
 REGRESSIONS = sorted((ROOT / "tests" / "regressions").glob("*.*"))
 D = av.stream.Disposition
 

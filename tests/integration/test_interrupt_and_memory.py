@@ -38,6 +38,7 @@ def test_peak_memory_does_not_grow_with_length(clip):
     assert b["peak_kb"] - a["peak_kb"] < 8_000, (a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_finalises_a_playable_partial_output(clip, tmp_path, sig, code):
     src = clip("long.mkv", width=320, height=192, frames=600, audio=True)

@@ -145,6 +145,7 @@ def restorations(tmp_path_factory):
     return {**scores, "folder": tmp}
 
 
+@pytest.mark.slow  # five CLI runs make the restorations
 def test_restoring_the_learned_downscale_is_a_real_rescaler(restorations):
     """From its own lossless LR it restores far above plain bicubic and on a par with ESPCN on a bicubic LR
     (today 33.39 against 31.79 and 33.56 dB)."""

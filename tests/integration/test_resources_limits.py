@@ -15,6 +15,9 @@ import pytest
 from tests.conftest import ROOT
 from tests.media import make_clip
 
+# Real subprocesses and media per case: run by .ci/run (make test-slow), not in the fast default.
+pytestmark = pytest.mark.slow
+
 
 def run_limited(limit_bytes: int, *args) -> subprocess.CompletedProcess:
     """The CLI with RLIMIT_FSIZE set; SIGXFSZ ignored, so a write past the limit fails with EFBIG

@@ -18,6 +18,9 @@ import pytest
 
 from tests.conftest import ROOT
 
+# Real subprocesses and media per case: run by .ci/run (make test-slow), not in the fast default.
+pytestmark = pytest.mark.slow
+
 FRAMES = 24
 
 DRIVER = r"""
