@@ -177,8 +177,7 @@ def deliver(
 def make_lr(master: str, dst: Path, options: DeliverOptions, keyframes: list[int]) -> None:
     """The LR video: the pipeline's downscale, encoded with a keyframe at each pts in ``keyframes``;
     audio and subtitles copied; irn's LR carries its rescaling tag."""
-    from ..io.encode import OutputSpec, resolve_codec
-    from ..io.keyframes import KeyframeSink
+    from ..io.encode import AvSink, OutputSpec, resolve_codec
     from ..io.tags import TAG, without_tag
     from ..pipeline.run import open_run
 
@@ -196,7 +195,7 @@ def make_lr(master: str, dst: Path, options: DeliverOptions, keyframes: list[int
     if plan.output_tag is not None:
         tags[TAG] = plan.output_tag.format()
     spec = OutputSpec(plan.dst, facts.time_base, facts.rate, facts.color, facts.rotation, source.stream_tags)
-    with source, KeyframeSink(dst, spec, enc, keyframes=keyframes, copy_from=source, metadata=tags) as sink:
+    with source, AvSink(dst, spec, enc, copy_from=source, metadata=tags, keyframes=frozenset(keyframes)) as sink:
         for chunk in run.chunks():
             planes = chunk.views()
             for k in range(chunk.count):

@@ -7,6 +7,7 @@ so the target is never half-written and the input is never touched. Standard out
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
 import os
@@ -117,8 +118,15 @@ class AvSink:
         options: EncodeOptions,
         copy_from: AvSource | None = None,
         metadata: dict | None = None,
+        keyframes: frozenset[int] = frozenset(),
     ):
+        """``keyframes``: pts of frames that must start a closed GOP (an IDR for x264/x265), e.g.
+        where each chunk of a delivery package must decode on its own."""
         metadata = metadata or {}
+        self.keyframes = frozenset(int(k) for k in keyframes)
+        if self.keyframes and options.codec in ("libx264", "libx265"):
+            if "forced-idr" not in dict(options.codec_options):
+                options = dataclasses.replace(options, codec_options=(*options.codec_options, ("forced-idr", "1")))
         self.options = options
         self.plan = plan
         self.frames_written = 0
@@ -231,7 +239,10 @@ class AvSink:
         mapping = {}
         for s in streams:
             if s.codec_context is None:  # a damaged header: no codec parameters to copy
-                print(f"vsr-pipe: warning: {s.type} stream #{s.index} not copied: its codec is unreadable", file=sys.stderr)
+                print(
+                    f"vsr-pipe: warning: {s.type} stream #{s.index} not copied: its codec is unreadable",
+                    file=sys.stderr,
+                )
                 continue
             refused = self._header_refuses(s)
             if refused:  # checked apart: once the real header fails, the whole output is lost
@@ -293,6 +304,8 @@ class AvSink:
         frame.colorspace = self.plan.color.matrix
         frame.color_primaries = self.plan.color.primaries
         frame.color_trc = self.plan.color.transfer
+        if pts is not None and pts in self.keyframes:
+            frame.pict_type = av.video.frame.PictureType.I
         self._mux(self.stream.encode(frame))
         self.frames_written += 1
 
@@ -327,7 +340,9 @@ class AvSink:
 
     def _write_error(self, e: av.error.FFmpegError) -> OutputError:
         if getattr(e, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-            return OutputError(f"writing {self._name()} failed: the disk is full or a file size limit was hit ({e.strerror})")
+            return OutputError(
+                f"writing {self._name()} failed: the disk is full or a file size limit was hit ({e.strerror})"
+            )
         return OutputError(f"writing {self._name()} failed: {e}")
 
     def finish(self) -> None:

@@ -1,43 +1,15 @@
-"""An output whose encoder starts a new closed GOP (an IDR frame) at given timestamps, so that each
-delivery chunk decodes on its own; and the frame-and-keyframe listing of a coded video."""
+"""What a coded video holds, read cheaply: its keyframes' pts, its facts, its Y planes, the bytes of
+its video stream. (Forcing keyframes where chunks start is ``AvSink(..., keyframes=...)``.)"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import av
 import numpy as np
 
-from ..config import EncodeOptions
 from .base import Frame, StreamFacts
 from .decode import AvSource
-from .encode import AvSink, OutputSpec, video_frame
-
-
-class KeyframeSink(AvSink):
-    """:class:`AvSink` that forces a keyframe on every frame whose pts is in ``keyframes``.
-
-    libx264/libx265 make a forced keyframe an IDR (``forced-idr``); other encoders honour the
-    frame's picture type as they can."""
-
-    def __init__(self, dst, plan: OutputSpec, options: EncodeOptions, keyframes: Iterable[int] = (), **kwargs):
-        self.keyframes = frozenset(int(k) for k in keyframes)
-        given = dict(options.codec_options)
-        if options.codec in ("libx264", "libx265") and "forced-idr" not in given:
-            options = dataclasses.replace(options, codec_options=(*options.codec_options, ("forced-idr", "1")))
-        super().__init__(dst, plan, options, **kwargs)
-
-    def write(self, planes: list[np.ndarray], pts: int | None) -> None:
-        frame = video_frame(planes, pts, self.plan.layout, self.plan.time_base)
-        frame.color_range = self.plan.color.range
-        frame.colorspace = self.plan.color.matrix
-        frame.color_primaries = self.plan.color.primaries
-        frame.color_trc = self.plan.color.transfer
-        if pts is not None and pts in self.keyframes:
-            frame.pict_type = av.video.frame.PictureType.I
-        self._mux(self.stream.encode(frame))
-        self.frames_written += 1
 
 
 def keyframe_pts(path: str) -> list[int]:
