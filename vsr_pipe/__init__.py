@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "upscale", "frames", "Scale", "EncodeOptions", "PipelineOptions", "LiveOptions", "SourceOptions",
+    "upscale", "frames", "deliver", "restore", "Scale", "EncodeOptions", "PipelineOptions", "LiveOptions", "SourceOptions",
     "VsrPipeError", "InputNotFound", "NotAVideo", "UnsupportedInput", "InvalidOption", "OutputError",
     "WeightsError", "EngineUnavailable", "Interrupted", "InputLost",
 ]  # fmt: skip
@@ -93,3 +93,22 @@ def frames(
     opts = _options(scale, size, model, None, **options)
     for planes, pts, opened in iter_planes(src, opts):
         yield video_frame(planes, pts, opened.plan.dst, opened.source.facts.time_base)
+
+
+def deliver(master: str, out: str, options=None, on_chunk=None):
+    """Package ``master`` for delivery into the folder ``out``: the LR video, one small correction
+    network per chunk, a checked manifest and a report (``vsr_pipe.delivery.server.DeliverOptions``;
+    see the README's *Content-aware delivery*). Returns a ``DeliverySummary``."""
+    from .delivery.server import DeliverOptions
+    from .delivery.server import deliver as run
+
+    return run(master, out, options or DeliverOptions(), on_chunk=on_chunk)
+
+
+def restore(package: str, dst: str, options=None, on_progress=None, stop: threading.Event | None = None):
+    """Restore a delivery ``package`` (a folder or an ``http(s)://.../manifest.json``) into ``dst``,
+    each chunk's weights swapped in at its first frame; returns the run's ``RunSummary``."""
+    from .delivery.client import RestoreOptions
+    from .delivery.client import restore as run
+
+    return run(package, dst, options or RestoreOptions(), on_progress=on_progress, stop=stop)
