@@ -67,3 +67,14 @@ def test_fit_chunk_is_a_pure_task_returning_fp16_correction_tensors():
     assert first.steps == 3 and len(first.generic_psnr) == len(first.tuned_psnr) == 3
     assert np.mean(first.tuned_psnr) >= np.mean(first.generic_psnr)  # never worse than the generic model
     assert all(np.array_equal(first.tensors[k], again.tensors[k]) for k in want)  # same inputs and seed, same weights
+
+
+def test_fitting_tasks_ask_ray_for_a_gpu_when_the_fit_runs_on_one():
+    from vsr_pipe.delivery.fit import FitSettings
+    from vsr_pipe.delivery.server import _fit_resources
+    from vsr_pipe.jobs.runners import RayRunner
+
+    ray = RayRunner("auto")  # not connected: a CUDA device decides without asking the cluster
+    assert _fit_resources(ray, FitSettings(device="cuda")).num_gpus == 1
+    assert _fit_resources(ray, FitSettings(device="cpu")).num_gpus == 0
+    assert _fit_resources(None, FitSettings(device="cuda")).num_gpus == 0  # in process: nothing to ask

@@ -45,6 +45,7 @@ class FitSettings:
     learning_rate: float = 1e-3
     threads: int = 0  # torch threads in the worker; 0 keeps its default
     seed: int = 0
+    device: str = "auto"  # "auto": the worker's GPU where it has one (a Ray task that asked for one), else the CPU
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,13 @@ def fit_chunk(task: ChunkTask) -> ChunkResult:
     torch.manual_seed(s.seed * 1_000_003 + task.index)
     rng = np.random.default_rng([s.seed, task.index])
     peak = 1023.0 if task.lr.dtype == np.uint16 else 255.0  # 10-bit planes come as uint16 codes
-    x = torch.from_numpy(np.ascontiguousarray(task.lr).astype(np.float32)).div_(peak).unsqueeze(1)
-    hr = torch.from_numpy(np.ascontiguousarray(task.hr).astype(np.float32)).div_(peak).unsqueeze(1)
-    y = _base_outputs(build_base(task.base), x)
-    net = CorrectionNet(task.base.factor, s.features, s.blocks)
+    device = torch.device(
+        "cuda" if s.device == "auto" and torch.cuda.is_available() else s.device.replace("auto", "cpu")
+    )
+    x = torch.from_numpy(np.ascontiguousarray(task.lr).astype(np.float32)).div_(peak).unsqueeze(1).to(device)
+    hr = torch.from_numpy(np.ascontiguousarray(task.hr).astype(np.float32)).div_(peak).unsqueeze(1).to(device)
+    y = _base_outputs(build_base(task.base).to(device), x)
+    net = CorrectionNet(task.base.factor, s.features, s.blocks).to(device)
     losses = _train(net, x, y, hr, s, rng, started)
     net.eval().half().float()  # measured as shipped: fp16 weights
     with torch.no_grad():
@@ -115,7 +119,7 @@ def fit_chunk(task: ChunkTask) -> ChunkResult:
             net.tail.weight.zero_()
             net.tail.bias.zero_()
         tuned_psnr = generic_psnr
-    tensors = {PREFIX + k: v.detach().half().numpy() for k, v in net.state_dict().items()}
+    tensors = {PREFIX + k: v.detach().half().cpu().numpy() for k, v in net.state_dict().items()}
     return ChunkResult(
         task.index, tensors, tuple(losses), generic_psnr, tuned_psnr, len(losses), time.perf_counter() - started
     )

@@ -97,7 +97,7 @@ class _InProcess:
     """The runner when none is given: one task after another, here."""
 
     @staticmethod
-    def map(fn: Callable, tasks: list) -> Iterator:
+    def map(fn: Callable, tasks: list, resources=None) -> Iterator:
         for i, task in enumerate(tasks):
             try:
                 yield _Outcome(i, fn(task), None)
@@ -230,13 +230,24 @@ def _fit_all(spans, lr_frames, hr_frames, base, settings, runner, on_chunk) -> l
         for s in spans
     ]  # fmt: skip
     results: dict[int, ChunkResult] = {}
-    for outcome in (runner or _InProcess()).map(fit_chunk, tasks):
+    for outcome in (runner or _InProcess()).map(fit_chunk, tasks, _fit_resources(runner, settings)):
         if outcome.error is not None:
             raise DeliveryFailed(f"chunk {outcome.index} could not be fitted: {outcome.error}")
         results[outcome.index] = outcome.value
         if on_chunk:
             on_chunk(ChunkDone(len(results), len(tasks), spans[outcome.index], outcome.value))
     return [results[k] for k in range(len(tasks))]
+
+
+def _fit_resources(runner, settings):
+    """What each fitting task asks its runner for: on Ray, a GPU where the fit runs on one."""
+    from ..config import PipelineOptions
+    from ..jobs.placement import task_resources
+    from ..jobs.runners import TaskResources
+
+    if runner is None or isinstance(runner, _InProcess):
+        return TaskResources()
+    return task_resources(PipelineOptions(device=settings.device), runner)[0]
 
 
 def _write_package(
