@@ -210,6 +210,8 @@ class AvSink:
             codec_options["preset"] = o.preset
         if o.low_latency and o.codec in ("libx264", "libx265"):
             codec_options["tune"] = "zerolatency"  # no look-ahead, no B-frames, sliced threads
+            # medium cannot hold 720p at 25 fps on two cores beside the model; live encoders run fast presets
+            codec_options.setdefault("preset", "veryfast")
         codec_options.update(dict(o.codec_options))
         try:
             stream = self.container.add_stream(o.codec, rate=p.average_rate or None, options=codec_options)
