@@ -304,9 +304,9 @@ def run_to_file(
     tags.update(metadata or {})
     tags.update(dict(enc.metadata))
     spec = OutputSpec(plan.dst, facts.time_base, facts.rate, facts.color, facts.rotation, source.stream_tags)
-    started = time.perf_counter()
     frames = 0
     with source, AvSink(dst, spec, enc, copy_from=source, metadata=tags) as sink:
+        started = time.perf_counter()  # the streaming part: opening and planning are set-up
         for chunk in run.chunks():
             began = time.perf_counter()
             planes = chunk.views()
