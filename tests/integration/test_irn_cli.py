@@ -26,6 +26,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / np.mean((a - b) ** 2)))
 
 
+@pytest.mark.slow  # over 5 s: run by .ci/run, not by the fast default
 def test_downscale_tags_the_file_and_the_restore_needs_no_flag(clip, tmp_path):
     src = clip("in.mp4", width=96, height=64, frames=12)
     lr, back = tmp_path / "lr.mp4", tmp_path / "back.mp4"
@@ -47,6 +48,7 @@ def test_downscale_tags_the_file_and_the_restore_needs_no_flag(clip, tmp_path):
     assert len(read_frames(back)) == 12
 
 
+@pytest.mark.slow  # over 5 s: run by .ci/run, not by the fast default
 def test_asymmetric_odd_sized_downscale_in_matroska(clip, tmp_path):
     src = clip("in.mkv", width=91, height=67, frames=4, pix_fmt="yuv444p", codec="ffv1")
     lr = tmp_path / "lr.mkv"
@@ -172,6 +174,7 @@ def test_refining_the_learned_downscale_lifts_it_above_bicubic_down_espcn_up(res
     assert refined > r["espcn_up"] + 0.1, (refined, r)
 
 
+@pytest.mark.slow  # over 5 s: run by .ci/run, not by the fast default
 def test_eval_video_scores_each_frame_and_charts_them(clip, tmp_path):
     import json
 

@@ -98,6 +98,7 @@ def test_odd_size_and_non_integer_asymmetric_scale(clip, tmp_path):
     assert probe(out)["size"] == (1280, 962)  # 1279.5 -> 1280; 962; both even for 4:2:0
 
 
+@pytest.mark.slow  # over 5 s: run by .ci/run, not by the fast default
 def test_lossless_ffv1_444_and_plain_reencode_at_scale_1(clip, tmp_path):
     src = clip("src.mkv", frames=4, audio=False, codec="ffv1")
     out = tmp_path / "same.mkv"
@@ -173,6 +174,7 @@ def test_metadata_of_the_container_is_kept(clip, tmp_path):
     assert Fraction(1, 1)  # keep import used
 
 
+@pytest.mark.slow  # over 5 s: run by .ci/run, not by the fast default
 def test_tiled_run_gives_the_same_frames_as_whole_frames(clip, tmp_path):
     src = clip("in.mkv", width=96, height=64, frames=3, audio=False, codec="ffv1")
     whole, tiled = tmp_path / "whole.mkv", tmp_path / "tiled.mkv"
@@ -183,6 +185,7 @@ def test_tiled_run_gives_the_same_frames_as_whole_frames(clip, tmp_path):
             assert np.array_equal(pa, pb)
 
 
+@pytest.mark.slow  # over 5 s: run by .ci/run, not by the fast default
 def test_chapters_and_video_stream_tags_are_kept(clip, tmp_path):
     src = clip("plain.mkv", frames=24, audio=True)
     tagged = tmp_path / "tagged.mkv"
