@@ -1,0 +1,172 @@
+"""How far a per-chunk correction goes with capacity and time: one chunk of the bundled clip fitted
+for a wall-clock budget, evaluated as it goes; the curve of gain over the generic model against
+minutes, for each setting, as a chart.
+
+    python bench/delivery_fit.py --name f32b4 --features 32 --blocks 4 --minutes 20
+    python bench/delivery_fit.py --name f32b4_uniform --uniform-share 1 --minutes 20
+    python bench/delivery_fit.py --chart            # runs/delivery_fit/gain.png from every run's log
+
+The LR is made once per (down, CRF) exactly as ``vsr-pipe deliver`` makes it (the pipeline's
+downscale, x264 preset medium, a keyframe at the chunk's start) and decoded as a client decodes it.
+Every ``--eval-every`` seconds the correction's Y-PSNR is measured on every 4th frame of the chunk
+(fp16 weights, 8-bit output, whole frame) and written to ``log.jsonl`` with the weights so far
+(``latest.safetensors``), so a run stopped midway keeps its curve and its weights. At the end the
+whole chunk is measured by ``fit_chunk`` itself (``result.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, SAMPLE, bench_parser  # noqa: E402
+
+OUT = ROOT / "runs" / "delivery_fit"
+
+
+def main() -> None:
+    ap = bench_parser(__doc__, data=False)
+    ap.add_argument("--name", default="run")
+    ap.add_argument("--input", default=str(SAMPLE))
+    ap.add_argument("--down", choices=["bicubic", "irn"], default="bicubic")
+    ap.add_argument("--crf", type=float, default=23)
+    ap.add_argument("--first", type=int, default=0, help="the chunk's first frame")
+    ap.add_argument("--frames", type=int, default=0, help="the chunk's frames (0: to the end)")
+    ap.add_argument("--features", type=int, default=32)
+    ap.add_argument("--blocks", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--patch", type=int, default=48)
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--uniform-share", type=float, default=0.25)
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--steps", type=int, default=0, help="a step budget instead of --minutes")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--eval-every", type=float, default=60, help="seconds between evaluations")
+    ap.add_argument("--chart", action="store_true", help="only draw the chart of every run so far")
+    args = ap.parse_args()
+    if args.chart:
+        return chart()
+    run(args)
+    chart()
+
+
+def chunk_frames(args):
+    """(LR Y planes, master Y planes) of the chunk, the LR made and decoded as deliver does."""
+    import numpy as np
+
+    from vsr_pipe.config import EncodeOptions
+    from vsr_pipe.delivery.server import DeliverOptions, make_lr
+    from vsr_pipe.io.keyframes import luma_frames
+
+    hr, pts = zip(*luma_frames(args.input))
+    last = len(hr) if not args.frames else args.first + args.frames
+    lr_path = OUT / f"lr_{args.down}_crf{args.crf:g}_{args.first}_{last}.mp4"
+    if not lr_path.is_file():
+        OUT.mkdir(parents=True, exist_ok=True)
+        options = DeliverOptions(down=args.down, encode=EncodeOptions(crf=args.crf, preset="medium"))
+        partial = lr_path.with_name(".partial-" + lr_path.name)
+        make_lr(args.input, partial, options, [pts[args.first]])
+        partial.rename(lr_path)
+    lr = [y for y, _ in luma_frames(str(lr_path))]
+    return np.stack(lr[args.first : last]), np.stack(hr[args.first : last]), lr_path
+
+
+def run(args) -> None:
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+
+    from vsr_pipe.delivery.fit import BaseModel, ChunkTask, FitSettings, _psnr_per_frame, build_base, fit_chunk
+
+    lr, hr, lr_path = chunk_frames(args)
+    folder = OUT / args.name
+    folder.mkdir(parents=True, exist_ok=True)
+    r = hr.shape[1] // lr.shape[1]
+    base = (
+        BaseModel("espcn", f"espcn_y_x{r}", r)
+        if args.down == "bicubic"
+        else BaseModel("irn_up", "irn_y", r, hr.shape[1:], lr.shape[1:])
+    )
+    settings = FitSettings(
+        steps=args.steps or 1, seconds=0 if args.steps else args.minutes * 60, features=args.features,
+        blocks=args.blocks, batch=args.batch, patch=args.patch, learning_rate=args.learning_rate,
+        threads=args.threads, uniform_share=args.uniform_share,
+    )  # fmt: skip
+    # The evaluation subset: every 4th frame, with the generic model's output computed once.
+    xs = torch.from_numpy(lr[::4].astype(np.float32) / 255).unsqueeze(1)
+    hs = torch.from_numpy(hr[::4].astype(np.float32) / 255).unsqueeze(1)
+    with torch.no_grad():
+        ys = torch.cat([build_base(base)(part) for part in xs.split(4)])
+    generic = float(np.mean(_psnr_per_frame(ys, hs)))
+    log = (folder / "log.jsonl").open("w")
+    params = None
+    last_eval = [0.0]
+    eval_seconds = [0.0]
+
+    def evaluate(step: int, seconds: float, loss: float, net) -> None:
+        t = time.perf_counter()
+        state = {k: v.detach().half().float() for k, v in net.state_dict().items()}
+        probe = type(net)(net.scale, net.features, net.blocks)
+        probe.load_state_dict(state)
+        with torch.no_grad():
+            tuned = torch.cat([yi + probe(xi, yi) for xi, yi in zip(xs.split(4), ys.split(4))])
+        psnr = float(np.mean(_psnr_per_frame(tuned, hs)))
+        save_file({k: v.half().contiguous() for k, v in state.items()}, str(folder / ".latest.safetensors"))
+        (folder / ".latest.safetensors").replace(folder / "latest.safetensors")
+        row = {"step": step, "minutes": seconds / 60, "loss": loss, "generic": generic, "tuned": psnr, "gain": psnr - generic}
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+        print(f"{args.name}: {seconds / 60:6.1f} min, step {step:6d}, loss {loss:.2e}, "
+              f"{generic:.2f} -> {psnr:.2f} dB ({psnr - generic:+.2f})", flush=True)  # fmt: skip
+        eval_seconds[0] += time.perf_counter() - t
+
+    def watch(step, seconds, loss, net) -> bool:
+        nonlocal params
+        params = params or sum(p.numel() for p in net.parameters())
+        if seconds - last_eval[0] >= args.eval_every or step == 1:
+            last_eval[0] = seconds
+            evaluate(step, seconds, loss, net)
+        return False
+
+    started = time.perf_counter()
+    result = fit_chunk(ChunkTask(0, lr, hr, base, settings), watch)
+    summary = {
+        "name": args.name, "lr": lr_path.name, "frames": len(lr), "parameters": params,
+        "weights_kb": params * 2 / 1000, "settings": vars(args), "steps": result.steps,
+        "seconds": time.perf_counter() - started, "eval_seconds": eval_seconds[0],
+        "generic_psnr": float(np.mean(result.generic_psnr)), "tuned_psnr": float(np.mean(result.tuned_psnr)),
+    }  # fmt: skip
+    summary["gain_db"] = summary["tuned_psnr"] - summary["generic_psnr"]
+    (folder / "result.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(json.dumps({k: summary[k] for k in ("name", "parameters", "steps", "generic_psnr", "tuned_psnr", "gain_db")}))
+
+
+def chart() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for log in sorted(OUT.glob("*/log.jsonl")):
+        rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        if rows:
+            ax.plot([r["minutes"] for r in rows], [r["gain"] for r in rows], marker=".", label=log.parent.name)
+    ax.axhline(1.5, color="grey", linestyle="--", linewidth=1, label="the bar (+1.5 dB)")
+    ax.set_xlabel("minutes of fitting (this CPU)")
+    ax.set_ylabel("Y-PSNR gain over the generic model (dB)")
+    ax.set_title("Per-chunk correction: gain against fitting time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig.savefig(OUT / "gain.png", dpi=110)
+    print(f"chart: {OUT / 'gain.png'}")
+
+
+if __name__ == "__main__":
+    main()
