@@ -749,13 +749,15 @@ def _budget(text: str) -> dict:
 @click.option("--max-seconds", default=None, type=float, help="Longest chunk in seconds of video. [default: 5]")
 @click.option("--chunks", "max_chunks", default=None, type=click.IntRange(min=1), help="At most this many chunks.")
 @click.option("--seed", default=None, type=int, help="Seed of the per-chunk fits. [default: 0]")
+@click.option("--joint", is_flag=True,
+              help="One correction fitted over all the chunks (STDO's joint training; the budget times the chunks), for comparison.")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Chunks fitted at once in local processes.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Fit the chunks as Ray tasks.")
 @click.option("--threads", default=None, type=int, help="CPU threads per fit (0: torch's default).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, budget, corr_features, corr_blocks,
-            max_seconds, max_chunks, seed, workers, ray_address, threads, quiet, as_json) -> None:  # fmt: skip
+            max_seconds, max_chunks, seed, joint, workers, ray_address, threads, quiet, as_json) -> None:  # fmt: skip
     """Package MASTER for delivery: an LR video plus per-chunk correction weights, in -o."""
     from fractions import Fraction
 
@@ -780,7 +782,7 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
         fit = FitSettings(**_budget(budget), **_given(features=corr_features, blocks=corr_blocks, seed=seed, threads=threads))
         rules = ChunkRules(**_given(cap=max_chunks))
         options = DeliverOptions(
-            scale=factor, down=down, encode=encode, fit=fit, rules=rules,
+            scale=factor, down=down, encode=encode, fit=fit, rules=rules, joint=joint,
             **_given(refine=refine, max_seconds=max_seconds, threads=threads),
         )  # fmt: skip
         runner = make_runner(ray_address, workers)
@@ -791,8 +793,9 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
             r = done.result
             g, t = sum(r.generic_psnr) / len(r.generic_psnr), sum(r.tuned_psnr) / len(r.tuned_psnr)
             loss = r.losses[-1] if r.losses else float("nan")
+            fit = "joint fit " if done.joint else ""
             click.echo(
-                f"[{done.done}/{done.total}] chunk {r.index}: {done.span.frames} frames, {r.steps} steps in "
+                f"[{done.done}/{done.total}] chunk {r.index}: {done.span.frames} frames, {fit}{r.steps} steps in "
                 f"{r.seconds:.1f} s, loss {loss:.3g}, {g:.2f} -> {t:.2f} dB ({t - g:+.2f})",
                 err=True,
             )
@@ -802,7 +805,8 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
             click.echo(json.dumps({**summary.__dict__, "gain_db": summary.gain_db}))
         elif not quiet:
             click.echo(
-                f"{summary.output}: {summary.frames} frames in {summary.chunks} chunks; Y-PSNR {summary.generic_psnr:.2f} "
+                f"{summary.output}: {summary.frames} frames in {summary.chunks} chunks ({summary.mode}); "
+                f"Y-PSNR {summary.generic_psnr:.2f} "
                 f"(generic) -> {summary.tuned_psnr:.2f} dB ({summary.gain_db:+.2f}); LR {summary.lr_bytes} bytes + "
                 f"weights {summary.weights_bytes} bytes",
                 err=True,

@@ -147,8 +147,16 @@ def test_deliver_cli_options_and_one_line_errors(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["chunks"] == 1 and summary["frames"] == 6
+    assert summary["chunks"] == 1 and summary["frames"] == 6 and summary["mode"] == "per-chunk"
     assert "chunk 0: 6 frames, 1 steps" in done.stderr
+    done = run_cli(
+        "deliver", master.path, "-o", tmp_path / "j", "--down", "bicubic", "--budget", "1", "--features", "4",
+        "--blocks", "0", "--max-seconds", "0.125", "--joint", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["mode"] == "joint" and summary["chunks"] == 2
+    assert "[2/2] chunk 1: 3 frames, joint fit 2 steps" in done.stderr
 
 
 @pytest.mark.parametrize("down", ["irn", "bicubic"])
@@ -198,3 +206,25 @@ def test_an_interrupted_deliver_leaves_no_package_and_keeps_the_old_one(package,
         )
     assert (target / MANIFEST).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["title"]  # no staging folder left
+
+
+def test_a_joint_fit_ships_one_weights_file_that_every_chunk_names(package, tmp_path):
+    """--joint: one correction over both chunks' frames, with both chunks' budget; one file, listed twice."""
+    _, _, master = package
+    options = DeliverOptions(down="bicubic", max_seconds=0.5, fit=TINY, joint=True)
+    summary = deliver(str(master.path), str(tmp_path / "title"), options)
+    folder = tmp_path / "title"
+    assert summary.mode == "joint" and summary.chunks == 2
+    assert sorted(p.name for p in folder.glob("*.safetensors")) == ["joint.safetensors"]
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["joint"] is True and {c["file"] for c in manifest["chunks"]} == {"joint.safetensors"}
+    assert summary.weights_bytes == (folder / "joint.safetensors").stat().st_size
+    report = json.loads((folder / "report.json").read_text())
+    assert report["mode"] == "joint" and [c["steps"] for c in report["chunks"]] == [2 * TINY.steps] * 2
+    assert [len(c["tuned_per_frame"]) for c in report["chunks"]] == [12, 12]
+    pkg = read_package(folder)
+    assert pkg.joint and [c.first_pts for c in pkg.chunks] == [c.first_pts for c in read_package(package[0]).chunks]
+    restoring = restore_pipeline(pkg, tmp_path)
+    assert len(restoring.weights.swaps) == 1  # the same weights all along: nothing to swap
+    restored = [planes[0].copy() for planes, _, _ in iter_planes(str(pkg.video), restoring)]
+    assert len(restored) == 24 and restored[0].shape == (96, 160)

@@ -94,3 +94,44 @@ def test_tensors_of_the_wrong_dtype_or_an_extra_tensor_are_refused(tmp_path):
         read_package(folder)
     with pytest.raises(PackageError, match="no such folder"):
         read_package(tmp_path / "absent")
+
+
+def make_joint(folder) -> None:
+    """Both chunks name chunk_0000.safetensors, as a --joint package's do."""
+    (folder / "chunk_0001.safetensors").unlink()
+    edit_manifest(folder, lambda m: (m.update(joint=True), m["chunks"][1].update(file_entry(folder / "chunk_0000.safetensors"))))
+
+
+def test_a_joint_package_names_one_file_for_every_chunk_and_still_checks_it(tmp_path):
+    folder = write_package(tmp_path / "p")
+    make_joint(folder)
+    pkg = read_package(folder)
+    assert pkg.joint and {c.file for c in pkg.chunks} == {"chunk_0000.safetensors"}
+    data = bytearray((folder / "chunk_0000.safetensors").read_bytes())
+    data[-1] ^= 1
+    (folder / "chunk_0000.safetensors").write_bytes(bytes(data))
+    with pytest.raises(PackageError, match="chunk_0000.safetensors: sha256"):
+        read_package(folder)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m.update(joint=False), "name the same chunk_0000.safetensors .not a joint package"),
+        (lambda m: m["chunks"][1].update(sha256="0" * 64), "chunk 1 lists chunk_0000.safetensors with another size or sha256"),
+        (lambda m: m.update(joint="yes"), "'joint' is 'yes'"),
+    ],
+)  # fmt: skip
+def test_a_joint_manifest_that_disagrees_with_itself_is_refused(tmp_path, change, message):
+    folder = write_package(tmp_path / "p")
+    make_joint(folder)
+    edit_manifest(folder, change)
+    with pytest.raises(PackageError, match=message):
+        read_package(folder)
+
+
+def test_a_joint_flag_on_chunks_naming_two_files_is_refused(tmp_path):
+    folder = write_package(tmp_path / "p")
+    edit_manifest(folder, lambda m: m.update(joint=True))
+    with pytest.raises(PackageError, match="must all name one weights file .2 named"):
+        read_package(folder)

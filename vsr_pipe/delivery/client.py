@@ -70,9 +70,14 @@ def restore_pipeline(pkg: Package, work: Path, options: RestoreOptions = Restore
             f"{pkg.folder / MANIFEST}: made for other {pkg.base.weights} weights ({pkg.base_sha256[:12]}); "
             f"this vsr-pipe ships {known[:12]}"
         )
-    files = [_full_model(pkg, k, work) for k in range(len(pkg.chunks))]
-    swaps = tuple(WeightsSwap(c.first_pts, f) for c, f in zip(pkg.chunks, files))
-    schedule = WeightSchedule(swaps, by="pts", base=files[0])
+    built: dict[str, str] = {}  # weights file -> full model: a joint package's chunks share one
+    swaps: list[WeightsSwap] = []
+    for k, chunk in enumerate(pkg.chunks):
+        if chunk.file not in built:
+            built[chunk.file] = _full_model(pkg, k, work)
+        if not swaps or swaps[-1].weights != built[chunk.file]:  # a swap only where the weights change
+            swaps.append(WeightsSwap(chunk.first_pts, built[chunk.file]))
+    schedule = WeightSchedule(tuple(swaps), by="pts", base=swaps[0].weights)
     model = "irn" if pkg.base.kind == "irn_up" else "espcn"
     return PipelineOptions(
         size=pkg.master_size,
@@ -116,7 +121,7 @@ def _download(url: str, folder: Path) -> Path:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         entries = [manifest["video"], *manifest["chunks"]]
-        names = [(str(e["file"]), int(e["size"])) for e in entries]
+        names = dict.fromkeys((str(e["file"]), int(e["size"])) for e in entries)  # a joint package names one file often
     except (ValueError, KeyError, TypeError) as e:
         raise PackageError(f"{url}: malformed manifest ({e})") from None
     for name, size in names:

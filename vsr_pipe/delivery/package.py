@@ -4,8 +4,8 @@ by the client before anything in it is used.
 A package comes from anywhere, so reading one trusts nothing: the manifest's size is bounded and
 its fields typed; file names are plain names inside the package; every file's size and sha256 must
 match; each chunk's safetensors header must list exactly the correction network's tensors, with
-their shapes and dtype; the timestamps must be in order. Any failure is one :class:`PackageError`
-naming the file and what is wrong.
+their shapes and dtype (a joint package's chunks all name one file, checked once); the timestamps
+must be in order. Any failure is one :class:`PackageError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class Package:
     blocks: int
     dtype: str
     chunks: tuple[ChunkEntry, ...]
+    joint: bool = False  # one correction for all the chunks (every chunk entry names the same file)
 
     @property
     def master_size(self) -> tuple[int, int]:
@@ -133,11 +134,32 @@ def _checked(folder: Path, m: dict) -> Package:
     for k, (a, b) in enumerate(zip(chunks, chunks[1:] + (None,))):
         if a.index != k or a.first_pts > a.last_pts or (b is not None and b.first_pts <= a.last_pts):
             raise PackageError(f"{where}: chunk {k}'s timestamps are out of order ({a.first_pts}..{a.last_pts})")
+    joint = m.get("joint", False)
+    if not isinstance(joint, bool):
+        raise PackageError(f"{where}: 'joint' is {joint!r}, not true or false")
     want = expected_tensors(factor, features, blocks)
-    for c in chunks:
-        entry = {"file": c.file, "size": c.size, "sha256": c.sha256}
+    for entry in _weights_files(chunks, joint, where):
         _check_tensors(_checked_file(folder, entry, MAX_WEIGHTS_BYTES), want, _DTYPES[dtype])
-    return Package(folder, m, video, base, str(base_spec.get("sha256", "")), features, blocks, dtype, chunks)
+    return Package(folder, m, video, base, str(base_spec.get("sha256", "")), features, blocks, dtype, chunks, joint)
+
+
+def _weights_files(chunks: tuple[ChunkEntry, ...], joint: bool, where: Path) -> list[dict]:
+    """The distinct weights files the chunks name, each once: a joint package's chunks all name one
+    file (listed alike), a per-chunk package's chunks each their own."""
+    files: dict[str, dict] = {}
+    for c in chunks:
+        if c.file in files and not joint:
+            raise PackageError(
+                f"{where}: chunks {files[c.file]['index']} and {c.index} name the same {c.file} (not a joint package)"
+            )
+        if c.file in files and (files[c.file]["size"], files[c.file]["sha256"]) != (c.size, c.sha256.lower()):
+            raise PackageError(
+                f"{where}: chunk {c.index} lists {c.file} with another size or sha256 than chunk {files[c.file]['index']}"
+            )
+        files.setdefault(c.file, {"file": c.file, "size": c.size, "sha256": c.sha256.lower(), "index": c.index})
+    if joint and len(files) != 1:
+        raise PackageError(f"{where}: a joint package's chunks must all name one weights file ({len(files)} named)")
+    return list(files.values())
 
 
 def _plain(name: str, where: Path) -> str:

@@ -24,10 +24,12 @@ from ..config import EncodeOptions, PipelineOptions, Scale
 from ..errors import InputNotFound, InvalidOption, OutputError, VsrPipeError
 from .chunks import ChunkRules, ChunkSpan, scene_scores, split_chunks, thumbnail
 from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
+from .joint import joint_task, split_result
 from .package import FORMAT, MANIFEST, VERSION, file_entry
 from .report import write_chart
 
 LR_NAME, REPORT, CHART = "lr.mp4", "report.json", "psnr.png"
+JOINT_NAME = "joint.safetensors"  # --joint: the one correction every chunk entry names
 
 
 class DeliveryFailed(VsrPipeError, RuntimeError):
@@ -50,6 +52,12 @@ class DeliverOptions:
     fit: FitSettings = field(default_factory=FitSettings)
     engine: str = "auto"
     threads: int = 0
+    joint: bool = False  # one correction over all the chunks (STDO's joint training), for comparison
+
+    @property
+    def mode(self) -> str:
+        """How the corrections were fitted: "joint" (one for all chunks) or "per-chunk"."""
+        return "joint" if self.joint else "per-chunk"
 
     @property
     def factor(self) -> int:
@@ -74,6 +82,7 @@ class ChunkDone:
     total: int
     span: ChunkSpan
     result: ChunkResult
+    joint: bool = False  # the result is the joint fit's (its steps and seconds are all the chunks')
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,7 @@ class DeliverySummary:
     output: str
     frames: int
     chunks: int
+    mode: str  # "per-chunk" or "joint"
     generic_psnr: float
     tuned_psnr: float
     lr_bytes: int
@@ -155,7 +165,7 @@ def deliver(
         spans = [replace(s, first_pts=int(lr_pts[s.first]), last_pts=int(lr_pts[s.last])) for s in spans]
         base = _base_model(options, hr_frames[0].shape, lr_frames[0].shape)
         t = time.perf_counter()
-        results = _fit_all(spans, lr_frames, hr_frames, base, options.fit, runner, on_chunk)
+        results = _fit_all(spans, lr_frames, hr_frames, base, options, runner, on_chunk)
         clock["fit"] = time.perf_counter() - t
         costs = _costs(clock, len(hr_frames) / rate)
         summary_fields = _write_package(staging, facts, spans, results, base, options, lr_frames[0].shape, costs)
@@ -168,6 +178,7 @@ def deliver(
         output=str(target),
         frames=len(hr_frames),
         chunks=len(spans),
+        mode=options.mode,
         seconds=clock,
         server_s_per_minute={k: v / minutes for k, v in clock.items()},
         **summary_fields,
@@ -224,19 +235,31 @@ def _base_model(options: DeliverOptions, hr_shape, lr_shape) -> BaseModel:
     return BaseModel("espcn", f"espcn_y_x{r}", r, tuple(hr_shape), tuple(lr_shape))
 
 
-def _fit_all(spans, lr_frames, hr_frames, base, settings, runner, on_chunk) -> list[ChunkResult]:
-    tasks = [
-        ChunkTask(s.index, np.stack(lr_frames[s.first : s.last + 1]), np.stack(hr_frames[s.first : s.last + 1]), base, settings)
-        for s in spans
-    ]  # fmt: skip
+def _fit_all(spans, lr_frames, hr_frames, base, options: DeliverOptions, runner, on_chunk) -> list[ChunkResult]:
+    """Every chunk's result, in chunk order: one task per chunk, or one joint task split back."""
+    settings = options.fit
+    if options.joint:
+        tasks = [joint_task(spans, lr_frames, hr_frames, base, settings)]
+    else:
+        tasks = [
+            ChunkTask(s.index, np.stack(lr_frames[s.first : s.last + 1]), np.stack(hr_frames[s.first : s.last + 1]), base, settings)
+            for s in spans
+        ]  # fmt: skip
     results: dict[int, ChunkResult] = {}
     for outcome in (runner or _InProcess()).map(fit_chunk, tasks, _fit_resources(runner, settings)):
         if outcome.error is not None:
-            raise DeliveryFailed(f"chunk {outcome.index} could not be fitted: {outcome.error}")
+            what = "the joint fit" if options.joint else f"chunk {outcome.index}"
+            raise DeliveryFailed(f"{what} could not be fitted: {outcome.error}")
+        if options.joint:
+            for k, result in enumerate(split_result(outcome.value, spans)):
+                results[k] = result
+                if on_chunk:
+                    on_chunk(ChunkDone(len(results), len(spans), spans[k], result, joint=True))
+            continue
         results[outcome.index] = outcome.value
         if on_chunk:
             on_chunk(ChunkDone(len(results), len(tasks), spans[outcome.index], outcome.value))
-    return [results[k] for k in range(len(tasks))]
+    return [results[k] for k in range(len(spans))]
 
 
 def _fit_resources(runner, settings):
@@ -259,14 +282,16 @@ def _write_package(
 
     chunk_entries = []
     for span, result in zip(spans, results):
-        name = f"chunk_{span.index:04d}.safetensors"
-        (staging / name).write_bytes(save(result.tensors, metadata={"format": FORMAT, "chunk": str(span.index)}))
+        name = JOINT_NAME if options.joint else f"chunk_{span.index:04d}.safetensors"
+        if not (staging / name).exists():  # joint: the one file every chunk names
+            chunk = "all" if options.joint else str(span.index)
+            (staging / name).write_bytes(save(result.tensors, metadata={"format": FORMAT, "chunk": chunk}))
         entry = file_entry(staging / name)
         entry.update(index=span.index, first_pts=span.first_pts, last_pts=span.last_pts, frames=span.frames)
         chunk_entries.append(entry)
     generic = [p for r in results for p in r.generic_psnr]
     tuned = [p for r in results for p in r.tuned_psnr]
-    weights_bytes = sum(e["size"] for e in chunk_entries)
+    weights_bytes = sum({e["file"]: e["size"] for e in chunk_entries}.values())
     lr_bytes = (staging / LR_NAME).stat().st_size
     quality = {
         "generic_psnr": _mean(generic),
@@ -278,6 +303,7 @@ def _write_package(
         "measured_on": "Y-PSNR per frame (8-bit, whole frame) of the decoded LR restored in fp32, mean over frames",
     }
     report = {
+        "mode": options.mode,  # joint: every chunk's steps, seconds and losses are the one joint fit's
         "quality": quality,
         "chunks": [
             {
@@ -303,6 +329,7 @@ def _write_package(
         "lr_size": [int(lr_shape[1]), int(lr_shape[0])],
         "time_base": str(facts.time_base),
         "frame_rate": str(facts.rate) if facts.rate else None,
+        "joint": options.joint,
         "architecture": {
             "model": "corrected",
             "base": {"kind": base.kind, "weights": base.weights, "sha256": shipped_sha(base.weights)},
