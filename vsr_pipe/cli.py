@@ -758,7 +758,11 @@ def _budget(text: str) -> dict:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, budget, corr_features, corr_blocks,
             max_seconds, max_chunks, seed, joint, workers, ray_address, threads, quiet, as_json) -> None:  # fmt: skip
-    """Package MASTER for delivery: an LR video plus per-chunk correction weights, in -o."""
+    """Package MASTER for delivery: an LR video plus per-chunk correction weights, in -o.
+
+    An interrupted run keeps its finished chunks beside -o (.NAME.chunks); run it again with the
+    same master and settings and they are reused.
+    """
     from fractions import Fraction
 
     from .delivery.chunks import ChunkRules
@@ -794,9 +798,10 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
             g, t = sum(r.generic_psnr) / len(r.generic_psnr), sum(r.tuned_psnr) / len(r.tuned_psnr)
             loss = r.losses[-1] if r.losses else float("nan")
             fit = "joint fit " if done.joint else ""
+            reused = " reused (fitted by an earlier run)" if done.reused else ""
             click.echo(
-                f"[{done.done}/{done.total}] chunk {r.index}: {done.span.frames} frames, {fit}{r.steps} steps in "
-                f"{r.seconds:.1f} s, loss {loss:.3g}, {g:.2f} -> {t:.2f} dB ({t - g:+.2f})",
+                f"[{done.done}/{done.total}] chunk {r.index}{reused}: {done.span.frames} frames, {fit}{r.steps} steps "
+                f"in {r.seconds:.1f} s, loss {loss:.3g}, {g:.2f} -> {t:.2f} dB ({t - g:+.2f})",
                 err=True,
             )
 
@@ -808,7 +813,7 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
                 f"{summary.output}: {summary.frames} frames in {summary.chunks} chunks ({summary.mode}); "
                 f"Y-PSNR {summary.generic_psnr:.2f} "
                 f"(generic) -> {summary.tuned_psnr:.2f} dB ({summary.gain_db:+.2f}); LR {summary.lr_bytes} bytes + "
-                f"weights {summary.weights_bytes} bytes",
+                f"weights {summary.weights_bytes} bytes" + (f"; {summary.reused} chunk(s) reused" if summary.reused else ""),
                 err=True,
             )
 

@@ -205,7 +205,29 @@ def test_an_interrupted_deliver_leaves_no_package_and_keeps_the_old_one(package,
             str(master.path), str(target), DeliverOptions(down="bicubic", max_seconds=0.5, fit=TINY), on_chunk=interrupt
         )
     assert (target / MANIFEST).read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["title"]  # no staging folder left
+    # No staging folder left; the chunk fitted before the interruption waits for a rerun.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".title.chunks", "title"]
+
+
+def test_an_interrupted_deliver_run_again_reuses_its_finished_chunks(package, tmp_path):
+    folder, _, master = package
+    options = DeliverOptions(down="bicubic", max_seconds=0.5, fit=TINY)
+    target, cache = tmp_path / "title", tmp_path / ".title.chunks"
+
+    def interrupt(done) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deliver(str(master.path), str(target), options, on_chunk=interrupt)
+    assert not target.exists() and len(list(cache.glob("*.safetensors"))) == len(list(cache.glob("*.json"))) == 1
+    progress = []
+    summary = deliver(str(master.path), str(target), options, on_chunk=progress.append)
+    assert [(d.result.index, d.reused) for d in progress] == [(0, True), (1, False)]  # one fit, not two
+    assert summary.reused == 1 and not cache.exists()
+    for k in (0, 1):  # the same weights as the uninterrupted run
+        name = f"chunk_{k:04d}.safetensors"
+        assert (target / name).read_bytes() == (folder / name).read_bytes()
+    assert read_package(target).chunks == read_package(folder).chunks
 
 
 def test_a_joint_fit_ships_one_weights_file_that_every_chunk_names(package, tmp_path):

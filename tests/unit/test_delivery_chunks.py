@@ -78,3 +78,34 @@ def test_fitting_tasks_ask_ray_for_a_gpu_when_the_fit_runs_on_one():
     assert _fit_resources(ray, FitSettings(device="cuda")).num_gpus == 1
     assert _fit_resources(ray, FitSettings(device="cpu")).num_gpus == 0
     assert _fit_resources(None, FitSettings(device="cuda")).num_gpus == 0  # in process: nothing to ask
+
+
+def test_a_fitted_chunk_is_cached_under_a_key_of_everything_the_fit_depends_on(tmp_path):
+    from dataclasses import replace
+
+    from vsr_pipe.delivery.resume import ChunkCache, task_key
+
+    rng = np.random.default_rng(2)
+    hr = rng.integers(0, 256, (2, 32, 48), dtype=np.uint8)
+    tiny = FitSettings(steps=2, features=4, blocks=1, batch=2, patch=8)
+    task = ChunkTask(1, hr[:, ::2, ::2].copy(), hr, BaseModel("espcn", "espcn_y_x2", 2), tiny)
+    key = task_key(task)
+    assert task_key(replace(task, settings=replace(task.settings, threads=3))) == key  # speed only
+    lr = task.lr.copy()
+    lr[0, 0, 0] ^= 1
+    changed = [replace(task, lr=lr), replace(task, index=2), replace(task, settings=replace(task.settings, seed=1)),
+               replace(task, base=BaseModel("espcn", "espcn_y_x2", 2, (32, 48), (16, 24)))]  # fmt: skip
+    assert len({key, *map(task_key, changed)}) == 5
+    cache = ChunkCache(tmp_path / ".t.chunks")
+    assert cache.load(key) is None
+    result = fit_chunk(task)
+    cache.save(key, result)
+    back = cache.load(key)
+    assert back is not None and (back.index, back.steps) == (1, 2)
+    assert (back.losses, back.generic_psnr, back.tuned_psnr) == (result.losses, result.generic_psnr, result.tuned_psnr)
+    assert all(np.array_equal(back.tensors[k], v) for k, v in result.tensors.items())
+    assert sorted(p.suffix for p in (tmp_path / ".t.chunks").iterdir()) == [".json", ".safetensors"]  # never a pickle
+    (tmp_path / ".t.chunks" / f"{key}.safetensors").write_bytes(b"damaged")
+    assert cache.load(key) is None  # fitted again rather than trusted
+    cache.remove()
+    assert not (tmp_path / ".t.chunks").exists()

@@ -3,8 +3,10 @@
 1. Scan the master: its frames' Y planes and timestamps, scene scores, the chunks (``chunks.py``).
 2. Make the LR with the pipeline (irn's learned downscale, or bicubic) and encode it with a keyframe
    at every chunk start, so each chunk decodes on its own.
-3. Decode the LR as a client would, and fit a correction network per chunk (``fit.py``), on the
-   runner the caller gives (this process, local processes, Ray: anything with ``map``).
+3. Decode the LR as a client would, and fit a correction network per chunk (``fit.py``), or one
+   over all of them (``joint.py``), on the runner the caller gives (this process, local processes,
+   Ray: anything with ``map``). Each fit is saved as it ends, and a rerun after an interruption
+   reuses those whose inputs hash the same (``resume.py``).
 4. Write the package into a temporary folder beside the target and rename it at the end.
 """
 
@@ -27,6 +29,7 @@ from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
 from .joint import joint_task, split_result
 from .package import FORMAT, MANIFEST, VERSION, file_entry
 from .report import write_chart
+from .resume import ChunkCache, cache_folder, task_key
 
 LR_NAME, REPORT, CHART = "lr.mp4", "report.json", "psnr.png"
 JOINT_NAME = "joint.safetensors"  # --joint: the one correction every chunk entry names
@@ -83,6 +86,7 @@ class ChunkDone:
     span: ChunkSpan
     result: ChunkResult
     joint: bool = False  # the result is the joint fit's (its steps and seconds are all the chunks')
+    reused: bool = False  # fitted by an earlier, interrupted run with the same inputs (``resume.py``)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class DeliverySummary:
     frames: int
     chunks: int
     mode: str  # "per-chunk" or "joint"
+    reused: int  # chunks an earlier, interrupted run had fitted with the same inputs
     generic_psnr: float
     tuned_psnr: float
     lr_bytes: int
@@ -165,20 +170,23 @@ def deliver(
         spans = [replace(s, first_pts=int(lr_pts[s.first]), last_pts=int(lr_pts[s.last])) for s in spans]
         base = _base_model(options, hr_frames[0].shape, lr_frames[0].shape)
         t = time.perf_counter()
-        results = _fit_all(spans, lr_frames, hr_frames, base, options, runner, on_chunk)
+        cache = ChunkCache(cache_folder(target))
+        results, reused = _fit_all(spans, lr_frames, hr_frames, base, options, runner, on_chunk, cache)
         clock["fit"] = time.perf_counter() - t
         costs = _costs(clock, len(hr_frames) / rate)
         summary_fields = _write_package(staging, facts, spans, results, base, options, lr_frames[0].shape, costs)
         _move_into_place(staging, target)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # the finished chunks stay in the cache for a rerun
         raise
+    cache.remove()
     minutes = len(hr_frames) / rate / 60
     return DeliverySummary(
         output=str(target),
         frames=len(hr_frames),
         chunks=len(spans),
         mode=options.mode,
+        reused=reused,
         seconds=clock,
         server_s_per_minute={k: v / minutes for k, v in clock.items()},
         **summary_fields,
@@ -235,8 +243,12 @@ def _base_model(options: DeliverOptions, hr_shape, lr_shape) -> BaseModel:
     return BaseModel("espcn", f"espcn_y_x{r}", r, tuple(hr_shape), tuple(lr_shape))
 
 
-def _fit_all(spans, lr_frames, hr_frames, base, options: DeliverOptions, runner, on_chunk) -> list[ChunkResult]:
-    """Every chunk's result, in chunk order: one task per chunk, or one joint task split back."""
+def _fit_all(
+    spans, lr_frames, hr_frames, base, options: DeliverOptions, runner, on_chunk, cache: ChunkCache
+) -> tuple[list[ChunkResult], int]:
+    """Every chunk's result, in chunk order, and how many were reused: one task per chunk, or one
+    joint task split back. A task whose result ``cache`` holds is not fitted again; each fitted one
+    is saved there as soon as it ends."""
     settings = options.fit
     if options.joint:
         tasks = [joint_task(spans, lr_frames, hr_frames, base, settings)]
@@ -246,20 +258,36 @@ def _fit_all(spans, lr_frames, hr_frames, base, options: DeliverOptions, runner,
             for s in spans
         ]  # fmt: skip
     results: dict[int, ChunkResult] = {}
-    for outcome in (runner or _InProcess()).map(fit_chunk, tasks, _fit_resources(runner, settings)):
+    reused_chunks: set[int] = set()
+
+    def finished(result: ChunkResult, reused: bool) -> None:
+        parts = split_result(result, spans) if options.joint else [result]
+        for part in parts:
+            results[part.index] = part
+            if reused:
+                reused_chunks.add(part.index)
+            if on_chunk:
+                on_chunk(ChunkDone(len(results), len(spans), spans[part.index], part, options.joint, reused))
+
+    keys = [task_key(t) for t in tasks]
+    todo = []
+    for task, key in zip(tasks, keys):
+        saved = cache.load(key)
+        if saved is None:
+            todo.append((task, key))
+        else:
+            finished(saved, reused=True)
+    fitting = (
+        (runner or _InProcess()).map(fit_chunk, [t for t, _ in todo], _fit_resources(runner, settings)) if todo else ()
+    )
+    for outcome in fitting:
+        task, key = todo[outcome.index]
         if outcome.error is not None:
-            what = "the joint fit" if options.joint else f"chunk {outcome.index}"
+            what = "the joint fit" if options.joint else f"chunk {task.index}"
             raise DeliveryFailed(f"{what} could not be fitted: {outcome.error}")
-        if options.joint:
-            for k, result in enumerate(split_result(outcome.value, spans)):
-                results[k] = result
-                if on_chunk:
-                    on_chunk(ChunkDone(len(results), len(spans), spans[k], result, joint=True))
-            continue
-        results[outcome.index] = outcome.value
-        if on_chunk:
-            on_chunk(ChunkDone(len(results), len(tasks), spans[outcome.index], outcome.value))
-    return [results[k] for k in range(len(spans))]
+        cache.save(key, outcome.value)  # before anything else: an interruption from here on keeps it
+        finished(outcome.value, reused=False)
+    return [results[k] for k in range(len(spans))], len(reused_chunks)
 
 
 def _fit_resources(runner, settings):
@@ -284,8 +312,8 @@ def _write_package(
     for span, result in zip(spans, results):
         name = JOINT_NAME if options.joint else f"chunk_{span.index:04d}.safetensors"
         if not (staging / name).exists():  # joint: the one file every chunk names
-            chunk = "all" if options.joint else str(span.index)
-            (staging / name).write_bytes(save(result.tensors, metadata={"format": FORMAT, "chunk": chunk}))
+            # One metadata key: safetensors writes several in a random order, and the bytes must not vary.
+            (staging / name).write_bytes(save(result.tensors, metadata={"format": FORMAT}))
         entry = file_entry(staging / name)
         entry.update(index=span.index, first_pts=span.first_pts, last_pts=span.last_pts, frames=span.frames)
         chunk_entries.append(entry)
