@@ -28,6 +28,7 @@ import av  # noqa: E402
 from bench.common import SAMPLE, bench_parser  # noqa: E402
 from vsr_pipe.config import PipelineOptions, Scale  # noqa: E402
 from vsr_pipe.jobs.batch import run_batch  # noqa: E402
+from vsr_pipe.jobs.placement import per_task_options  # noqa: E402
 from vsr_pipe.jobs.runners import InProcessRunner, ProcessRunner, RayRunner  # noqa: E402
 from vsr_pipe.jobs.split import split_run  # noqa: E402
 from vsr_pipe.pipeline.run import run_to_file  # noqa: E402
@@ -117,7 +118,13 @@ def main() -> None:
         for k in range(1, args.files):
             os.link(first, folder / "in" / f"f{k}.mp4")
         total = args.files * args.frames
-        runners = [("1 process", InProcessRunner()), (f"{args.workers} local processes", ProcessRunner(args.workers))]
+        # "1 process" may use every core (its model and encoder threads); "1 thread" is what one
+        # worker gets, so the scale-out's ceiling here is N workers against it.
+        runners = [
+            ("1 process", InProcessRunner()),
+            ("1 process, 1 thread", InProcessRunner()),
+            (f"{args.workers} local processes", ProcessRunner(args.workers)),
+        ]
         if not args.no_ray:
             runners.append((f"Ray, {args.workers} workers", RayRunner("auto", workers=args.workers)))
             ray = runners[-1][1].connect()
@@ -125,8 +132,9 @@ def main() -> None:
 
         for name, runner in runners:
             out = folder / f"batch-{len(rows)}"
+            opts = per_task_options(options, 1) if name.endswith("1 thread") else options
             seconds, summary = timed(
-                lambda out=out, runner=runner: run_batch([str(folder / "in")], out, options, runner)
+                lambda out=out, runner=runner, opts=opts: run_batch([str(folder / "in")], out, opts, runner)
             )
             assert summary.ok and summary.frames == total, summary
             rows[f"batch {args.files} files, {name}"] = {
@@ -139,7 +147,8 @@ def main() -> None:
         for name, runner in runners:
             dst = folder / f"split-{len(rows)}.mp4"
             if isinstance(runner, InProcessRunner):
-                seconds, summary = timed(lambda dst=dst: run_to_file(first, dst, options))
+                opts = per_task_options(options, 1) if name.endswith("1 thread") else options
+                seconds, summary = timed(lambda dst=dst, opts=opts: run_to_file(first, dst, opts))
                 parts = 1
             else:
                 seconds, summary = timed(
@@ -161,15 +170,18 @@ def main() -> None:
             on_ray, _ = timed(lambda: run_batch([str(tiny)], folder / "tiny-ray", options, runners[-1][1]))
             rows["2-frame file: fixed cost of one run"] = {"in process_s": local, "as a Ray task_s": on_ray}
             ray.shutdown()
-    print(f"{'run':44s} {'seconds':>8s} {'frames/s':>9s} {'vs 1 proc':>10s} {'CPU s':>7s} {'frames/CPU s':>13s} "
-          f"{'vs 1 proc':>10s} {'load':>5s}")  # fmt: skip
+    print(f"{'run':44s} {'seconds':>8s} {'frames/s':>9s} {'vs 1 proc':>10s} {'vs 1 thread':>12s} {'CPU s':>7s} "
+          f"{'frames/CPU s':>13s} {'vs 1 proc':>10s} {'load':>5s}")  # fmt: skip
     for name, row in rows.items():
         if "fps" in row:
-            base = rows[next(k for k in rows if k.startswith(name.split(",")[0]) and "1 process" in k)]
+            kind = name.split(",")[0]
+            base = rows[next(k for k in rows if k.startswith(kind) and k.endswith("1 process"))]
+            one = rows[next(k for k in rows if k.startswith(kind) and k.endswith("1 thread"))]
             frames = row["fps"] * row["seconds"]
             per_cpu, base_per_cpu = frames / row["cpu"], base["fps"] * base["seconds"] / base["cpu"]
             extra = f"  ({row['parts']} parts)" if row.get("parts", 1) > 1 else ""
-            print(f"{name:44s} {row['seconds']:8.1f} {row['fps']:9.2f} {row['fps'] / base['fps']:9.2f}x {row['cpu']:7.1f} "
+            print(f"{name:44s} {row['seconds']:8.1f} {row['fps']:9.2f} {row['fps'] / base['fps']:9.2f}x "
+                  f"{row['fps'] / one['fps']:11.2f}x {row['cpu']:7.1f} "
                   f"{per_cpu:13.2f} {per_cpu / base_per_cpu:9.2f}x {row['load']:5.1f}{extra}")  # fmt: skip
         else:
             print(f"{name:44s} " + ", ".join(f"{k} {v:.1f}" for k, v in row.items()))
