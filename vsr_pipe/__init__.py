@@ -96,9 +96,10 @@ def frames(
 
 
 def deliver(master: str, out: str, options=None, on_chunk=None):
-    """Package ``master`` for delivery into the folder ``out``: the LR video, one small correction
-    network per chunk, a checked manifest and a report (``vsr_pipe.delivery.server.DeliverOptions``;
-    see the README's *Content-aware delivery*). Returns a ``DeliverySummary``."""
+    """Package ``master`` for delivery into ``out``: the LR video, one small correction network per
+    chunk (or one for all, ``joint``), a checked manifest and a report; a folder, an HLS folder, or
+    one ``.mkv`` with the package attached (``vsr_pipe.delivery.server.DeliverOptions``; see the
+    README's *Content-aware delivery*). Returns a ``DeliverySummary``."""
     from .delivery.server import DeliverOptions
     from .delivery.server import deliver as run
 
@@ -106,8 +107,9 @@ def deliver(master: str, out: str, options=None, on_chunk=None):
 
 
 def restore(package: str, dst: str, options=None, on_progress=None, stop: threading.Event | None = None):
-    """Restore a delivery ``package`` (a folder or an ``http(s)://.../manifest.json``) into ``dst``,
-    each chunk's weights swapped in at its first frame; returns the run's ``RunSummary``."""
+    """Restore a delivery ``package`` (a folder, a ``.mkv`` with the package attached, or an
+    ``http(s)://.../manifest.json`` or ``.../lr.m3u8``) into ``dst``, each chunk's weights swapped
+    in at its first frame; returns the run's ``RunSummary``."""
     from .delivery.client import RestoreOptions
     from .delivery.client import restore as run
 

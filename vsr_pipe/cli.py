@@ -158,7 +158,11 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
             engine, device, precision, threads, tile, refine, live, realtime, max_latency_ms, drop, reconnect_timeout,
             read_timeout, input_format, input_option, output_option, codec_option, test_model_delay_ms, quiet,
             as_json) -> None:  # fmt: skip
-    """Upscale INPUT (a file, - for standard input, or a URL) into -o (a file, -, a URL or an .m3u8 playlist)."""
+    """Upscale INPUT (a file, - for standard input, or a URL) into -o (a file, -, a URL or an .m3u8 playlist).
+
+    A .mkv made by deliver --embed is restored with the weights it carries (as restore does)."""
+    from .delivery.client import RestoreOptions, embedded_package
+    from .delivery.client import restore as restore_package
     from .pipeline.run import run_to_file
     from .progress import ProgressBar
 
@@ -184,10 +188,24 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
             **_given(engine=engine, device=device, precision=precision, chunk_frames=chunk_frames, threads=threads,
                      tile=tile, refine=refine, model_delay_ms=test_model_delay_ms),
         )  # fmt: skip
+        # A file carrying a delivery package restores with its weights, unless told how to rescale.
+        restoring = model == "auto" and scale is None and size is None and not live and embedded_package(input_path)
+        if restoring:
+            click.echo(
+                f"vsr-pipe: note: {input_path} carries a delivery package: restoring it with its weights "
+                "(as vsr-pipe restore; give --model or --scale to upscale it plainly)",
+                err=True,
+            )
         bar = ProgressBar(f"{Path(input_path).name} ->", enabled=None if not quiet else False)
         stop, caught = threading.Event(), []
         with _stop_on_signals(stop, caught):
-            summary = run_to_file(input_path, output, options, on_progress=bar.show, stop=stop)
+            if restoring:
+                restore_options = RestoreOptions(
+                    encode=encode, **_given(engine=engine, device=device, threads=threads, chunk_frames=chunk_frames)
+                )
+                summary = restore_package(input_path, output, restore_options, on_progress=bar.show, stop=stop)
+            else:
+                summary = run_to_file(input_path, output, options, on_progress=bar.show, stop=stop)
         bar.close()
         for note in summary.notes:
             click.echo(f"vsr-pipe: note: {note}", err=True)
@@ -734,7 +752,8 @@ def _budget(text: str) -> dict:
 
 @main.command()
 @click.argument("master", metavar="MASTER")
-@click.option("-o", "--output", required=True, help="Package folder to write (replaced whole if it is one).")
+@click.option("-o", "--output", required=True,
+              help="Package folder to write (replaced whole if it is one); with --embed, a NAME.mkv file.")
 @click.option("-s", "--scale", default="0.5", show_default=True, help="LR size over the master's: 0.5, 1/3 or 0.25.")
 @click.option("--down", default="irn", show_default=True, type=click.Choice(["irn", "bicubic"]),
               help="irn: the learned downscale (restored by its inverse + a correction); bicubic: restored by ESPCN + a correction.")
@@ -751,13 +770,16 @@ def _budget(text: str) -> dict:
 @click.option("--seed", default=None, type=int, help="Seed of the per-chunk fits. [default: 0]")
 @click.option("--joint", is_flag=True,
               help="One correction fitted over all the chunks (STDO's joint training; the budget times the chunks), for comparison.")
+@click.option("--hls", is_flag=True, help="The LR as an HLS playlist (lr.m3u8) with one segment per chunk.")
+@click.option("--embed", is_flag=True, help="One Matroska file (-o NAME.mkv): the LR with the manifest and weights attached.")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Chunks fitted at once in local processes.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Fit the chunks as Ray tasks.")
 @click.option("--threads", default=None, type=int, help="CPU threads per fit (0: torch's default).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, budget, corr_features, corr_blocks,
-            max_seconds, max_chunks, seed, joint, workers, ray_address, threads, quiet, as_json) -> None:  # fmt: skip
+            max_seconds, max_chunks, seed, joint, hls, embed, workers, ray_address, threads, quiet,
+            as_json) -> None:  # fmt: skip
     """Package MASTER for delivery: an LR video plus per-chunk correction weights, in -o.
 
     An interrupted run keeps its finished chunks beside -o (.NAME.chunks); run it again with the
@@ -778,6 +800,8 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
             raise InvalidOption(f"--scale '{scale}' is not a number like 0.5 or 1/3") from None
         if bitrate is not None and crf is not None:
             raise InvalidOption("give --crf or --bitrate, not both")
+        if hls and embed:
+            raise InvalidOption("give --hls or --embed, not both")
         codec_options = (("b", bitrate),) if bitrate else ()
         encode = EncodeOptions(
             crf=None if bitrate else (crf if crf is not None else 23), codec_options=codec_options,
@@ -787,6 +811,7 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
         rules = ChunkRules(**_given(cap=max_chunks))
         options = DeliverOptions(
             scale=factor, down=down, encode=encode, fit=fit, rules=rules, joint=joint,
+            layout="hls" if hls else "embed" if embed else "folder",
             **_given(refine=refine, max_seconds=max_seconds, threads=threads),
         )  # fmt: skip
         runner = make_runner(ray_address, workers)
@@ -830,7 +855,8 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def restore(package, output, codec, crf, preset, engine, device, threads, quiet, as_json) -> None:
-    """Restore a delivery PACKAGE (a folder, or the URL of its manifest.json) into -o."""
+    """Restore a delivery PACKAGE into -o: a folder, a .mkv with the package attached, or the URL
+    of its manifest.json or HLS playlist."""
     from .delivery.client import RestoreOptions
     from .delivery.client import restore as run_restore
     from .progress import ProgressBar

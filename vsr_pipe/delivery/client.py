@@ -1,4 +1,5 @@
-"""The client side: restore a delivery package (a folder, or a URL to its manifest).
+"""The client side: restore a delivery package (a folder, an HLS folder, a Matroska file with the
+package attached, or a URL to its manifest or its HLS playlist).
 
 The package is checked whole before a frame moves (``package.py``). Each chunk's correction is put
 on the client's own generic model, and the pipeline runs with a weight schedule by timestamp: the
@@ -42,8 +43,9 @@ def restore(
     on_progress: Callable | None = None,
     stop: threading.Event | None = None,
 ):
-    """Restore ``package`` (folder or ``http(s)://.../manifest.json``) into the video ``dst``;
-    returns the pipeline's ``RunSummary``. Raises :class:`PackageError` for a bad package."""
+    """Restore ``package`` (a folder, a ``.mkv`` with the package attached, or
+    ``http(s)://.../manifest.json`` or ``.../lr.m3u8``) into the video ``dst``; returns the
+    pipeline's ``RunSummary``. Raises :class:`PackageError` for a bad package."""
     from ..pipeline.run import run_to_file
 
     with tempfile.TemporaryDirectory(prefix="vsr-restore-") as work:
@@ -52,10 +54,23 @@ def restore(
         return run_to_file(str(pkg.video), dst, pipeline, on_progress=on_progress, stop=stop)
 
 
+def embedded_package(src: str) -> bool:
+    """Whether ``src`` is a local Matroska file with a delivery package attached (``deliver --embed``)."""
+    from .containers import holds_package
+
+    path = Path(src)
+    return path.suffix.lower() in (".mkv", ".mka", ".webm") and path.is_file() and holds_package(path)
+
+
 def open_package(package: str, work: Path) -> Package:
-    """A checked package: a local folder as it is, or a URL's files downloaded into ``work``."""
+    """A checked package: a local folder as it is; a Matroska file's attachments extracted into
+    ``work``; or the files of a URL (its manifest, or its HLS playlist) downloaded into ``work``."""
+    from .containers import read_embedded
+
     if package.startswith(("http://", "https://")):
         return read_package(_download(package, work / "package"))
+    if Path(package).is_file():
+        return read_embedded(package, work / "embedded")
     return read_package(package)
 
 
@@ -66,8 +81,9 @@ def restore_pipeline(pkg: Package, work: Path, options: RestoreOptions = Restore
 
     known = shipped_sha(pkg.base.weights)
     if pkg.base_sha256 and known and known != pkg.base_sha256:
+        where = pkg.video if pkg.layout == "embed" else pkg.folder / MANIFEST
         raise PackageError(
-            f"{pkg.folder / MANIFEST}: made for other {pkg.base.weights} weights ({pkg.base_sha256[:12]}); "
+            f"{where}: made for other {pkg.base.weights} weights ({pkg.base_sha256[:12]}); "
             f"this vsr-pipe ships {known[:12]}"
         )
     built: dict[str, str] = {}  # weights file -> full model: a joint package's chunks share one
@@ -111,22 +127,31 @@ def _full_model(pkg: Package, k: int, work: Path) -> str:
 
 
 def _download(url: str, folder: Path) -> Path:
-    """The manifest at ``url`` and the files it lists (the LR video too), into ``folder``; the
-    sizes are bounded before and while reading, and checked against the manifest afterwards."""
+    """The manifest at ``url`` (or beside the HLS playlist at ``url``) and the files it lists (the
+    LR video, or its playlist and segments, and the weights) into ``folder``; the sizes are bounded
+    before and while reading, and checked against the manifest afterwards."""
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
+    path = urllib.parse.urlsplit(url).path
+    playlist = path.rsplit("/", 1)[-1] if path.lower().endswith(".m3u8") else None
     base = url.rsplit("/", 1)[0] + "/"
-    (folder / MANIFEST).write_bytes(_fetch(url, MAX_MANIFEST_BYTES))
+    manifest_url = urllib.parse.urljoin(base, MANIFEST) if playlist else url
+    (folder / MANIFEST).write_bytes(_fetch(manifest_url, MAX_MANIFEST_BYTES))
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        entries = [manifest["video"], *manifest["chunks"]]
+        video = manifest["video"]
+        if manifest.get("layout") == "embed":
+            raise PackageError(f"{manifest_url}: an embedded package's manifest; restore its .mkv file instead")
+        if playlist and (manifest.get("layout") != "hls" or urllib.parse.unquote(playlist) != video["file"]):
+            raise PackageError(f"{url}: the {MANIFEST} beside it is not this playlist's package")
+        entries = [video, *video.get("segments", ()), *manifest["chunks"]]
         names = dict.fromkeys((str(e["file"]), int(e["size"])) for e in entries)  # a joint package names one file often
-    except (ValueError, KeyError, TypeError) as e:
-        raise PackageError(f"{url}: malformed manifest ({e})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise PackageError(f"{manifest_url}: malformed manifest ({e})") from None
     for name, size in names:
         if "/" in name or "\\" in name or name.startswith("."):
-            raise PackageError(f"{url}: '{name}' is not a plain file name")
+            raise PackageError(f"{manifest_url}: '{name}' is not a plain file name")
         limit = min(size, MAX_WEIGHTS_BYTES) if name.endswith(".safetensors") else size
         (folder / name).write_bytes(_fetch(urllib.parse.urljoin(base, urllib.parse.quote(name)), limit))
     return folder

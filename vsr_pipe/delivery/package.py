@@ -1,5 +1,7 @@
 """The delivery package on disk: ``manifest.json`` written by the server, read back and checked
-by the client before anything in it is used.
+by the client before anything in it is used. Its layout is a folder (``lr.mp4`` beside the
+weights), an HLS folder (``lr.m3u8`` whose segments are the chunks, each hashed) or one Matroska
+file (``embed``: the files are its attachments, and the video, which holds them, is not hashed).
 
 A package comes from anywhere, so reading one trusts nothing: the manifest's size is bounded and
 its fields typed; file names are plain names inside the package; every file's size and sha256 must
@@ -21,10 +23,20 @@ from ..errors import VsrPipeError
 from .fit import PREFIX, BaseModel
 
 FORMAT = "vsr-pipe-delivery"
-VERSION = 1
+VERSION = 2  # 2: "layout" (folder, hls, embed) and "joint"; version 1 packages (folders) still read
+READS = (1, 2)
+LAYOUTS = ("folder", "hls", "embed")
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 8 << 20
 MAX_WEIGHTS_BYTES = 64 << 20
+MAX_PLAYLIST_BYTES = 1 << 20
+MAX_VIDEO_BYTES = 1 << 40
+# What an embedded package's manifest says of its video: it cannot hold the hash of the file it is in.
+EMBEDDED_VIDEO = {
+    "embedded": True,
+    "sha256": None,
+    "checked": "nothing: the video is the Matroska file this manifest is attached to",
+}
 MAX_CHUNKS = 100_000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DTYPES = {"float16": "F16", "float32": "F32"}
@@ -43,6 +55,19 @@ class ChunkEntry:
     first_pts: int
     last_pts: int
     frames: int
+    segment: str | None = None  # hls: the playlist's segment that holds exactly this chunk
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a package's files are (``folder``) and how messages name them: as files of that
+    folder, or as attachments of the Matroska file ``container`` they were extracted from."""
+
+    folder: Path
+    container: Path | None = None
+
+    def show(self, name: str) -> str:
+        return f"{self.container}: attachment {name}" if self.container else str(self.folder / name)
 
 
 @dataclass(frozen=True)
@@ -60,6 +85,7 @@ class Package:
     dtype: str
     chunks: tuple[ChunkEntry, ...]
     joint: bool = False  # one correction for all the chunks (every chunk entry names the same file)
+    layout: str = "folder"  # folder (lr.mp4), hls (lr.m3u8 and its segments) or embed (one .mkv)
 
     @property
     def master_size(self) -> tuple[int, int]:
@@ -84,31 +110,56 @@ def expected_tensors(factor: int, features: int, blocks: int) -> dict[str, tuple
 def read_package(folder: str | Path) -> Package:
     """Read and check the package in ``folder``; raises :class:`PackageError`."""
     folder = Path(folder)
-    path = folder / MANIFEST
     if not folder.is_dir():
         raise PackageError(f"{folder}: not a delivery package (no such folder)")
+    return read_manifest(Place(folder))
+
+
+def read_manifest(place: Place, embedded_in: Path | None = None) -> Package:
+    """Check the package whose manifest and files are in ``place.folder``; ``embedded_in``: the
+    Matroska file an embedded package's files were extracted from (its video)."""
+    path, where = place.folder / MANIFEST, place.show(MANIFEST)
     if not path.is_file():
-        raise PackageError(f"{path}: missing (not a delivery package)")
+        raise PackageError(f"{where}: missing (not a delivery package)")
     if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise PackageError(f"{path}: {path.stat().st_size} bytes, more than a manifest may hold")
+        raise PackageError(f"{where}: {path.stat().st_size} bytes, more than a manifest may hold")
     try:
         manifest = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as e:
-        raise PackageError(f"{path}: not valid JSON ({e})") from None
+        raise PackageError(f"{where}: not valid JSON ({e})") from None
     try:
-        return _checked(folder, manifest)
+        return _checked(place, manifest, embedded_in)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         if isinstance(e, PackageError):
             raise
-        raise PackageError(f"{path}: malformed ({type(e).__name__}: {e})") from None
+        raise PackageError(f"{where}: malformed ({type(e).__name__}: {e})") from None
 
 
-def _checked(folder: Path, m: dict) -> Package:
-    where = folder / MANIFEST
+def playlist_segments(text: str) -> list[str]:
+    """The segment URIs of an HLS media playlist, in order. Raises ValueError for a tag that names
+    another file (keys, init sections, other playlists): a package's playlist lists segments only."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "#EXTM3U":
+        raise ValueError("not an HLS playlist")
+    for line in lines:
+        if line.startswith("#") and "URI=" in line.upper():
+            raise ValueError(f"it names another file ({line[:60]})")
+    return [line for line in lines if not line.startswith("#")]
+
+
+def _checked(place: Place, m: dict, embedded_in: Path | None) -> Package:
+    where = place.show(MANIFEST)
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise PackageError(f"{where}: not a {FORMAT} manifest")
-    if m.get("version") != VERSION:
-        raise PackageError(f"{where}: format version {m.get('version')!r}; this vsr-pipe reads version {VERSION}")
+    if m.get("version") not in READS:
+        raise PackageError(f"{where}: format version {m.get('version')!r}; this vsr-pipe reads versions 1 to {VERSION}")
+    layout = m.get("layout", "folder") if m["version"] >= 2 else "folder"
+    if layout not in LAYOUTS:
+        raise PackageError(f"{where}: layout {layout!r} is unknown (folder, hls or embed)")
+    if layout == "embed" and embedded_in is None:
+        raise PackageError(f"{where}: an embedded package's manifest, outside its Matroska file")
+    if layout != "embed" and embedded_in is not None:
+        raise PackageError(f"{where}: layout {layout!r}, not an embedded package's")
     arch = m["architecture"]
     base_spec = arch["base"]
     factor = int(m["factor"])
@@ -121,16 +172,23 @@ def _checked(folder: Path, m: dict) -> Package:
     kind = str(base_spec["kind"])
     if kind not in ("espcn", "irn_up"):
         raise PackageError(f"{where}: base model '{kind}' is unknown (espcn or irn_up)")
-    base = BaseModel(kind, _plain(str(base_spec["weights"]), where), factor, (h, w), (lh, lw))
+    base = BaseModel(kind, plain_name(str(base_spec["weights"]), where), factor, (h, w), (lh, lw))
     corr = arch["correction"]
     features, blocks = int(corr["features"]), int(corr["blocks"])
     dtype = str(arch.get("dtype", "float16"))
     if not (1 <= features <= 256 and 0 <= blocks <= 32) or int(corr["scale"]) != factor or dtype not in _DTYPES:
         raise PackageError(f"{where}: correction {corr} / dtype {dtype} out of range")
-    video = _checked_file(folder, m["video"], 1 << 40)
     chunks = tuple(_chunk_entry(c) for c in m["chunks"])
     if not 1 <= len(chunks) <= MAX_CHUNKS:
         raise PackageError(f"{where}: {len(chunks)} chunks (1 to {MAX_CHUNKS})")
+    if layout == "hls":
+        video = _checked_playlist(place, m["video"], chunks)
+    elif layout == "embed":
+        if m["video"] != EMBEDDED_VIDEO:
+            raise PackageError(f"{where}: an embedded package's video entry must be {json.dumps(EMBEDDED_VIDEO)}")
+        video = embedded_in
+    else:
+        video = _checked_file(place, m["video"], MAX_VIDEO_BYTES)
     for k, (a, b) in enumerate(zip(chunks, chunks[1:] + (None,))):
         if a.index != k or a.first_pts > a.last_pts or (b is not None and b.first_pts <= a.last_pts):
             raise PackageError(f"{where}: chunk {k}'s timestamps are out of order ({a.first_pts}..{a.last_pts})")
@@ -139,11 +197,29 @@ def _checked(folder: Path, m: dict) -> Package:
         raise PackageError(f"{where}: 'joint' is {joint!r}, not true or false")
     want = expected_tensors(factor, features, blocks)
     for entry in _weights_files(chunks, joint, where):
-        _check_tensors(_checked_file(folder, entry, MAX_WEIGHTS_BYTES), want, _DTYPES[dtype])
-    return Package(folder, m, video, base, str(base_spec.get("sha256", "")), features, blocks, dtype, chunks, joint)
+        path = _checked_file(place, entry, MAX_WEIGHTS_BYTES)
+        _check_tensors(path, place.show(path.name), want, _DTYPES[dtype])
+    base_sha = str(base_spec.get("sha256", ""))
+    return Package(place.folder, m, video, base, base_sha, features, blocks, dtype, chunks, joint, layout)
 
 
-def _weights_files(chunks: tuple[ChunkEntry, ...], joint: bool, where: Path) -> list[dict]:
+def _checked_playlist(place: Place, entry: dict, chunks: tuple[ChunkEntry, ...]) -> Path:
+    """An HLS package's playlist, checked: its file and every segment's (size, sha256), and that it
+    lists exactly the manifest's segments, one per chunk, in order."""
+    playlist = _checked_file(place, entry, MAX_PLAYLIST_BYTES)
+    segments = [_checked_file(place, s, MAX_VIDEO_BYTES).name for s in entry["segments"]]
+    try:
+        listed = playlist_segments(playlist.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise PackageError(f"{place.show(playlist.name)}: {e}") from None
+    if listed != segments:
+        raise PackageError(f"{place.show(playlist.name)}: its segments are not the manifest's ({listed[:3]}...)")
+    if [c.segment for c in chunks] != segments:
+        raise PackageError(f"{place.show(MANIFEST)}: the chunks do not name the playlist's segments one each, in order")
+    return playlist
+
+
+def _weights_files(chunks: tuple[ChunkEntry, ...], joint: bool, where: str) -> list[dict]:
     """The distinct weights files the chunks name, each once: a joint package's chunks all name one
     file (listed alike), a per-chunk package's chunks each their own."""
     files: dict[str, dict] = {}
@@ -162,7 +238,8 @@ def _weights_files(chunks: tuple[ChunkEntry, ...], joint: bool, where: Path) -> 
     return list(files.values())
 
 
-def _plain(name: str, where: Path) -> str:
+def plain_name(name: str, where: str | Path) -> str:
+    """``name`` if it is a plain file name (no folder, not hidden); else a PackageError at ``where``."""
     if not _NAME.fullmatch(name) or ".." in name:
         raise PackageError(f"{where}: '{name}' is not a plain file name")
     return name
@@ -172,49 +249,50 @@ def _chunk_entry(c: dict) -> ChunkEntry:
     return ChunkEntry(
         int(c["index"]), str(c["file"]), int(c["size"]), str(c["sha256"]),
         int(c["first_pts"]), int(c["last_pts"]), int(c.get("frames", 0)),
+        str(c["segment"]) if c.get("segment") is not None else None,
     )  # fmt: skip
 
 
-def _checked_file(folder: Path, entry: dict, limit: int) -> Path:
+def _checked_file(place: Place, entry: dict, limit: int) -> Path:
     """The file an entry names, checked: a plain name, present, its size and sha256 as listed."""
-    name = _plain(str(entry["file"]), folder / MANIFEST)
-    path = folder / name
+    name = plain_name(str(entry["file"]), place.show(MANIFEST))
+    path, shown = place.folder / name, place.show(name)
     size, digest = int(entry["size"]), str(entry["sha256"]).lower()
     if size > limit:
-        raise PackageError(f"{path}: the manifest lists {size} bytes, more than {limit} allowed")
+        raise PackageError(f"{shown}: the manifest lists {size} bytes, more than {limit} allowed")
     if not path.is_file():
-        raise PackageError(f"{path}: missing")
+        raise PackageError(f"{shown}: missing")
     actual = path.stat().st_size
     if actual != size:
-        raise PackageError(f"{path}: {actual} bytes, the manifest says {size} (truncated or replaced)")
+        raise PackageError(f"{shown}: {actual} bytes, the manifest says {size} (truncated or replaced)")
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     if h.hexdigest() != digest:
-        raise PackageError(f"{path}: sha256 does not match the manifest (damaged or tampered with)")
+        raise PackageError(f"{shown}: sha256 does not match the manifest (damaged or tampered with)")
     return path
 
 
-def _check_tensors(path: Path, want: dict[str, tuple[int, ...]], dtype: str) -> None:
+def _check_tensors(path: Path, shown: str, want: dict[str, tuple[int, ...]], dtype: str) -> None:
     """The safetensors header lists exactly ``want``'s names and shapes, all of ``dtype``."""
     data = path.read_bytes()
     try:
         (n,) = struct.unpack("<Q", data[:8])
         header = json.loads(data[8 : 8 + n])
     except (struct.error, ValueError, UnicodeDecodeError):
-        raise PackageError(f"{path}: not a safetensors file") from None
+        raise PackageError(f"{shown}: not a safetensors file") from None
     if not isinstance(header, dict) or 8 + n > len(data):
-        raise PackageError(f"{path}: not a safetensors file")
+        raise PackageError(f"{shown}: not a safetensors file")
     header.pop("__metadata__", None)
     names = set(header)
     if names != set(want):
         extra, missing = sorted(names - set(want)), sorted(set(want) - names)
         raise PackageError(
-            f"{path}: tensors do not match the architecture (unexpected {extra[:3]}, missing {missing[:3]})"
+            f"{shown}: tensors do not match the architecture (unexpected {extra[:3]}, missing {missing[:3]})"
         )
     for name, info in header.items():
         if not isinstance(info, dict) or info.get("dtype") != dtype or tuple(info.get("shape", ())) != want[name]:
             raise PackageError(
-                f"{path}: tensor {name} is {info.get('dtype')} {info.get('shape')}; expected {dtype} {list(want[name])}"
+                f"{shown}: tensor {name} is {info.get('dtype')} {info.get('shape')}; expected {dtype} {list(want[name])}"
             )

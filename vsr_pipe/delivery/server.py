@@ -7,7 +7,9 @@
    over all of them (``joint.py``), on the runner the caller gives (this process, local processes,
    Ray: anything with ``map``). Each fit is saved as it ends, and a rerun after an interruption
    reuses those whose inputs hash the same (``resume.py``).
-4. Write the package into a temporary folder beside the target and rename it at the end.
+4. Write the package into a temporary folder beside the target and rename it at the end: the
+   folder, the HLS folder (``lr.m3u8``, a segment per chunk), or the one Matroska file with the
+   manifest and weights attached (``containers.py``).
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ import numpy as np
 from ..config import EncodeOptions, PipelineOptions, Scale
 from ..errors import InputNotFound, InvalidOption, OutputError, VsrPipeError
 from .chunks import ChunkRules, ChunkSpan, scene_scores, split_chunks, thumbnail
+from .containers import LR_FILES, holds_package, lr_encode, lr_video, write_embedded
 from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
 from .joint import joint_task, split_result
-from .package import FORMAT, MANIFEST, VERSION, file_entry
+from .package import FORMAT, LAYOUTS, MANIFEST, VERSION, file_entry
 from .report import write_chart
 from .resume import ChunkCache, cache_folder, task_key
 
-LR_NAME, REPORT, CHART = "lr.mp4", "report.json", "psnr.png"
+REPORT, CHART = "report.json", "psnr.png"
+EMBEDDED = ".embedded.mkv"  # --embed: the finished file in the staging folder, renamed onto the target
 JOINT_NAME = "joint.safetensors"  # --joint: the one correction every chunk entry names
 
 
@@ -44,7 +48,8 @@ class DeliverOptions:
     """``scale``: the LR's size over the master's (0.5, 1/3, 0.25); ``down``: "irn" (the learned
     downscale; restored by its inverse plus a correction) or "bicubic" (restored by ESPCN plus a
     correction); ``max_seconds``: the longest chunk; ``rules``: scene-cut rules (their max_frames
-    is derived from ``max_seconds``)."""
+    is derived from ``max_seconds``); ``layout``: the package as a folder, an HLS folder, or one
+    Matroska file (``-o NAME.mkv``)."""
 
     scale: float = 0.5
     down: str = "irn"
@@ -56,6 +61,7 @@ class DeliverOptions:
     engine: str = "auto"
     threads: int = 0
     joint: bool = False  # one correction over all the chunks (STDO's joint training), for comparison
+    layout: str = "folder"  # "folder" (lr.mp4), "hls" (lr.m3u8, a segment per chunk), "embed" (one .mkv)
 
     @property
     def mode(self) -> str:
@@ -71,6 +77,8 @@ class DeliverOptions:
             raise InvalidOption(f"--down {self.down}: choose irn or bicubic")
         if self.factor not in (2, 3, 4) or abs(self.factor * self.scale - 1) > 1e-6:
             raise InvalidOption(f"scale {self.scale:g}: deliver takes 0.5, 1/3 or 0.25 (restored by 2, 3 or 4)")
+        if self.layout not in LAYOUTS:
+            raise InvalidOption(f"package layout '{self.layout}': choose folder, hls or embed")
         if self.refine and self.down != "irn":
             raise InvalidOption("--refine tunes irn's LR; it does not apply to --down bicubic")
         if self.fit.steps < 1 and self.fit.seconds <= 0:
@@ -95,6 +103,7 @@ class DeliverySummary:
     frames: int
     chunks: int
     mode: str  # "per-chunk" or "joint"
+    layout: str  # "folder", "hls" or "embed"
     reused: int  # chunks an earlier, interrupted run had fitted with the same inputs
     generic_psnr: float
     tuned_psnr: float
@@ -134,17 +143,17 @@ def deliver(
     runner=None,
     on_chunk: Callable[[ChunkDone], None] | None = None,
 ) -> DeliverySummary:
-    """Package ``master`` into the folder ``out`` (see the module's docstring). ``runner``: an
-    object with ``map(fn, tasks)`` yielding outcomes with ``index``, ``value``, ``error``
-    (``vsr_pipe.jobs.runners``); None runs the chunks here, one after another."""
+    """Package ``master`` into ``out``, a folder (a ``.mkv`` file for ``layout="embed"``; see the
+    module's docstring). ``runner``: an object with ``map(fn, tasks)`` yielding outcomes with
+    ``index``, ``value``, ``error`` (``vsr_pipe.jobs.runners``); None runs the chunks here, one
+    after another."""
     from ..io.keyframes import luma_frames, stream_facts
 
     options.check()
     if not Path(master).is_file():
         raise InputNotFound(f"input not found: {master}")
     target = Path(out)
-    if not target.parent.is_dir():
-        raise OutputError(f"output folder {target.parent} does not exist")
+    _check_target(master, target, options.layout)
     clock: dict[str, float] = {}
     t = time.perf_counter()
     facts = stream_facts(master)
@@ -159,13 +168,19 @@ def deliver(
     try:
         t = time.perf_counter()
         keyframes = [master_pts[s.first] for s in spans]
-        lr_path = staging / LR_NAME
-        make_lr(master, lr_path, options, keyframes)
+        lr_path = staging / LR_FILES[options.layout]
+        make_lr(master, lr_path, _lr_options(options, staging, len(hr_frames)), keyframes)
         clock["lr"] = time.perf_counter() - t
         t = time.perf_counter()
         lr_frames, lr_pts = zip(*((y, p) for y, p in luma_frames(str(lr_path))))
         if len(lr_frames) != len(hr_frames):
             raise DeliveryFailed(f"the LR has {len(lr_frames)} frames, the master {len(hr_frames)}")
+        video, lr_bytes, segments = lr_video(staging, options.layout)
+        if options.layout == "hls" and len(segments) != len(spans):
+            raise DeliveryFailed(
+                f"the LR's playlist has {len(segments)} segments for {len(spans)} chunks: the encoder "
+                f"({options.encode.codec}) made keyframes inside chunks; --hls needs one that makes none unasked"
+            )
         clock["decode"] = time.perf_counter() - t
         spans = [replace(s, first_pts=int(lr_pts[s.first]), last_pts=int(lr_pts[s.last])) for s in spans]
         base = _base_model(options, hr_frames[0].shape, lr_frames[0].shape)
@@ -174,8 +189,9 @@ def deliver(
         results, reused = _fit_all(spans, lr_frames, hr_frames, base, options, runner, on_chunk, cache)
         clock["fit"] = time.perf_counter() - t
         costs = _costs(clock, len(hr_frames) / rate)
-        summary_fields = _write_package(staging, facts, spans, results, base, options, lr_frames[0].shape, costs)
-        _move_into_place(staging, target)
+        lr = _Lr(video, lr_bytes, segments, lr_frames[0].shape)
+        summary_fields = _write_package(staging, facts, spans, results, base, options, lr, costs)
+        _move_into_place(staging, target, options.layout)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # the finished chunks stay in the cache for a rerun
         raise
@@ -186,6 +202,7 @@ def deliver(
         frames=len(hr_frames),
         chunks=len(spans),
         mode=options.mode,
+        layout=options.layout,
         reused=reused,
         seconds=clock,
         server_s_per_minute={k: v / minutes for k, v in clock.items()},
@@ -229,6 +246,14 @@ def _lr_size(master: str, factor: int) -> tuple[int, int]:
 
     layout = stream_facts(master).layout
     return layout.width // factor, layout.height // factor
+
+
+def _lr_options(options: DeliverOptions, staging: Path, frames: int) -> DeliverOptions:
+    """``options`` with the LR's encoder and muxer options for its layout (``containers.lr_encode``)."""
+    from ..io.encode import resolve_codec
+
+    encode = replace(options.encode, codec=resolve_codec(options.encode.codec))
+    return replace(options, encode=lr_encode(encode, options.layout, staging, frames))
 
 
 def _base_model(options: DeliverOptions, hr_shape, lr_shape) -> BaseModel:
@@ -301,9 +326,20 @@ def _fit_resources(runner, settings):
     return task_resources(PipelineOptions(device=settings.device), runner)[0]
 
 
+@dataclass(frozen=True)
+class _Lr:
+    """The LR as written: the manifest's "video" entry, its bytes, its HLS segments, its Y shape."""
+
+    video: dict
+    bytes: int
+    segments: list
+    shape: tuple
+
+
 def _write_package(
-    staging: Path, facts, spans, results, base: BaseModel, options: DeliverOptions, lr_shape, costs: dict
+    staging: Path, facts, spans, results, base: BaseModel, options: DeliverOptions, lr: _Lr, costs: dict
 ) -> dict:
+    """The weights, report, chart and manifest into ``staging`` (and, embedded, the one .mkv)."""
     from safetensors.numpy import save
 
     from ..weights.store import shipped_sha
@@ -316,11 +352,13 @@ def _write_package(
             (staging / name).write_bytes(save(result.tensors, metadata={"format": FORMAT}))
         entry = file_entry(staging / name)
         entry.update(index=span.index, first_pts=span.first_pts, last_pts=span.last_pts, frames=span.frames)
+        if lr.segments:
+            entry["segment"] = lr.segments[span.index]
         chunk_entries.append(entry)
     generic = [p for r in results for p in r.generic_psnr]
     tuned = [p for r in results for p in r.tuned_psnr]
     weights_bytes = sum({e["file"]: e["size"] for e in chunk_entries}.values())
-    lr_bytes = (staging / LR_NAME).stat().st_size
+    lr_bytes = lr.bytes
     quality = {
         "generic_psnr": _mean(generic),
         "tuned_psnr": _mean(tuned),
@@ -332,6 +370,7 @@ def _write_package(
     }
     report = {
         "mode": options.mode,  # joint: every chunk's steps, seconds and losses are the one joint fit's
+        "layout": options.layout,
         "quality": quality,
         "chunks": [
             {
@@ -354,9 +393,10 @@ def _write_package(
         "factor": base.factor,
         "down": options.down,
         "master_size": [int(base.hr[1]), int(base.hr[0])],
-        "lr_size": [int(lr_shape[1]), int(lr_shape[0])],
+        "lr_size": [int(lr.shape[1]), int(lr.shape[0])],
         "time_base": str(facts.time_base),
         "frame_rate": str(facts.rate) if facts.rate else None,
+        "layout": options.layout,
         "joint": options.joint,
         "architecture": {
             "model": "corrected",
@@ -365,12 +405,15 @@ def _write_package(
             "dtype": "float16",
             "training": {k: v for k, v in asdict(options.fit).items() if k != "threads"},
         },
-        "video": file_entry(staging / LR_NAME),
+        "video": lr.video,
         "chunks": chunk_entries,
         "quality": quality,
         "files": [file_entry(staging / REPORT), file_entry(staging / CHART)],
     }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, allow_nan=False) + "\n")
+    if options.layout == "embed":
+        weights = sorted({e["file"] for e in chunk_entries})
+        write_embedded(staging, staging / EMBEDDED, [MANIFEST, *weights, REPORT, CHART])
     return {
         "generic_psnr": quality["generic_psnr"],
         "tuned_psnr": quality["tuned_psnr"],
@@ -389,12 +432,31 @@ def _costs(clock: dict, seconds_of_video: float) -> dict:
     }
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
+def _check_target(master: str | None, target: Path, layout: str) -> None:
+    """Refuse, before any work, a target that is the master, cannot be written, or is something
+    other than a package of this layout (which is replaced whole)."""
+    if not target.parent.is_dir():
+        raise OutputError(f"output folder {target.parent} does not exist")
+    if master is not None and target.exists() and target.resolve() == Path(master).resolve():
+        raise OutputError(f"output {target} is the input: choose another name")
+    if layout == "embed":
+        if target.suffix.lower() != ".mkv":
+            raise InvalidOption(f"--embed writes one Matroska file: -o {target} should end in .mkv")
+        if target.is_dir() or (target.exists() and not holds_package(target)):
+            raise OutputError(f"{target} exists and is not an embedded delivery package: not replacing it")
+    elif target.exists() and (not target.is_dir() or (not (target / MANIFEST).is_file() and any(target.iterdir()))):
+        raise OutputError(f"{target} exists and is not a delivery package: not replacing it")
+
+
+def _move_into_place(staging: Path, target: Path, layout: str) -> None:
     """Rename the finished package over ``target`` (an older package there is replaced whole)."""
+    _check_target(None, target, layout)  # again: something may have appeared there meanwhile
+    if layout == "embed":
+        os.replace(staging / EMBEDDED, target)
+        shutil.rmtree(staging, ignore_errors=True)
+        return
     old = None
     if target.exists():
-        if not (target / MANIFEST).is_file() and any(target.iterdir()):
-            raise OutputError(f"{target} exists and is not a delivery package: not replacing it")
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, old)
     os.replace(staging, target)
