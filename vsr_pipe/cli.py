@@ -830,7 +830,15 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
                 err=True,
             )
 
-        summary = run_deliver(master, output, options, runner, on_chunk=show)
+        try:
+            summary = run_deliver(master, output, options, runner, on_chunk=show)
+        except KeyboardInterrupt as e:  # the fits that ended are kept: say so, as the generic line would not
+            signum = getattr(e, "signum", signal.SIGINT)
+            raise Interrupted(
+                f"interrupted by {signal.Signals(signum).name}: no package written; the chunks fitted so far "
+                "are kept beside it, for the same command to reuse",
+                signum,
+            ) from None
         if as_json:
             click.echo(json.dumps({**summary.__dict__, "gain_db": summary.gain_db}))
         elif not quiet:

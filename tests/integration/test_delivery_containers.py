@@ -139,6 +139,19 @@ def test_hls_segments_are_exactly_the_chunks_and_the_playlist_plays_as_it_is(hls
     assert [s["file"] for s in pkg.manifest["video"]["segments"]] == ["lr_0000.ts", "lr_0001.ts"]
 
 
+def test_hls_refuses_an_lr_whose_segments_are_not_the_chunks(master, tmp_path):
+    """An encoder told to make keyframes inside chunks (a GOP of 4) would cut more segments than chunks."""
+    from dataclasses import replace
+
+    from vsr_pipe.config import EncodeOptions
+    from vsr_pipe.delivery.server import DeliveryFailed
+
+    gop = replace(options("hls"), encode=EncodeOptions(crf=23, codec_options=(("g", "4"),)))
+    with pytest.raises(DeliveryFailed, match="playlist has 6 segments for 2 chunks"):
+        deliver(str(master.path), str(tmp_path / "title"), gop)
+    assert not list(tmp_path.iterdir())  # no package, no staging folder
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass

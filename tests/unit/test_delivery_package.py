@@ -254,3 +254,10 @@ def test_a_playlist_that_lists_anything_but_the_manifests_segments_is_refused(tm
     FFmpeg would follow it."""
     with pytest.raises(PackageError, match=message):
         read_package(write_hls(tmp_path / "p", playlist))
+
+
+def test_a_version_1_package_still_reads_as_a_folder(tmp_path):
+    folder = write_package(tmp_path / "p")
+    edit_manifest(folder, lambda m: m.update(version=1))
+    pkg = read_package(folder)
+    assert pkg.layout == "folder" and not pkg.joint and pkg.video.name == "lr.mp4"
