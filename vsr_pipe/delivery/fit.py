@@ -43,7 +43,7 @@ class FitSettings:
     blocks: int = 4
     batch: int = 16
     patch: int = 48  # LR pixels per patch side
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     threads: int = 0  # torch threads in the worker; 0 keeps its default
     seed: int = 0
     device: str = "auto"  # "auto": the worker's GPU where it has one (a Ray task that asked for one), else the CPU
