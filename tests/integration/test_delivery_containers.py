@@ -152,6 +152,26 @@ def test_hls_refuses_an_lr_whose_segments_are_not_the_chunks(master, tmp_path):
     assert not list(tmp_path.iterdir())  # no package, no staging folder
 
 
+def test_a_scene_cut_inside_a_chunk_makes_no_segment_of_its_own(tmp_path):
+    """x264 puts a keyframe at a scene cut unless told not to; --hls tells it, so one chunk stays one segment."""
+    from dataclasses import replace
+
+    from vsr_pipe.delivery.chunks import ChunkRules
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 256, (96, 160, 3), dtype=np.uint8)
+    with av.open(str(tmp_path / "cut.mp4"), "w") as out:  # 48 frames, the picture inverted from frame 24
+        stream = out.add_stream("libx264", rate=24, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
+        for i in range(48):
+            picture = np.roll(scene if i < 24 else 255 - scene, i, axis=1)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(stream.encode(None))
+    one_chunk = replace(options("hls"), max_seconds=10, rules=ChunkRules(cap=1))
+    summary = deliver(str(tmp_path / "cut.mp4"), str(tmp_path / "title"), one_chunk)
+    assert summary.chunks == 1 and [p.name for p in (tmp_path / "title").glob("*.ts")] == ["lr_0000.ts"]
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
