@@ -877,6 +877,14 @@ def restore(package, output, codec, crf, preset, engine, device, threads, quiet,
         with _stop_on_signals(stop, caught):
             summary = run_restore(package, output, options, on_progress=bar.show, stop=stop)
         bar.close()
+        for note in summary.notes:
+            click.echo(f"vsr-pipe: note: {note}", err=True)
+        if summary.weight_stalls and not quiet and not as_json:
+            click.echo(
+                f"vsr-pipe: {summary.weight_stalls} weight swap(s) waited for their weights "
+                f"({summary.weight_wait_s:.1f} s in all)",
+                err=True,
+            )
         if as_json:
             click.echo(json.dumps(_summary_dict(summary)))
         elif not quiet:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from .errors import InvalidOption
@@ -157,10 +159,13 @@ class LiveOptions:
 
 @dataclass(frozen=True)
 class WeightsSwap:
-    """From ``start`` on, the model runs with the weights in ``weights`` (a safetensors file)."""
+    """From ``start`` on, the model runs with the weights in ``weights``: a safetensors file, or a
+    future of one (weights still on their way, fetched while earlier chunks play). The model stage
+    waits for a future at ``start`` (a stall, counted) and never runs those frames with other
+    weights; a future that ends in an exception ends the run with it."""
 
     start: int
-    weights: str
+    weights: str | Future
 
 
 @dataclass(frozen=True)
@@ -172,11 +177,14 @@ class WeightSchedule:
     spans a swap, so every frame gets exactly its weights) or "chunk" (``start`` is a chunk index).
     ``base``: a weights file the model stage is built from instead of the shipped model (its
     architecture, and its weights before the first entry); every entry must share its architecture.
+    ``on_swap``: called with an entry's index when the model stage first needs it (before waiting
+    for its weights), so that whoever fetches later entries can pace itself by the one playing.
     """
 
     swaps: tuple[WeightsSwap, ...]
     by: str = "pts"
     base: str | None = None
+    on_swap: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:
         if self.by not in ("pts", "chunk"):

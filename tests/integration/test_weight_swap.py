@@ -59,3 +59,31 @@ def test_scheduled_weights_of_another_architecture_are_one_line_errors(clip, tmp
     broken.write_bytes(b"not safetensors")
     with pytest.raises(WeightsError):
         list(vsr_pipe.frames(str(src.path), scale=2, weights=WeightSchedule((WeightsSwap(0, str(broken)),))))
+
+
+def test_weights_still_on_their_way_are_waited_for_and_their_failure_ends_the_run(clip, weights):
+    """A schedule entry may be a future: the model stage tells ``on_swap`` it has reached it, waits
+    for it, and runs those frames with exactly those weights; a future that fails ends the run."""
+    import threading
+    from concurrent.futures import Future
+
+    a, b = weights
+    src = clip("in.mp4", frames=8, audio=False)
+    pts = list(src.pts)
+    reached, later = [], Future()
+
+    def on_swap(entry: int) -> None:
+        reached.append(entry)
+        if entry == 1:  # only now, as a fetcher paced by the run would
+            threading.Timer(0.2, later.set_result, (b,)).start()
+
+    schedule = WeightSchedule((WeightsSwap(pts[0], a), WeightsSwap(pts[4], later)), base=a, on_swap=on_swap)
+    swapped = luma(str(src.path), "torch", schedule)
+    only_a, only_b = luma(str(src.path), "torch"), luma(str(src.path), "torch", WeightSchedule((WeightsSwap(0, b),)))
+    assert reached == [0, 1] and len(swapped) == 8
+    assert all(np.abs(got - want).max() <= 1 for got, want in zip(swapped, only_a[:4] + only_b[4:]))
+    failing = Future()
+    failing.set_exception(WeightsError("chunk_0001.safetensors: sha256 does not match"))
+    schedule = WeightSchedule((WeightsSwap(pts[0], a), WeightsSwap(pts[4], failing)), base=a)
+    with pytest.raises(WeightsError, match="chunk_0001"):
+        luma(str(src.path), "torch", schedule)

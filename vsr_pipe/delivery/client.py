@@ -1,10 +1,12 @@
 """The client side: restore a delivery package (a folder, an HLS folder, a Matroska file with the
 package attached, or a URL to its manifest or its HLS playlist).
 
-The package is checked whole before a frame moves (``package.py``). Each chunk's correction is put
-on the client's own generic model, and the pipeline runs with a weight schedule by timestamp: the
-engines prepare every chunk's weights ahead and swap them in at the chunk's first frame (no engine
-is rebuilt, and no model call spans two chunks).
+A local package is checked whole before a frame moves (``package.py``). Each chunk's correction is
+put on the client's own generic model, and the pipeline runs with a weight schedule by timestamp:
+the engines prepare every chunk's weights ahead and swap them in at the chunk's first frame (no
+engine is rebuilt, and no model call spans two chunks). A package at a URL is restored as it
+streams (``stream.py``): the LR read from its URL, each chunk's weights fetched and checked while
+the chunks before it play.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +51,26 @@ def restore(
     from ..pipeline.run import run_to_file
 
     with tempfile.TemporaryDirectory(prefix="vsr-restore-") as work:
+        if package.startswith(("http://", "https://")):
+            return _restore_streamed(package, dst, Path(work), options, on_progress, stop)
         pkg = open_package(package, Path(work))
         pipeline = restore_pipeline(pkg, Path(work), options)
         return run_to_file(str(pkg.video), dst, pipeline, on_progress=on_progress, stop=stop)
+
+
+def _restore_streamed(url: str, dst: str, work: Path, options: RestoreOptions, on_progress, stop):
+    """Restore the package at ``url`` as it streams: the first chunk's weights fetched before the
+    first frame, each later chunk's while the ones before it play (``stream.py``)."""
+    from ..pipeline.run import run_to_file
+    from .stream import WeightsFeed, open_stream
+
+    streamed = open_stream(url, work)
+    pkg = streamed.package
+    _check_base(pkg, streamed.place.show(MANIFEST))
+    with WeightsFeed(streamed, lambda k: _full_model(pkg, k, work)) as feed:
+        pipeline = replace(_pipeline(pkg, feed.schedule(), options), source=streamed.source)
+        summary = run_to_file(streamed.video, dst, pipeline, on_progress=on_progress, stop=stop)
+    return replace(summary, notes=summary.notes + streamed.notes)
 
 
 def embedded_package(src: str) -> bool:
@@ -77,15 +96,7 @@ def open_package(package: str, work: Path) -> Package:
 def restore_pipeline(pkg: Package, work: Path, options: RestoreOptions = RestoreOptions()) -> PipelineOptions:
     """The pipeline options that restore ``pkg``: its model at the master's size, with a weight
     schedule by pts whose entries (full models, written into ``work``) are the chunks' weights."""
-    from ..weights.store import shipped_sha
-
-    known = shipped_sha(pkg.base.weights)
-    if pkg.base_sha256 and known and known != pkg.base_sha256:
-        where = pkg.video if pkg.layout == "embed" else pkg.folder / MANIFEST
-        raise PackageError(
-            f"{where}: made for other {pkg.base.weights} weights ({pkg.base_sha256[:12]}); "
-            f"this vsr-pipe ships {known[:12]}"
-        )
+    _check_base(pkg)
     built: dict[str, str] = {}  # weights file -> full model: a joint package's chunks share one
     swaps: list[WeightsSwap] = []
     for k, chunk in enumerate(pkg.chunks):
@@ -93,7 +104,23 @@ def restore_pipeline(pkg: Package, work: Path, options: RestoreOptions = Restore
             built[chunk.file] = _full_model(pkg, k, work)
         if not swaps or swaps[-1].weights != built[chunk.file]:  # a swap only where the weights change
             swaps.append(WeightsSwap(chunk.first_pts, built[chunk.file]))
-    schedule = WeightSchedule(tuple(swaps), by="pts", base=swaps[0].weights)
+    return _pipeline(pkg, WeightSchedule(tuple(swaps), by="pts", base=swaps[0].weights), options)
+
+
+def _check_base(pkg: Package, where: str | None = None) -> None:
+    """The package was made on the generic weights this vsr-pipe ships; ``where`` names its manifest."""
+    from ..weights.store import shipped_sha
+
+    known = shipped_sha(pkg.base.weights)
+    if pkg.base_sha256 and known and known != pkg.base_sha256:
+        where = where or (pkg.video if pkg.layout == "embed" else pkg.folder / MANIFEST)
+        raise PackageError(
+            f"{where}: made for other {pkg.base.weights} weights ({pkg.base_sha256[:12]}); "
+            f"this vsr-pipe ships {known[:12]}"
+        )
+
+
+def _pipeline(pkg: Package, schedule: WeightSchedule, options: RestoreOptions) -> PipelineOptions:
     model = "irn" if pkg.base.kind == "irn_up" else "espcn"
     return PipelineOptions(
         size=pkg.master_size,

@@ -32,9 +32,15 @@ _MIME = {".json": "application/json"}
 
 
 def lr_encode(encode: EncodeOptions, layout: str, staging: Path, frames: int) -> EncodeOptions:
-    """The LR's encoder and muxer options for ``layout``. HLS: the muxer cuts a segment at every
-    keyframe (a tiny ``hls_time``), and the encoder makes none but the chunk starts (a GOP longer
-    than the video, no scene-cut keyframes), so the segments are exactly the chunks."""
+    """The LR's encoder and muxer options for ``layout``. Folder: the MP4's index (moov) before its
+    media (``faststart``), so a client reads it from a web server as it arrives. HLS: the muxer
+    cuts a segment at every keyframe (a tiny ``hls_time``), and the encoder makes none but the
+    chunk starts (a GOP longer than the video, no scene-cut keyframes), so the segments are exactly
+    the chunks."""
+    if layout == "folder":
+        if any(k == "movflags" for k, _ in encode.muxer_options):
+            return encode
+        return replace(encode, muxer_options=(*encode.muxer_options, ("movflags", "+faststart")))
     if layout != "hls":
         return encode
     muxer = {"hls_time": "0.001", "hls_playlist_type": "vod", "hls_segment_filename": str(staging / SEGMENTS)}

@@ -61,12 +61,16 @@ class ChunkEntry:
 @dataclass(frozen=True)
 class Place:
     """Where a package's files are (``folder``) and how messages name them: as files of that
-    folder, or as attachments of the Matroska file ``container`` they were extracted from."""
+    folder, as attachments of the Matroska file ``container`` they were extracted from, or as the
+    files under the URL ``url`` (ending in /) they were fetched from."""
 
     folder: Path
     container: Path | None = None
+    url: str | None = None
 
     def show(self, name: str) -> str:
+        if self.url:
+            return self.url + name
         return f"{self.container}: attachment {name}" if self.container else str(self.folder / name)
 
 
@@ -115,9 +119,11 @@ def read_package(folder: str | Path) -> Package:
     return read_manifest(Place(folder))
 
 
-def read_manifest(place: Place, embedded_in: Path | None = None) -> Package:
+def read_manifest(place: Place, embedded_in: Path | None = None, streamed: bool = False) -> Package:
     """Check the package whose manifest and files are in ``place.folder``; ``embedded_in``: the
-    Matroska file an embedded package's files were extracted from (its video)."""
+    Matroska file an embedded package's files were extracted from (its video). ``streamed``: the
+    manifest alone, its files still to come (the caller checks each with :func:`check_file` and
+    :func:`check_weights` as it arrives); the video is then the path its name would have."""
     path, where = place.folder / MANIFEST, place.show(MANIFEST)
     if not path.is_file():
         raise PackageError(f"{where}: missing (not a delivery package)")
@@ -128,7 +134,7 @@ def read_manifest(place: Place, embedded_in: Path | None = None) -> Package:
     except (ValueError, UnicodeDecodeError) as e:
         raise PackageError(f"{where}: not valid JSON ({e})") from None
     try:
-        return _checked(place, manifest, embedded_in)
+        return _checked(place, manifest, embedded_in, streamed)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         if isinstance(e, PackageError):
             raise
@@ -147,7 +153,7 @@ def playlist_segments(text: str) -> list[str]:
     return [line for line in lines if not line.startswith("#")]
 
 
-def _checked(place: Place, m: dict, embedded_in: Path | None) -> Package:
+def _checked(place: Place, m: dict, embedded_in: Path | None, streamed: bool = False) -> Package:
     where = place.show(MANIFEST)
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise PackageError(f"{where}: not a {FORMAT} manifest")
@@ -181,33 +187,48 @@ def _checked(place: Place, m: dict, embedded_in: Path | None) -> Package:
     chunks = tuple(_chunk_entry(c) for c in m["chunks"])
     if not 1 <= len(chunks) <= MAX_CHUNKS:
         raise PackageError(f"{where}: {len(chunks)} chunks (1 to {MAX_CHUNKS})")
-    if layout == "hls":
+    if streamed:
+        if layout == "embed":
+            raise PackageError(f"{where}: an embedded package's manifest; restore its .mkv file instead")
+        video = place.folder / plain_name(str(m["video"]["file"]), where)
+        if layout == "hls" and [c.segment for c in chunks] != [str(s["file"]) for s in m["video"]["segments"]]:
+            raise PackageError(f"{where}: the chunks do not name the playlist's segments one each, in order")
+    elif layout == "hls":
         video = _checked_playlist(place, m["video"], chunks)
     elif layout == "embed":
         if m["video"] != EMBEDDED_VIDEO:
             raise PackageError(f"{where}: an embedded package's video entry must be {json.dumps(EMBEDDED_VIDEO)}")
         video = embedded_in
     else:
-        video = _checked_file(place, m["video"], MAX_VIDEO_BYTES)
+        video = check_file(place, m["video"], MAX_VIDEO_BYTES)
     for k, (a, b) in enumerate(zip(chunks, chunks[1:] + (None,))):
         if a.index != k or a.first_pts > a.last_pts or (b is not None and b.first_pts <= a.last_pts):
             raise PackageError(f"{where}: chunk {k}'s timestamps are out of order ({a.first_pts}..{a.last_pts})")
     joint = m.get("joint", False)
     if not isinstance(joint, bool):
         raise PackageError(f"{where}: 'joint' is {joint!r}, not true or false")
-    want = expected_tensors(factor, features, blocks)
-    for entry in _weights_files(chunks, joint, where):
-        path = _checked_file(place, entry, MAX_WEIGHTS_BYTES)
-        _check_tensors(path, place.show(path.name), want, _DTYPES[dtype])
+    files = _weights_files(chunks, joint, where)
     base_sha = str(base_spec.get("sha256", ""))
-    return Package(place.folder, m, video, base, base_sha, features, blocks, dtype, chunks, joint, layout)
+    pkg = Package(place.folder, m, video, base, base_sha, features, blocks, dtype, chunks, joint, layout)
+    for entry in files if not streamed else ():
+        check_weights(place, entry, pkg)
+    return pkg
+
+
+def check_weights(place: Place, entry: dict, pkg: Package) -> Path:
+    """The weights file a chunk entry (``{"file", "size", "sha256"}``) names, checked: its size and
+    sha256 as listed, and a safetensors header of exactly the correction's tensors, shapes and dtype."""
+    path = check_file(place, entry, MAX_WEIGHTS_BYTES)
+    want = expected_tensors(pkg.base.factor, pkg.features, pkg.blocks)
+    _check_tensors(path, place.show(path.name), want, _DTYPES[pkg.dtype])
+    return path
 
 
 def _checked_playlist(place: Place, entry: dict, chunks: tuple[ChunkEntry, ...]) -> Path:
     """An HLS package's playlist, checked: its file and every segment's (size, sha256), and that it
     lists exactly the manifest's segments, one per chunk, in order."""
-    playlist = _checked_file(place, entry, MAX_PLAYLIST_BYTES)
-    segments = [_checked_file(place, s, MAX_VIDEO_BYTES).name for s in entry["segments"]]
+    playlist = check_file(place, entry, MAX_PLAYLIST_BYTES)
+    segments = [check_file(place, s, MAX_VIDEO_BYTES).name for s in entry["segments"]]
     try:
         listed = playlist_segments(playlist.read_text())
     except (ValueError, UnicodeDecodeError) as e:
@@ -253,7 +274,7 @@ def _chunk_entry(c: dict) -> ChunkEntry:
     )  # fmt: skip
 
 
-def _checked_file(place: Place, entry: dict, limit: int) -> Path:
+def check_file(place: Place, entry: dict, limit: int) -> Path:
     """The file an entry names, checked: a plain name, present, its size and sha256 as listed."""
     name = plain_name(str(entry["file"]), place.show(MANIFEST))
     path, shown = place.folder / name, place.show(name)

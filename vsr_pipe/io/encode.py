@@ -196,7 +196,10 @@ class AvSink:
             self._keyframe_s = float(dict(self.options.muxer_options).get("hls_time", opts["hls_time"]))
         if self.options.low_latency:
             opts["flush_packets"] = "1"  # each packet leaves as soon as it is muxed
-        opts.update(dict(self.options.muxer_options))
+        for key, value in self.options.muxer_options:
+            if key == "movflags" and value.startswith(("+", "-")) and key in opts:
+                value = opts[key] + value  # "+faststart" adds to use_metadata_tags rather than replacing it
+            opts[key] = value
         return opts
 
     def _add_video_stream(self) -> None:

@@ -61,6 +61,8 @@ class RunSummary:
     dropped: int = 0  # live with drop: frames dropped for want of room
     reconnects: int = 0  # network input: outages survived
     lost: str | None = None  # network input: why it was given up, if it was
+    weight_stalls: int = 0  # weight swaps that waited for their weights to arrive (streamed packages)
+    weight_wait_s: float = 0.0  # how long those waits took together
 
 
 class StreamRun:
@@ -228,10 +230,14 @@ class StreamRun:
             if self.stop.is_set():  # stopping: the chunk in the engine was the last one; queued ones are dropped
                 in_ring.release(chunk)
                 continue
+            path = self._choose_path(chunk)
+            # Weights still on their way are waited for: these frames are never made with others.
+            if path == 0 and not self.stages.await_weights(chunk.weights, self._halted):
+                in_ring.release(chunk)
+                continue
             result = self.out_ring.acquire(self.abort)
             if result is None:
                 return
-            path = self._choose_path(chunk)
             started = time.perf_counter()
             self.stages.process(chunk, result, path)
             if self.chooser is not None and chunk.count:
@@ -243,6 +249,9 @@ class StreamRun:
             in_ring.release(chunk)
             self._queued_frames += result.count
             outbox.put(result)
+
+    def _halted(self) -> bool:
+        return self.abort.is_set() or self.stop.is_set()
 
     def _choose_path(self, chunk: Chunk) -> int:
         """0 (the model) unless a live chunk would miss its deadline that way."""
@@ -353,6 +362,8 @@ def _summary(opened: OpenedRun, output: str, frames: int, seconds: float) -> Run
         dropped=run.dropped,
         reconnects=getattr(source, "reconnects", 0),
         lost=lost,
+        weight_stalls=run.stages.stalls,
+        weight_wait_s=round(run.stages.stall_seconds, 3),
     )
 
 

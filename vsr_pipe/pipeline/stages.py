@@ -1,10 +1,15 @@
 """The model stages of a run: engines built from the plan, run on whole chunks, with the weights
-schedule applied between chunks through ``Engine.load_weights`` (no engine is rebuilt)."""
+schedule applied between chunks through ``Engine.load_weights`` (no engine is rebuilt).
+
+Schedule entries whose weights are files are loaded and prepared before the run; entries still on
+their way (futures) are waited for when their first frame reaches the model, then loaded."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +44,7 @@ class ChunkStages:
         rescaler: PlaneRescaler,
         states: dict[int, Mapping],
         fallbacks: tuple[PlaneRescaler, ...] = (),
+        load_entry: Callable[[str], Mapping] | None = None,
     ):
         self.plan = plan
         self.engines = engines
@@ -46,9 +52,13 @@ class ChunkStages:
         self.paths = (rescaler, *fallbacks)
         self.path_names = (plan.chain, *(_path_name(name) for name in plan.fallbacks))
         self._states = states  # schedule index -> state dict of the single model stage
+        self._load_entry = load_entry  # a later entry's weights file -> its checked state dict
+        self._announced = SHIPPED  # the last entry the schedule's on_swap was told of
         self._current = SHIPPED
         self.swaps = 0
         self.swap_seconds = 0.0  # spent in load_weights, all swaps together
+        self.stalls = 0  # swaps whose weights had not arrived when their first frame reached the model
+        self.stall_seconds = 0.0  # spent waiting for them
 
     @property
     def device(self) -> torch.device:
@@ -59,17 +69,49 @@ class ChunkStages:
         schedule = self.plan.weights
         return SHIPPED if schedule is None else schedule.entry_at(chunk_index, pts)
 
+    def await_weights(self, entry: int, cancelled: Callable[[], bool]) -> bool:
+        """Make schedule entry ``entry``'s weights ready to swap in, waiting for weights still on
+        their way (a stall, counted) until they come or ``cancelled()``; False if cancelled. Raises
+        what fetching or checking them raised."""
+        schedule = self.plan.weights
+        if schedule is None or entry == SHIPPED:
+            return True
+        if entry > self._announced:
+            self._announced = entry
+            if schedule.on_swap is not None:
+                schedule.on_swap(entry)
+        if entry in self._states:
+            return True
+        pending = schedule.swaps[entry].weights
+        if not pending.done():
+            self.stalls += 1
+            started = time.perf_counter()
+            while not pending.done():
+                if cancelled():
+                    return False
+                concurrent.futures.wait([pending], timeout=0.1)
+            self.stall_seconds += time.perf_counter() - started
+        self._states[entry] = self._load_entry(pending.result())
+        return True
+
     def process(self, chunk: Chunk, out: Chunk, path: int = 0) -> None:
         """Rescale ``chunk``'s frames into ``out``'s planes along ``path`` (0: the model)."""
         if not chunk.count:
             return
         if path == 0 and chunk.weights != self._current:
+            self.await_weights(chunk.weights, lambda: False)
             started = time.perf_counter()
             self.engines[0].load_weights(self._states[chunk.weights])
             self.swap_seconds += time.perf_counter() - started
+            if self._is_pending(self._current):  # a streamed entry is not needed again: time moves on
+                del self._states[self._current]
             self._current = chunk.weights
             self.swaps += 1
         self.paths[path](chunk.views(), out.planes)
+
+    def _is_pending(self, entry: int) -> bool:
+        schedule = self.plan.weights
+        return schedule is not None and entry != SHIPPED and not isinstance(schedule.swaps[entry].weights, str)
 
 
 def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[ChunkStages, str]:
@@ -87,13 +129,15 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     calib = _calibration(calibration, plan, options)
     engines = [make_engine(options, module, _engine_label(stage), calib) for stage, module in zip(plan.luma, modules)]
     states = _scheduled_states(plan, nets[0], engines[0]) if plan.weights else {}
+    load_entry = functools.partial(_entry_state, plan, architecture_header(nets[0])) if plan.weights else None
     halo = max(getattr(net, "receptive_radius", 8) for net in nets)
     scales = [stage.factor for stage in plan.luma]
     calls = [_Delayed(e, plan.model_delay_ms) for e in engines] if plan.model_delay_ms else engines
     device = engines[0].device
     rescaler = PlaneRescaler(process, calls, device, tile=plan.tile, stage_scales=scales, halo=halo)
     fallbacks = tuple(_fallback(name, plan, options, device) for name in plan.fallbacks)
-    return ChunkStages(plan, engines, rescaler, states, fallbacks), f"{options.kind} ({options.device})"
+    stages = ChunkStages(plan, engines, rescaler, states, fallbacks, load_entry)
+    return stages, f"{options.kind} ({options.device})"
 
 
 def _fallback(name: str, plan: RunPlan, options: EngineOptions, device: torch.device) -> PlaneRescaler:
@@ -162,24 +206,32 @@ def _engine_label(stage: LumaStage) -> str:
 
 
 def _scheduled_states(plan: RunPlan, shipped: torch.nn.Module, engine: Engine) -> dict[int, Mapping]:
-    """The stage's state dict for each schedule entry (and the shipped one), checked against the
-    stage's architecture and prepared in the engine ahead of the run where it can."""
+    """The stage's state dict for each schedule entry that is a file (and the shipped one), checked
+    against the stage's architecture and prepared in the engine ahead of the run where it can.
+    Entries still on their way are loaded when the run reaches them (``ChunkStages.await_weights``)."""
     stage = plan.luma[0]
     expected = architecture_header(shipped)
     states = {SHIPPED: _state_of(_stage_module(stage, shipped, plan.refine))}
     for i, swap in enumerate(plan.weights.swaps):
-        net = load_model(swap.weights)
-        if architecture_header(net) != expected:
-            raise WeightsError(
-                f"{swap.weights} holds a {net.__class__.__name__} {architecture_header(net)}; "
-                f"this run's model stage is {expected}"
-            )
-        states[i] = _state_of(_stage_module(stage, net, plan.refine))
+        if isinstance(swap.weights, str):
+            states[i] = _entry_state(plan, expected, swap.weights)
     prepare = getattr(engine, "prepare", None)
     if prepare is not None:
         for state in states.values():
             prepare(state)
     return states
+
+
+def _entry_state(plan: RunPlan, expected: dict, weights: str) -> dict[str, torch.Tensor]:
+    """The model stage's state dict with the weights file ``weights``, whose architecture must be
+    ``expected`` (the stage's own)."""
+    net = load_model(weights)
+    if architecture_header(net) != expected:
+        raise WeightsError(
+            f"{weights} holds a {net.__class__.__name__} {architecture_header(net)}; "
+            f"this run's model stage is {expected}"
+        )
+    return _state_of(_stage_module(plan.luma[0], net, plan.refine))
 
 
 def _state_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
