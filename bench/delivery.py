@@ -46,14 +46,18 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--max-seconds", type=float, default=5.0)
+    ap.add_argument("--chunks", type=int, default=0, help="at most this many chunks (0: by content only)")
+    ap.add_argument("--downs", default="irn,bicubic", help="the LR kinds to package")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads per fit (0: its default)")
     ap.add_argument("--refine", type=int, default=0, help="also an irn package with the LR refined in N steps")
     ap.add_argument("--refine-frames", type=int, default=24)
     ap.add_argument("--out", default=str(ROOT / "runs" / "delivery"))
     ap.add_argument("--short", action="store_true", help="24 frames, one CRF, 20 steps of a small correction")
     ap.add_argument(
         "--only",
-        choices=["refine", "swap", "direct", "report"],
-        help="refine: only the --refine rows; swap: only the swap cost of --package",
+        choices=["refine", "swap", "direct", "report", "import"],
+        help="refine: only the --refine rows; swap: only the swap cost of --package; "
+        "import: a package made by `vsr-pipe deliver` (--package, its --downs and --crfs) as a row",
     )
     ap.add_argument("--package", help="--only swap: the package to restore")
     args = ap.parse_args()
@@ -67,7 +71,7 @@ def main() -> None:
     master = cut_master(args.input, args.frames, out / "master.mkv") if args.frames else Path(args.input)
     rows: dict = {"input": str(args.input), "frames": args.frames or "all", "packages": [], "direct": []}
     for crf in [float(c) for c in args.crfs.split(",")]:
-        for down in ("irn", "bicubic"):
+        for down in args.downs.split(","):
             rows["packages"].append(package_row(master, out, down, crf, args))
             save(out, rows)
     for crf in [float(c) for c in args.direct_crfs.split(",")]:
@@ -95,6 +99,10 @@ def run_only(args) -> None:
         return
     if args.only == "report":
         return report(out)
+    if args.only == "import":
+        row = imported_row(Path(args.package), args.downs, float(args.crfs))
+        (out / "figures.json").write_text(json.dumps({"packages": [row]}, indent=1) + "\n")
+        return
     if args.only == "direct":
         master = cut_master(args.input, args.frames, out / "master.mkv") if args.frames else Path(args.input)
         rows = {"direct": [direct_row(master, out, float(c), args.preset) for c in args.direct_crfs.split(",")]}
@@ -157,10 +165,14 @@ def package_row(master: Path, out: Path, down: str, crf: float, args, refine: in
     from vsr_pipe.delivery.fit import FitSettings
     from vsr_pipe.delivery.server import DeliverOptions, deliver
 
-    fit = FitSettings(steps=args.steps, features=args.features, blocks=args.blocks, learning_rate=args.learning_rate)
+    fit = FitSettings(
+        steps=args.steps, features=args.features, blocks=args.blocks, learning_rate=args.learning_rate,
+        threads=args.threads,
+    )  # fmt: skip
+    rules = replace(DeliverOptions().rules, cap=args.chunks)
     options = DeliverOptions(
         down=down, encode=EncodeOptions(crf=crf, preset=args.preset), fit=fit, refine=refine,
-        max_seconds=args.max_seconds,
+        max_seconds=args.max_seconds, rules=rules,
     )  # fmt: skip
     name = f"{down}_crf{crf:g}" + (f"_refine{refine}" if refine else "") + (f"_{tag}" if tag else "")
     started = time.perf_counter()
@@ -183,6 +195,19 @@ def package_row(master: Path, out: Path, down: str, crf: float, args, refine: in
         file=sys.stderr,
     )
     return row
+
+
+def imported_row(package: Path, down: str, crf: float) -> dict:
+    """The row of a package made elsewhere (the command line), from its report."""
+    report = json.loads((package / "report.json").read_text())
+    q, cost = report["quality"], report["cost"]
+    return {
+        "package": str(package), "down": down, "crf": crf, "refine": 0, "chunks": len(report["chunks"]),
+        "frames": sum(c["frames"] for c in report["chunks"]), "generic_psnr": q["generic_psnr"],
+        "tuned_psnr": q["tuned_psnr"], "gain_db": q["gain_db"], "lr_bytes": q["lr_bytes"],
+        "weights_bytes": q["weights_bytes"], "server_seconds": cost["seconds"],
+        "server_s_per_minute": cost["seconds_per_minute_of_video"],
+    }  # fmt: skip
 
 
 def direct_row(master: Path, out: Path, crf: float, preset: str) -> dict:
