@@ -43,13 +43,13 @@ class FitSettings:
     blocks: int = 4
     batch: int = 16
     patch: int = 48  # LR pixels per patch side
-    learning_rate: float = 2e-3
+    learning_rate: float = 2e-3  # the sample, 15 min: +1.59 dB in 2,525 steps; 1e-3 gave +1.46 in 3,173
     threads: int = 0  # torch threads in the worker; 0 keeps its default
     seed: int = 0
     device: str = "auto"  # "auto": the worker's GPU where it has one (a Ray task that asked for one), else the CPU
     # Patches drawn in proportion to the generic model's error in them (STDO's patch difficulty), mixed
     # with this share drawn uniformly; 1.0 is plain uniform sampling. Flat areas the generic model
-    # already gets right then cost few steps.
+    # already gets right then cost few steps (the sample, 15 min: +1.59 dB against +1.39 uniform).
     uniform_share: float = 0.25
 
 
