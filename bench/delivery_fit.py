@@ -137,7 +137,7 @@ def run(args) -> None:
     hs = torch.from_numpy(hr[::4].astype(np.float32) / 255).unsqueeze(1)
     with torch.no_grad():
         ys = torch.cat([build_base(base)(part) for part in xs.split(4)])
-    generic = float(np.mean(_psnr_per_frame(ys, hs)))
+    generic = float(np.mean(_psnr_per_frame([ys], [hs], 1.0)))
     log = (folder / "log.jsonl").open("w")
     params = None
     last_eval = [0.0]
@@ -150,7 +150,7 @@ def run(args) -> None:
         probe.load_state_dict(state)
         with torch.no_grad():
             tuned = torch.cat([yi + probe(xi, yi) for xi, yi in zip(xs.split(4), ys.split(4))])
-        psnr = float(np.mean(_psnr_per_frame(tuned, hs)))
+        psnr = float(np.mean(_psnr_per_frame([tuned], [hs], 1.0)))
         save_file({k: v.half().contiguous() for k, v in state.items()}, str(folder / ".latest.safetensors"))
         (folder / ".latest.safetensors").replace(folder / "latest.safetensors")
         row = {"step": step, "minutes": seconds / 60, "loss": loss, "generic": generic, "tuned": psnr, "gain": psnr - generic}

@@ -112,15 +112,17 @@ def fit_chunk(task: ChunkTask, watch: Callable | None = None) -> ChunkResult:
     device = torch.device(
         "cuda" if s.device == "auto" and torch.cuda.is_available() else s.device.replace("auto", "cpu")
     )
-    x = torch.from_numpy(np.ascontiguousarray(task.lr).astype(np.float32)).div_(peak).unsqueeze(1).to(device)
-    hr = torch.from_numpy(np.ascontiguousarray(task.hr).astype(np.float32)).div_(peak).unsqueeze(1).to(device)
-    y = _base_outputs(build_base(task.base).to(device), x)
+    # The planes stay integer codes (a quarter of float32's memory: a 1080p frame pair is 2.6 MB, not
+    # 10.4) and become floats a batch at a time; only the generic output is held as float32.
+    x, hr = _codes(task.lr, device), _codes(task.hr, device)
+    y = _base_outputs(build_base(task.base).to(device), x, peak)
     net = CorrectionNet(task.base.factor, s.features, s.blocks).to(device)
-    losses = _train(net, x, y, hr, s, rng, watch)
+    losses = _train(net, x, y, hr, peak, s, rng, watch)
     net.eval().half().float()  # measured as shipped: fp16 weights
     with torch.no_grad():
-        tuned = torch.cat([yi + net(xi, yi) for xi, yi in zip(x.split(4), y.split(4))])
-    generic_psnr, tuned_psnr = _psnr_per_frame(y, hr), _psnr_per_frame(tuned, hr)
+        tuned = [yi + net(xi.float() / peak, yi) for xi, yi in zip(x.split(4), y.split(4))]
+    generic_psnr = _psnr_per_frame(y.split(4), hr.split(4), peak)
+    tuned_psnr = _psnr_per_frame(tuned, hr.split(4), peak)
     if _mean(tuned_psnr) < _mean(generic_psnr):  # never ship a chunk worse than the generic model
         with torch.no_grad():
             net.tail.weight.zero_()
@@ -137,16 +139,26 @@ def _mean(values: tuple[float, ...]) -> float:
     return sum(finite) / len(finite) if finite else float("inf")
 
 
-def _base_outputs(base, x):
+def _codes(planes: np.ndarray, device):
+    """(n, h, w) uint8 or uint16 codes as an (n, 1, h, w) integer tensor (int16 holds 10-bit codes)."""
+    import torch
+
+    planes = np.ascontiguousarray(planes)
+    if planes.dtype != np.uint8:
+        planes = planes.astype(np.int16)
+    return torch.from_numpy(planes).unsqueeze(1).to(device)
+
+
+def _base_outputs(base, x, peak: float):
     import torch
 
     with torch.no_grad():
-        return torch.cat([base(part) for part in x.split(4)])
+        return torch.cat([base(part.float() / peak) for part in x.split(4)])
 
 
-def patch_sampler(y, hr, r: int, p: int, uniform_share: float, rng: np.random.Generator) -> Callable:
+def patch_sampler(y, hr, r: int, p: int, uniform_share: float, rng: np.random.Generator, peak: float = 1.0) -> Callable:
     """A function of ``count`` -> (frames, tops, lefts) of p×p LR patches: drawn in proportion to
-    the squared error of ``y`` (the generic output) against ``hr`` inside each patch, or uniformly
+    the squared error of ``y`` (the generic output) against ``hr`` (codes of ``peak``) inside each patch, or uniformly
     with probability ``uniform_share``. Errors are summed on a grid of p/8 (a few MB for a 1080p
     chunk), and a drawn cell's patch is jittered within the cell."""
     import torch
@@ -154,7 +166,7 @@ def patch_sampler(y, hr, r: int, p: int, uniform_share: float, rng: np.random.Ge
     n, h, w = y.shape[0], y.shape[2] // r, y.shape[3] // r
     rows, cols, step = h - p + 1, w - p + 1, max(1, p // 8)
     with torch.no_grad():
-        err = torch.cat([torch.nn.functional.avg_pool2d((a - b) ** 2, r) for a, b in zip(y.split(8), hr.split(8))])
+        err = torch.cat([torch.nn.functional.avg_pool2d((a - b.float() / peak) ** 2, r) for a, b in zip(y.split(8), hr.split(8))])
         err = torch.nn.functional.avg_pool2d(err[:, :, : rows + p - 1, : cols + p - 1], p, stride=step)[:, 0]
     grid_rows, grid_cols = err.shape[1], err.shape[2]
     cdf = np.cumsum(err.double().cpu().numpy().reshape(-1))
@@ -175,14 +187,14 @@ def patch_sampler(y, hr, r: int, p: int, uniform_share: float, rng: np.random.Ge
     return draw
 
 
-def _train(net, x, y, hr, s: FitSettings, rng: np.random.Generator, watch: Callable | None) -> list[float]:
+def _train(net, x, y, hr, peak: float, s: FitSettings, rng: np.random.Generator, watch: Callable | None) -> list[float]:
     """Adam on MSE over sampled patches, cosine-decayed over the budget (steps, or seconds)."""
     import torch
 
     r = net.scale
     n, _, h, w = x.shape
     p = max(8, min(s.patch, h, w))
-    draw = patch_sampler(y, hr, r, p, s.uniform_share, rng)
+    draw = patch_sampler(y, hr, r, p, s.uniform_share, rng, peak)
     opt = torch.optim.Adam(net.parameters(), lr=s.learning_rate)
     losses: list[float] = []
     clock = time.perf_counter()
@@ -196,9 +208,10 @@ def _train(net, x, y, hr, s: FitSettings, rng: np.random.Generator, watch: Calla
         for group in opt.param_groups:
             group["lr"] = s.learning_rate * warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * done)))
         frames, tops, lefts = draw(s.batch)
-        xb = torch.stack([x[f, :, t : t + p, q : q + p] for f, t, q in zip(frames, tops, lefts)])
+        xb = torch.stack([x[f, :, t : t + p, q : q + p] for f, t, q in zip(frames, tops, lefts)]).float() / peak
         yb = torch.stack([y[f, :, r * t : r * (t + p), r * q : r * (q + p)] for f, t, q in zip(frames, tops, lefts)])
         hb = torch.stack([hr[f, :, r * t : r * (t + p), r * q : r * (q + p)] for f, t, q in zip(frames, tops, lefts)])
+        hb = hb.float() / peak
         loss = torch.mean((yb + net(xb, yb) - hb) ** 2)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -208,10 +221,14 @@ def _train(net, x, y, hr, s: FitSettings, rng: np.random.Generator, watch: Calla
             return losses
 
 
-def _psnr_per_frame(out, hr) -> tuple[float, ...]:
-    """Y-PSNR per frame of ``out`` rounded to 8-bit codes, as the client's output would be."""
+def _psnr_per_frame(outs, hrs, peak: float) -> tuple[float, ...]:
+    """Y-PSNR per frame of each ``outs`` part (float, [0, 1]) rounded to 8-bit codes, as the
+    client's output would be, against the matching ``hrs`` part (codes of ``peak``)."""
     import torch
 
-    q = torch.round(out.clamp(0, 1) * 255)
-    mse = ((q - torch.round(hr * 255)) ** 2).mean(dim=(1, 2, 3))
-    return tuple(float("inf") if m == 0 else float(10 * math.log10(255**2 / float(m))) for m in mse)
+    scores = []
+    for out, hr in zip(outs, hrs):
+        q = torch.round(out.clamp(0, 1) * 255)
+        mse = ((q - torch.round(hr.float() / peak * 255)) ** 2).mean(dim=(1, 2, 3))
+        scores += [float("inf") if m == 0 else float(10 * math.log10(255**2 / float(m))) for m in mse]
+    return tuple(scores)
