@@ -83,7 +83,9 @@ def pan_clip(image: Path, size=(384, 256), frames: int = 72) -> Path:
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for i in range(frames):
             top, left = int(round(i * dy)), int(round(i * dx))
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[top : top + h, left : left + w]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(rgb[top : top + h, left : left + w]), format="rgb24"
+            )
             frame.pts = i
             out.mux(stream.encode(frame.reformat(format="yuv420p")))
         out.mux(stream.encode(None))
@@ -153,7 +155,14 @@ def run(args) -> None:
         psnr = float(np.mean(_psnr_per_frame([tuned], [hs], 1.0)))
         save_file({k: v.half().contiguous() for k, v in state.items()}, str(folder / ".latest.safetensors"))
         (folder / ".latest.safetensors").replace(folder / "latest.safetensors")
-        row = {"step": step, "minutes": seconds / 60, "loss": loss, "generic": generic, "tuned": psnr, "gain": psnr - generic}
+        row = {
+            "step": step,
+            "minutes": seconds / 60,
+            "loss": loss,
+            "generic": generic,
+            "tuned": psnr,
+            "gain": psnr - generic,
+        }
         log.write(json.dumps(row) + "\n")
         log.flush()
         print(f"{args.name}: {seconds / 60:6.1f} min, step {step:6d}, loss {loss:.2e}, "
@@ -195,9 +204,15 @@ def chart(width: int = 900, height: int = 380) -> None:
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     left, right, top, bottom = 60, width - 20, 30 + 14 * (len(runs) + 1), height - 40
-    draw.text((left, 8), "Per-chunk correction: Y-PSNR gain over the generic model against minutes of fitting", fill="black")
+    draw.text(
+        (left, 8), "Per-chunk correction: Y-PSNR gain over the generic model against minutes of fitting", fill="black"
+    )
     for k, (name, points) in enumerate(runs.items()):
-        draw.text((left, 22 + 14 * k), f"{name}: {points[-1][1]:+.2f} dB at {points[-1][0]:.1f} min", fill=COLOURS[k % len(COLOURS)])
+        draw.text(
+            (left, 22 + 14 * k),
+            f"{name}: {points[-1][1]:+.2f} dB at {points[-1][0]:.1f} min",
+            fill=COLOURS[k % len(COLOURS)],
+        )
     draw.text((left, 22 + 14 * len(runs)), "dashed: the bar, +1.5 dB", fill="grey")
     draw.rectangle([left, top, right, bottom], outline="black")
     t_max = max([m for points in runs.values() for m, _ in points] + [1.0])

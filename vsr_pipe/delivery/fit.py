@@ -166,7 +166,9 @@ def patch_sampler(y, hr, r: int, p: int, uniform_share: float, rng: np.random.Ge
     n, h, w = y.shape[0], y.shape[2] // r, y.shape[3] // r
     rows, cols, step = h - p + 1, w - p + 1, max(1, p // 8)
     with torch.no_grad():
-        err = torch.cat([torch.nn.functional.avg_pool2d((a - b.float() / peak) ** 2, r) for a, b in zip(y.split(8), hr.split(8))])
+        err = torch.cat(
+            [torch.nn.functional.avg_pool2d((a - b.float() / peak) ** 2, r) for a, b in zip(y.split(8), hr.split(8))]
+        )
         err = torch.nn.functional.avg_pool2d(err[:, :, : rows + p - 1, : cols + p - 1], p, stride=step)[:, 0]
     grid_rows, grid_cols = err.shape[1], err.shape[2]
     cdf = np.cumsum(err.double().cpu().numpy().reshape(-1))
