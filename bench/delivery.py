@@ -74,7 +74,7 @@ def main() -> None:
         for down in args.downs.split(","):
             rows["packages"].append(package_row(master, out, down, crf, args))
             save(out, rows)
-    for crf in [float(c) for c in args.direct_crfs.split(",")]:
+    for crf in [float(c) for c in args.direct_crfs.split(",") if c]:
         rows["direct"].append(direct_row(master, out, crf, args.preset))
         save(out, rows)
     if args.refine:
@@ -82,8 +82,8 @@ def main() -> None:
         crf = float(args.crfs.split(",")[len(args.crfs.split(",")) // 2])
         rows["refine"] = [package_row(short, out, "irn", crf, args, refine=r, tag="short") for r in (0, args.refine)]
         save(out, rows)
-    several = [r for r in rows["packages"] if r["chunks"] > 1] or rows["packages"]
-    rows["swap"] = [swap_cost(Path(several[0]["package"]), engine) for engine in ("onnxruntime", "torch")]
+    several = [r for r in rows["packages"] if r["chunks"] > 1]  # one chunk: nothing to swap
+    rows["swap"] = [swap_cost(Path(several[0]["package"]), e) for e in ("onnxruntime", "torch")] if several else []
     save(out, rows)
     print_tables(rows)
 
