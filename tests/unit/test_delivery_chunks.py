@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vsr_pipe.delivery.chunks import ChunkRules, scene_scores, split_chunks, thumbnail
+from vsr_pipe.delivery.chunks import ChunkRules, difficulty, scene_scores, split_chunks, thumbnail
 from vsr_pipe.delivery.fit import PREFIX, BaseModel, ChunkTask, FitSettings, fit_chunk
 from vsr_pipe.delivery.package import expected_tensors
 
@@ -109,3 +109,24 @@ def test_a_fitted_chunk_is_cached_under_a_key_of_everything_the_fit_depends_on(t
     assert cache.load(key) is None  # fitted again rather than trusted
     cache.remove()
     assert not (tmp_path / ".t.chunks").exists()
+
+
+def test_a_change_of_difficulty_inside_a_scene_starts_a_chunk():
+    pts, scores = list(range(100)), [1.0] * 100  # one scene, no cut
+    harder_from_40 = [36.0] * 40 + [30.0] * 60
+    assert starts(split_chunks(pts, scores, ChunkRules(max_frames=1000), harder_from_40)) == [0, 40]
+    slight = [36.0] * 40 + [34.0] * 60  # 2 dB: below the 3 dB jump
+    assert starts(split_chunks(pts, scores, ChunkRules(max_frames=1000), slight)) == [0]
+    assert starts(split_chunks(pts, scores, ChunkRules(max_frames=1000, jump_db=0), harder_from_40)) == [0]
+    wobble = [30.0 + 6 * (i % 2) for i in range(100)]  # frame to frame noise averages out over the windows
+    assert starts(split_chunks(pts, scores, ChunkRules(max_frames=1000), wobble)) == [0]
+
+
+def test_difficulty_is_the_detail_a_downscale_removes():
+    smooth = np.tile(np.arange(64, dtype=np.uint8), (48, 1))
+    busy = ((np.indices((48, 64)).sum(axis=0) % 2) * 200).astype(np.uint8)
+    assert difficulty(np.full((48, 64), 90, np.uint8), 2) == float("inf")
+    assert difficulty(busy, 2) < difficulty(smooth, 2)
+    assert (
+        abs(difficulty(smooth.astype(np.uint16) * 4, 2) - difficulty(smooth, 2)) < 0.05
+    )  # 10-bit alike (1023 vs 4·255)

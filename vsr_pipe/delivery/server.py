@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import EncodeOptions, PipelineOptions, Scale
 from ..errors import InputNotFound, InvalidOption, OutputError, VsrPipeError
-from .chunks import ChunkRules, ChunkSpan, scene_scores, split_chunks, thumbnail
+from .chunks import ChunkRules, ChunkSpan, difficulty, scene_scores, split_chunks, thumbnail
 from .containers import LR_FILES, holds_package, lr_encode, lr_video, write_embedded
 from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
 from .joint import joint_task, split_result
@@ -160,7 +160,8 @@ def deliver(
     hr_frames, master_pts = zip(*((y, p) for y, p in luma_frames(master)))
     rate = float(facts.rate) if facts.rate else 25.0
     rules = replace(options.rules, max_frames=max(1, int(round(options.max_seconds * rate))))
-    spans = split_chunks(list(range(len(hr_frames))), scene_scores([thumbnail(y) for y in hr_frames]), rules)
+    scores = scene_scores([thumbnail(y) for y in hr_frames])
+    spans = split_chunks(list(range(len(hr_frames))), scores, rules, [difficulty(y, options.factor) for y in hr_frames])
     clock["scan"] = time.perf_counter() - t
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
