@@ -87,3 +87,42 @@ def test_weights_still_on_their_way_are_waited_for_and_their_failure_ends_the_ru
     schedule = WeightSchedule((WeightsSwap(pts[0], a), WeightsSwap(pts[4], failing)), base=a)
     with pytest.raises(WeightsError, match="chunk_0001"):
         luma(str(src.path), "torch", schedule)
+
+
+def test_weights_that_arrive_early_are_prepared_by_the_thread_that_brought_them(clip, weights, monkeypatch):
+    """ONNX Runtime builds a session per weights (seconds for a large model): for weights on their
+    way it is built when they arrive, on the delivering thread, not at the swap on the run's."""
+    import threading
+    from concurrent.futures import Future
+
+    from vsr_pipe.engines.onnxruntime_engine import OrtEngine
+
+    a, b = weights
+    src = clip("in.mp4", frames=8, audio=False)
+    pts = list(src.pts)
+    builders: list[str] = []
+    running = threading.Event()
+    real_open = OrtEngine._open
+
+    def recording_open(self, arrays):
+        if running.is_set():
+            builders.append(threading.current_thread().name)
+        return real_open(self, arrays)
+
+    monkeypatch.setattr(OrtEngine, "_open", recording_open)
+    later = Future()
+
+    def on_swap(entry: int) -> None:
+        if entry == 0:  # the run has started: B arrives while chunk 0 plays
+            running.set()
+            fetcher = threading.Thread(target=later.set_result, args=(b,), name="fetcher")
+            fetcher.start()
+            fetcher.join()  # set_result runs the done-callbacks on the fetcher
+
+    schedule = WeightSchedule((WeightsSwap(pts[0], a), WeightsSwap(pts[4], later)), base=a, on_swap=on_swap)
+    swapped = luma(str(src.path), "onnxruntime", schedule)
+    running.clear()
+    only_a = luma(str(src.path), "onnxruntime")
+    only_b = luma(str(src.path), "onnxruntime", WeightSchedule((WeightsSwap(0, b),)))
+    assert builders == ["fetcher"]  # B's session; none built on the run's thread at the swap
+    assert all(np.abs(got - want).max() <= 1 for got, want in zip(swapped, only_a[:4] + only_b[4:]))

@@ -9,6 +9,7 @@ set has been prepared; nothing is re-exported or written.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,6 +54,7 @@ class OrtEngine:
         self.model = model.eval().float().cpu()
         self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self._sessions: OrderedDict[str, object] = OrderedDict()
+        self._sessions_lock = threading.Lock()
         # One graph per architecture, whatever the weights.
         self.graph_path, self.reused = cached_graph(name, self.model, self.channels)
         try:
@@ -94,14 +96,18 @@ class OrtEngine:
         return names
 
     def _session_for(self, weights: dict[str, np.ndarray]):
+        # prepare() may run on a thread that delivers weights while the run swaps on its own: the
+        # table is shared under a lock, a session is built outside it.
         key = _weights_key(weights)
-        session = self._sessions.get(key)
+        with self._sessions_lock:
+            session = self._sessions.get(key)
         if session is None:
             session = self._open(weights)
-            self._sessions[key] = session
+        with self._sessions_lock:
+            session = self._sessions.setdefault(key, session)
+            self._sessions.move_to_end(key)
             while len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
-        self._sessions.move_to_end(key)
         return session
 
     def _open(self, weights: dict[str, np.ndarray]):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -59,6 +60,11 @@ class ChunkStages:
         self.swap_seconds = 0.0  # spent in load_weights, all swaps together
         self.stalls = 0  # swaps whose weights had not arrived when their first frame reached the model
         self.stall_seconds = 0.0  # spent waiting for them
+        self._ready_lock = threading.Lock()
+        self._passed = SHIPPED  # the last streamed entry the run has moved past
+        for entry, swap in enumerate(plan.weights.swaps if plan.weights is not None else ()):
+            if not isinstance(swap.weights, str):  # streamed: prepared by the thread that delivers it
+                swap.weights.add_done_callback(functools.partial(self._prepare_arrived, entry))
 
     @property
     def device(self) -> torch.device:
@@ -80,8 +86,9 @@ class ChunkStages:
             self._announced = entry
             if schedule.on_swap is not None:
                 schedule.on_swap(entry)
-        if entry in self._states:
-            return True
+        with self._ready_lock:
+            if entry in self._states:
+                return True
         pending = schedule.swaps[entry].weights
         if not pending.done():
             self.stalls += 1
@@ -91,8 +98,28 @@ class ChunkStages:
                     return False
                 concurrent.futures.wait([pending], timeout=0.1)
             self.stall_seconds += time.perf_counter() - started
-        self._states[entry] = self._load_entry(pending.result())
+        state = self._load_entry(pending.result())
+        with self._ready_lock:
+            self._states.setdefault(entry, state)
         return True
+
+    def _prepare_arrived(self, entry: int, arrived: concurrent.futures.Future) -> None:
+        """Weights that came on their way: checked and prepared in the engine (ONNX Runtime builds
+        their session, seconds for a large model) by the thread that delivered them, so that the
+        swap at their first frame is a lookup. Any failure is left for ``await_weights`` to raise
+        on the processing thread, where it ends the run properly."""
+        try:
+            if arrived.cancelled() or arrived.exception() is not None:
+                return
+            state = self._load_entry(arrived.result())
+            prepare = getattr(self.engines[0], "prepare", None)
+            if prepare is not None:
+                prepare(state)
+            with self._ready_lock:
+                if entry > self._passed:  # the run may have gone past it already
+                    self._states.setdefault(entry, state)
+        except Exception:  # noqa: BLE001 - raised again, properly, where the entry is awaited
+            return
 
     def process(self, chunk: Chunk, out: Chunk, path: int = 0) -> None:
         """Rescale ``chunk``'s frames into ``out``'s planes along ``path`` (0: the model)."""
@@ -103,8 +130,10 @@ class ChunkStages:
             started = time.perf_counter()
             self.engines[0].load_weights(self._states[chunk.weights])
             self.swap_seconds += time.perf_counter() - started
-            if self._is_pending(self._current):  # a streamed entry is not needed again: time moves on
-                del self._states[self._current]
+            with self._ready_lock:
+                if self._is_pending(self._current):  # a streamed entry is not needed again: time moves on
+                    self._states.pop(self._current, None)
+                    self._passed = max(self._passed, self._current)
             self._current = chunk.weights
             self.swaps += 1
         self.paths[path](chunk.views(), out.planes)
