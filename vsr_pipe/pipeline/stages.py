@@ -2,7 +2,8 @@
 schedule applied between chunks through ``Engine.load_weights`` (no engine is rebuilt).
 
 Schedule entries whose weights are files are loaded and prepared before the run; entries still on
-their way (futures) are waited for when their first frame reaches the model, then loaded."""
+their way (futures) are loaded and prepared by the thread that delivers them, and waited for if
+their first frame reaches the model before they arrive."""
 
 from __future__ import annotations
 
