@@ -194,7 +194,9 @@ def chart(width: int = 900, height: int = 380) -> None:
     """Gain over the generic model (dB) against minutes of fitting, one line per run (Pillow only)."""
     from PIL import Image, ImageDraw
 
-    from vsr_pipe.quality.plots import COLOURS
+    from vsr_pipe.quality.plots import COLOURS as BASE
+
+    COLOURS = (*BASE, (140, 40, 160), (20, 150, 150), (110, 110, 110))
 
     runs = {}
     for log in sorted(OUT.glob("*/log.jsonl")):
