@@ -691,7 +691,9 @@ def batch(inputs, output_dir, scale, size, model, codec, crf, preset, pix_fmt, e
         def show(result, ended: int, total: int) -> None:
             made[0] += result.frames if result.status == "done" else 0
             ends[:] = [ended, total]
-            if quiet:
+            if quiet:  # --quiet hides progress, never a failure
+                if result.status == "failed":
+                    click.echo(f"[{ended}/{total}] failed  {result.source}: {result.error}", err=True)
                 return
             line = f"[{ended}/{total}] {result.status:7s} {result.source}"
             if result.status == "done":

@@ -68,3 +68,21 @@ def test_batch_with_ray_from_the_command_line(tmp_path, inputs):
     assert got.returncode == 1, got.stderr
     summary = json.loads(got.stdout)
     assert (summary["done"], summary["failed"]) == (2, 1)
+
+
+def test_quiet_still_prints_one_line_per_failed_input(tmp_path, inputs):
+    got = run_cli("batch", inputs, "-o", tmp_path / "out", "--model", "bicubic", "--quiet", timeout=120)
+    assert got.returncode == 1
+    lines = got.stderr.splitlines()
+    assert len(lines) == 1 and "failed" in lines[0] and "c.mp4" in lines[0] and "not a video" in lines[0], got.stderr
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="Ray is not installed (pip install 'vsr-pipe[ray]')"
+)
+def test_quiet_on_ray_prints_the_failure_and_none_of_rays_lines(tmp_path, inputs):
+    got = run_cli("batch", inputs / "b.mkv", inputs / "c.mp4", "-o", tmp_path / "out", "--model", "bicubic",
+                  "--ray", "auto", "--workers", "1", "--quiet", timeout=300)  # fmt: skip
+    assert got.returncode == 1
+    lines = got.stderr.splitlines()
+    assert len(lines) == 1 and "failed" in lines[0] and "c.mp4" in lines[0], got.stderr

@@ -14,6 +14,7 @@ through the same ``map``.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import logging
 import multiprocessing
 import os
 import signal
@@ -178,7 +179,8 @@ class RayRunner:
         if ray.is_initialized():
             return ray
         kw: dict = {"runtime_env": self.runtime_env} if self.runtime_env else {}
-        kw |= {"include_dashboard": False, "log_to_driver": False}
+        # Ray's driver log lines (its token notice, "Started a local Ray instance") are not ours to print.
+        kw |= {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
         if self.address == "auto":
             try:
                 ray.init(address="auto", **kw)
