@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from ._version import __version__ as __version__  # re-exported
 from .config import EncodeOptions, LiveOptions, PipelineOptions, Scale, SourceOptions, parse_size
 from .errors import (
     EngineUnavailable,
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     import av
 
     from .pipeline.run import Progress, RunSummary
-
-__version__ = "0.1.0"
 
 __all__ = [
     "upscale", "frames", "deliver", "restore", "Scale", "EncodeOptions", "PipelineOptions", "LiveOptions", "SourceOptions",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .config import EncodeOptions, LiveOptions, PipelineOptions, Scale, SourceOptions, parse_size
 from .errors import InputLost, Interrupted, InvalidOption, VsrPipeError
 from .train.config import EspcnTrainConfig, IrnTrainConfig, default

@@ -13,7 +13,7 @@ def doctor_rows() -> list[tuple[str, str]]:
     import av
     import torch
 
-    from . import __version__
+    from ._version import __version__
     from .engines.cache import cache_dir
     from .io.protocols import summary_line
 

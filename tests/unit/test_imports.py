@@ -59,3 +59,96 @@ def test_nothing_imports_the_cli():
         if p.name not in ("cli.py", "__main__.py") and any(n.startswith("vsr_pipe.cli") for n in imports_of(p))
     ]
     assert users == []
+
+
+def module_of(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_nothing_inside_imports_the_package_top():
+    """``vsr_pipe/__init__.py`` is the public API and imports the rooms; a room importing it back
+    (``from .. import __version__``) makes a cycle through the whole package. ``__version__`` lives
+    in the leaf ``_version.py``."""
+    users = [
+        str(p.relative_to(PACKAGE.parent))
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p != PACKAGE / "__init__.py" and "vsr_pipe" in imports_of(p)
+    ]
+    assert users == []
+
+
+def _runs_at_import(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of ``body`` that run when the module is imported: into ``if``/``try``/``with``
+    and class bodies, not into functions (lazy imports) nor ``if TYPE_CHECKING:`` (never run)."""
+    found = []
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found += _runs_at_import(node.orelse)
+            continue
+        found.append(node)
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            for child in getattr(node, field, []):
+                found += _runs_at_import(child.body if isinstance(child, ast.ExceptHandler) else [child])
+    return found
+
+
+def import_graph(lazy: bool = False) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports at import time; with ``lazy``, also those its
+    functions import when called."""
+    paths = {module_of(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)  # as imports_of resolves them
+        targets = set()
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree) if lazy else _runs_at_import(tree.body):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                within = parts[: len(parts) - node.level] + ([node.module] if node.module else [])
+                base = ".".join(within) if node.level else node.module
+                targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names)
+        graph[name] = {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` as [a, b, ..., a], or [] if it has none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
+
+
+def test_the_import_graph_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["at-import", "functions-too"])
+def test_no_import_cycle_inside_the_package(lazy):
+    """Modules import each other one way: the graph of the package's imports, read from the source,
+    has no cycle, neither at import time nor counting the imports functions make when called
+    (``engines/base.py`` dispatches to the engines; they take ``match_state`` from
+    ``engines/state.py``, not from ``base``)."""
+    graph = import_graph(lazy)
+    assert graph["vsr_pipe.engines.onnxruntime_engine"] >= {"vsr_pipe.engines.state"}  # the graph sees relative imports
+    assert find_cycle(graph) == []

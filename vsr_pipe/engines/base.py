@@ -1,7 +1,8 @@
 """The engine interface: run one model direction on a whole chunk of frames at once.
 
 An engine knows tensors, devices and precisions; it knows nothing of files, codecs or PyAV.
-Engine settings live in ``options.py``; they are re-exported here for older imports.
+Engine settings live in ``options.py`` and ``match_state`` in ``state.py`` (which every engine
+imports, so no engine imports this module); they are re-exported here for older imports.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from ..errors import EngineUnavailable, WeightsError
+from ..errors import EngineUnavailable
 from .options import CompileOptions, EngineOptions, OrtOptions, TorchOptions, TrtOptions
+from .state import match_state
 
 __all__ = [
     "CompileOptions", "Engine", "EngineOptions", "OrtOptions", "TorchOptions", "TrtOptions", "make_engine",
@@ -70,34 +72,6 @@ def make_engine(
     if isinstance(options, TrtOptions):
         return cls(model, options, name, calibration)
     return cls(model, options, name)
-
-
-def match_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` keyed by ``model``'s own state-dict names, checked against them.
-
-    Keys may also be those of a direct child (a wrapped net's own state dict: ``couplings.0...``
-    for ``BoundDown``'s ``model.couplings.0...``). Every parameter must be given; buffers may be
-    left out (the engine keeps their values). Raises ``WeightsError`` for an unknown key, a shape
-    that differs, or a missing parameter.
-    """
-    own = model.state_dict()
-    prefixes = [""] + [f"{name}." for name, _ in model.named_children()]
-    prefix = next((p for p in prefixes if all(p + k in own for k in state)), None)
-    if prefix is None:
-        unknown = next(k for k in state if k not in own)
-        raise WeightsError(
-            f"weights key '{unknown}' is not one of {type(model).__name__}'s ({len(own)} keys, e.g. '{next(iter(own))}')"
-        )
-    matched = {prefix + k: v for k, v in state.items()}
-    for key, value in matched.items():
-        if tuple(value.shape) != tuple(own[key].shape):
-            raise WeightsError(
-                f"weights '{key}' have shape {tuple(value.shape)}; {type(model).__name__} needs {tuple(own[key].shape)}"
-            )
-    missing = [k for k, _ in model.named_parameters() if k not in matched]
-    if missing:
-        raise WeightsError(f"weights lack {len(missing)} of {type(model).__name__}'s parameters, e.g. '{missing[0]}'")
-    return matched
 
 
 def resolve_engine(engine: str, device: str, precision: str, threads: int) -> EngineOptions:

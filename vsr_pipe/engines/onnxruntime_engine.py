@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from ..errors import EngineUnavailable
-from .base import match_state
 from .onnx_export import cached_graph, graph_initializers, graph_with_weights, weight_arrays
 from .options import OrtOptions
+from .state import match_state
 
 # Prepared sessions kept per engine, least recently used dropped first (and rebuilt if needed);
 # each holds its own idle intra-op threads.

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from ..errors import EngineUnavailable
-from .base import match_state
 from .cache import cache_dir, graph_entry_name, weights_hash
 from .onnx_export import OPSET, cached_graph, graph_with_weights, weight_arrays
 from .options import TrtOptions
+from .state import match_state
 
 
 def available() -> bool:

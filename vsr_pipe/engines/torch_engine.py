@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping
 import torch
 
 from ..errors import EngineUnavailable
-from .base import match_state
 from .options import TorchOptions
+from .state import match_state
 
 # Captured graphs kept per engine: chunks have one shape, plus a shorter last chunk per video.
 MAX_GRAPHS = 4

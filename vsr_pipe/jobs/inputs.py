@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from .. import __version__
+from .._version import __version__
 from ..config import PipelineOptions
 from ..errors import InvalidOption
 
