@@ -117,6 +117,23 @@ class EncodeOptions:
     muxer_options: tuple[tuple[str, str], ...] = ()  # FFmpeg format/protocol options of the output
     low_latency: bool = False  # no B-frames, no look-ahead (x264/x265 zerolatency), packets flushed at once
 
+    def __post_init__(self) -> None:
+        low, high = crf_range(self.codec)
+        if self.crf is not None and not low <= self.crf <= high:
+            raise InvalidOption(f"crf {self.crf:g} is out of range for {self.codec}: {low} to {high}")
+
+
+# The CRF (NVENC: cq) each encoder takes; "auto" is NVENC H.264 or libx264. Others ignore a CRF.
+_CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "auto": (0, 51), "libvpx-vp9": (0, 63),
+               "libaom-av1": (0, 63), "libsvtav1": (0, 63)}  # fmt: skip
+
+
+def crf_range(codec: str) -> tuple[float, float]:
+    """The CRF values ``codec`` accepts (any, for an encoder that takes none)."""
+    if codec.endswith("_nvenc"):
+        return 0, 51
+    return _CRF_RANGES.get(codec, (-math.inf, math.inf))
+
 
 @dataclass(frozen=True)
 class SourceOptions:

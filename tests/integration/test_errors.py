@@ -59,6 +59,15 @@ def test_scale_out_of_range_or_malformed(clip, tmp_path, scale):
     assert "1 to 8" in r.stderr or "not a number" in r.stderr
 
 
+@pytest.mark.parametrize("codec, crf, allowed", [("libx264", "99", "0 to 51"), ("libx265", "-1", "0 to 51"),
+                                                  ("libvpx-vp9", "64", "0 to 63")])  # fmt: skip
+def test_crf_out_of_range_names_the_codecs_range(clip, tmp_path, codec, crf, allowed):
+    src = clip("in.mp4", frames=2, audio=False)
+    r = run_cli(src.path, "--codec", codec, "--crf", crf, "-o", tmp_path / "out.mkv")
+    assert_one_line_error(r, f"crf {crf}", codec, allowed)
+    assert r.returncode == 1 and not (tmp_path / "out.mkv").exists()
+
+
 def test_output_equal_to_input_is_refused_and_input_untouched(clip):
     src = clip("in.mp4", frames=2, audio=False)
     before = src.path.read_bytes()
@@ -90,6 +99,18 @@ def test_unknown_codec_and_bad_pixel_format(clip, tmp_path):
     r = run_cli(src.path, "--pix-fmt", "rgb24", "-o", tmp_path / "out.mp4")
     assert_one_line_error(r, "rgb24")
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("codec, software", [("h264_nvenc", "libx264"), ("hevc_qsv", "libx265")])
+def test_a_hardware_encoder_without_its_device_is_one_line_naming_what_opens(clip, tmp_path, codec, software):
+    from vsr_pipe.io.encoders import encoder_opens
+
+    if encoder_opens(codec):
+        pytest.skip(f"{codec} opens on this machine")
+    src = clip("in.mp4", frames=2, audio=False)
+    r = run_cli(src.path, "--codec", codec, "-o", tmp_path / "out.mp4")
+    assert_one_line_error(r, codec, "does not open on this machine", software, code=1)
+    assert "internal error" not in r.stderr and not (tmp_path / "out.mp4").exists()
 
 
 def test_corrupt_input_decodes_what_it_can_and_says_how_many_packets_were_bad(clip, tmp_path):

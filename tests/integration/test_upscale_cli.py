@@ -152,6 +152,14 @@ def test_size_option_and_json_summary(clip, tmp_path):
     assert {"seconds", "fps", "model", "engine", "output"} <= summary.keys()
 
 
+def test_x265_says_nothing_under_quiet(clip, tmp_path):
+    # x265 writes its banner and notes to stderr itself, past FFmpeg's (silent) log.
+    src = clip("in.mp4", frames=3, audio=False)
+    r = run_cli(src.path, "--model", "bicubic", "--codec", "libx265", "-o", tmp_path / "out.mp4", "-q")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert probe(tmp_path / "out.mp4")["codec"] == "hevc"
+
+
 def test_stdin_to_stdout(clip, tmp_path):
     src = clip("pipe.mkv", frames=6)
     with open(src.path, "rb") as fin, open(tmp_path / "piped.mkv", "wb") as fout:

@@ -216,6 +216,8 @@ class AvSink:
             # medium cannot hold 720p at 25 fps on two cores beside the model; live encoders run fast presets
             codec_options.setdefault("preset", "veryfast")
         codec_options.update(dict(o.codec_options))
+        if o.codec == "libx265":
+            codec_options["x265-params"] = _x265_quiet(codec_options.get("x265-params", ""))
         try:
             stream = self.container.add_stream(o.codec, rate=p.average_rate or None, options=codec_options)
         except (av.error.FFmpegError, ValueError) as e:
@@ -390,6 +392,14 @@ class AvSink:
 
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 _AAC_OBJECT_TYPES = {"Main": 1, "LC": 2, "SSR": 3, "LTP": 4, "HE-AAC": 5}
+
+
+def _x265_quiet(params: str) -> str:
+    """x265 prints its banner and notes to stderr itself, past FFmpeg's log (which PyAV keeps silent,
+    and where x264 writes): errors only, unless the user's x265-params set a log level."""
+    if "log-level" in params:
+        return params
+    return ":".join(p for p in ("log-level=error", params) if p)
 
 
 def _aac_config(ctx) -> bytes | None:
