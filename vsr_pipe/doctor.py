@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 
-HARDWARE_CODEC_MARKS = ("nvenc", "cuvid", "qsv", "vaapi", "videotoolbox")
 SOFTWARE_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1")
 
 
@@ -15,6 +14,7 @@ def doctor_rows() -> list[tuple[str, str]]:
 
     from ._version import __version__
     from .engines.cache import cache_dir
+    from .io.encoders import hardware_encoders_that_open
     from .io.protocols import summary_line
 
     rows = [("vsr-pipe", __version__), ("python", platform.python_version()), ("torch", torch.__version__),
@@ -27,8 +27,8 @@ def doctor_rows() -> list[tuple[str, str]]:
     else:
         rows.append(("cuda", "no GPU visible to torch"))
     codecs = av.codecs_available
-    hw = [c for c in sorted(codecs) if any(k in c for k in HARDWARE_CODEC_MARKS)]
-    rows.append(("hardware codecs", ", ".join(hw) or "none in this FFmpeg build"))
+    # Opened, not just listed: FFmpeg lists NVENC and QSV whenever they are compiled in.
+    rows.append(("hardware encoders", ", ".join(hardware_encoders_that_open()) or "none that open here"))
     rows.append(("software encoders", ", ".join(c for c in SOFTWARE_ENCODERS if c in codecs)))
     rows.append(("network protocols", summary_line()))
     rows.append(("engine cache", str(cache_dir())))

@@ -45,6 +45,10 @@ class EngineUnavailable(VsrPipeError, RuntimeError):
     """The requested inference engine or device is not available on this machine."""
 
 
+class EncoderUnavailable(VsrPipeError, RuntimeError):
+    """The requested video encoder is compiled in but does not open here (a hardware encoder with no device)."""
+
+
 class Interrupted(VsrPipeError):
     """The run was stopped by a signal; the output holds the frames done so far."""
 

@@ -51,8 +51,19 @@ def test_doctor_names_versions_engines_codecs_and_the_cache():
     from vsr_pipe.engines.cache import cache_dir
 
     rows = dict(doctor_rows())
-    assert {"vsr-pipe", "python", "torch", "onnxruntime", "hardware codecs", "engine cache"} <= set(rows)
+    assert {"vsr-pipe", "python", "torch", "onnxruntime", "hardware encoders", "engine cache"} <= set(rows)
     assert "libx264" in rows["software encoders"] and rows["engine cache"] == str(cache_dir())
     assert ("cuda" in rows) != torch.cuda.is_available()
     printed = CliRunner().invoke(main, ["doctor"]).stdout.splitlines()
     assert printed[0].split() == ["vsr-pipe", rows["vsr-pipe"]] and len(printed) == len(rows)
+
+
+def test_doctor_lists_only_hardware_encoders_that_open_here():
+    from vsr_pipe.doctor import doctor_rows
+    from vsr_pipe.io.encoders import encoder_opens
+
+    listed = dict(doctor_rows())["hardware encoders"]
+    names = [] if listed == "none that open here" else listed.split(", ")
+    assert all(encoder_opens(name) for name in names)
+    for compiled_in in ("h264_nvenc", "hevc_qsv", "h264_v4l2m2m"):  # listed by FFmpeg, GPU or not
+        assert (compiled_in in names) == encoder_opens(compiled_in)

@@ -20,9 +20,10 @@ import av
 import numpy as np
 
 from ..config import EncodeOptions
-from ..errors import InvalidOption, OutputError
+from ..errors import EncoderUnavailable, InvalidOption, OutputError
 from .base import ColorInfo, Packet
 from .decode import AvSource, is_url, layout_for
+from .encoders import encoder_opens, software_encoders_like
 from .layout import FrameLayout
 from .protocols import protocol_support
 from .tags import TAG
@@ -64,17 +65,22 @@ def resolve_codec(codec: str) -> str:
     GPU), else libx264. Any other name is returned as it is."""
     if codec != "auto":
         return codec
-    return "h264_nvenc" if _encoder_opens("h264_nvenc") else "libx264"
+    return "h264_nvenc" if encoder_opens("h264_nvenc") else "libx264"
 
 
-def _encoder_opens(name: str) -> bool:
+def open_encoder(ctx: av.CodecContext) -> None:
+    """Open a configured encoder now, so that one this machine cannot run fails before any frame, in
+    one line: a hardware encoder with no device names the software ones that open here."""
     try:
-        ctx = av.CodecContext.create(name, "w")
-        ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 256, 256, "yuv420p", Fraction(1, 25)
         ctx.open()
-        return True
-    except Exception:  # noqa: BLE001 (unknown encoder, no device, no driver: all mean "not here")
-        return False
+    except (av.error.FFmpegError, ValueError) as e:
+        if encoder_opens(ctx.name):  # it opens bare here: the settings are what it refuses
+            raise InvalidOption(f"encoder {ctx.name} refuses these settings: {getattr(e, 'strerror', None) or e}") from None
+        others = ", ".join(software_encoders_like(ctx.name)) or "none"
+        raise EncoderUnavailable(
+            f"encoder {ctx.name} does not open on this machine (no device or driver for it); "
+            f"{ctx.codec.canonical_name} encoders that do: {others}"
+        ) from None
 
 
 def output_format(encode: EncodeOptions, source_layout: FrameLayout) -> FrameLayout:
@@ -240,6 +246,7 @@ class AvSink:
         if p.rotation:
             stream.set_display_rotation(p.rotation)
         stream.metadata.update(dict(p.metadata))
+        open_encoder(ctx)
         self.stream = stream
 
     def _add_copied_streams(self, streams: list) -> dict:

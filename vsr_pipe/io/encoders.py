@@ -1,0 +1,82 @@
+"""Which video encoders this FFmpeg has, and which of them really open on this machine.
+
+FFmpeg lists hardware encoders (NVENC, QSV, AMF, V4L2) whenever they are compiled in, GPU or not;
+only opening one tells whether the device and driver are here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from fractions import Fraction
+
+import av
+from av.codec.codec import Capabilities
+
+_HARDWARE = Capabilities.hardware | Capabilities.hybrid  # hybrid: QSV, partly on the CPU
+_PROBE_SIZE = 256  # pixels a side: small, but above every hardware encoder's minimum
+
+
+def video_encoder(name: str) -> av.Codec | None:
+    """The video encoder called ``name``, or None if this FFmpeg has none by that name."""
+    try:
+        codec = av.Codec(name, "w")
+    except Exception:  # noqa: BLE001 (PyAV raises several kinds for an unknown name)
+        return None
+    return codec if codec.type == "video" else None
+
+
+def is_hardware(codec: av.Codec) -> bool:
+    return bool(codec.capabilities & _HARDWARE)
+
+
+def encoder_opens(name: str) -> bool:
+    """Whether ``name`` opens here on a tiny frame, in a pixel format it takes."""
+    codec = video_encoder(name)
+    if codec is None:
+        return False
+    formats = [f.name for f in codec.video_formats or []]
+    try:
+        ctx = av.CodecContext.create(codec, "w")
+        ctx.width = ctx.height = _PROBE_SIZE
+        ctx.pix_fmt = "yuv420p" if not formats or "yuv420p" in formats else formats[0]
+        ctx.time_base = Fraction(1, 25)
+        with _stderr_silenced():  # x265 and SVT-AV1 print a banner on open and a line on close
+            ctx.open()
+            del ctx  # closes the encoder here, inside the silence
+        return True
+    except Exception:  # noqa: BLE001 (no device, no driver, no library: all mean "not here")
+        return False
+
+
+def hardware_encoders_that_open() -> list[str]:
+    """Names of the hardware video encoders that open here, sorted."""
+    return [c.name for c in _video_encoders() if is_hardware(c) and encoder_opens(c.name)]
+
+
+def software_encoders_like(name: str) -> list[str]:
+    """The software encoders for the same format as encoder ``name`` (H.264, HEVC...) that open here."""
+    wanted = video_encoder(name)
+    if wanted is None:
+        return []
+    return [c.name for c in _video_encoders() if c.id == wanted.id and not is_hardware(c) and encoder_opens(c.name)]
+
+
+def _video_encoders() -> list[av.Codec]:
+    """Each video encoder once (``h264`` names libx264 too), sorted by name."""
+    found = {c.name: c for c in map(video_encoder, av.codecs_available) if c is not None}
+    return [found[n] for n in sorted(found)]
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """File descriptor 2 goes to /dev/null: some encoder libraries write there directly, not via FFmpeg's log."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
