@@ -10,6 +10,7 @@ import io
 import math
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,37 @@ def decoded_planes(path: str | Path, n: int | None = None) -> list[list[np.ndarr
                 if len(frames) == n:
                     break
     return frames
+
+
+def bars_clip(path: str | Path, width: int, height: int, frames: int, fps: int | Fraction = 24) -> Path:
+    """A synthetic H.264 clip (lossless x264 ultrafast, yuv420p, no audio; container by suffix) of
+    four constant bars and a white square moving along the bottom, the picture ``tests/media.py``
+    draws (the benches may not import the tests). ``width`` and ``height`` even, in pixels."""
+    import av
+
+    bars = ((150, 100, 160), (120, 90, 120), (100, 160, 105), (80, 135, 150))  # 8-bit Y, U, V
+    edges = [0] + [(i * width // 4) & ~1 for i in range(1, 4)] + [width]
+    yuv = np.empty((3, height, width), np.uint8)
+    for (y, u, v), x0, x1 in zip(bars, edges, edges[1:]):
+        yuv[:, :, x0:x1] = np.array((y, u, v), np.uint8)[:, None, None]
+    side = max(2, (height // 10) & ~1)
+    band = math.ceil(height * 0.8)  # the square moves below the bars' measured rows, as there
+    top = max(0, min(height - side, band + max(0, height - band - side) // 2) & ~1)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.gop_size = 12
+        stream.codec_context.options = {"preset": "ultrafast", "qp": "0"}
+        for i in range(frames):
+            planes = yuv.copy()
+            x0 = (i * 4) % max(1, width - side) & ~1
+            planes[:, top : top + side, x0 : x0 + side] = np.array((235, 128, 128), np.uint8)[:, None, None]
+            stacked = np.concatenate([planes[0].ravel(), planes[1, ::2, ::2].ravel(), planes[2, ::2, ::2].ravel()])
+            frame = av.VideoFrame.from_ndarray(stacked.reshape(height * 3 // 2, width), format="yuv420p")
+            frame.pts, frame.time_base = i, 1 / Fraction(fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return Path(path)
 
 
 def time_process(opened, frames: list[list[np.ndarray]], chunk: int) -> tuple[float, list[list[np.ndarray]]]:

@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import vsr_pipe  # noqa: E402
-from bench.common import SAMPLE, bench_parser  # noqa: E402
-from tests.media import make_clip  # noqa: E402
+from bench.common import SAMPLE, bars_clip, bench_parser  # noqa: E402
 from vsr_pipe.config import LiveOptions  # noqa: E402
 
 
@@ -48,8 +47,8 @@ def throughput(sizes: list[tuple[int, int]], frames: int, folder: Path) -> dict:
     """Frames per second of --live's model path, unpaced, per input size."""
     fps = {}
     for w, h in sizes:
-        clip = make_clip(folder / f"t{w}x{h}.mp4", width=w, height=h, frames=frames, fps=30, audio=False)
-        s = vsr_pipe.upscale(str(clip.path), str(folder / "t.mkv"), scale=2, live=LiveOptions(fallback=False))
+        clip = bars_clip(folder / f"t{w}x{h}.mp4", w, h, frames, fps=30)
+        s = vsr_pipe.upscale(str(clip), str(folder / "t.mkv"), scale=2, live=LiveOptions(fallback=False))
         fps[f"{w}x{h}"] = round(s.fps, 2)
         print(f"  {w}x{h} -> x2: {s.fps:.1f} fps", flush=True)
     return fps
@@ -141,11 +140,11 @@ def main() -> None:
         rate = max(1, round(1.5 * model_fps))
         print(f"3. overload: 640x360 at {rate} fps, 1.5x the {model_fps} fps the model sustains:", flush=True)
         frames = int(rate * args.seconds)
-        over = make_clip(folder / "over.mp4", width=640, height=360, frames=frames, fps=Fraction(rate), audio=False)
-        r = results["overload"] = paced(over.path, True, folder / "o.mkv") | {"input_fps": rate}
+        over = bars_clip(folder / "over.mp4", 640, 360, frames, fps=Fraction(rate))
+        r = results["overload"] = paced(over, True, folder / "o.mkv") | {"input_fps": rate}
         print(f"  {r['fps']} fps out of {rate}; frames per path {r['paths']}; latency {r['latency_ms']}", flush=True)
         print("4. over UDP on the loopback, added latency per frame:", flush=True)
-        cam = make_clip(folder / "cam.ts", width=640, height=360, frames=int(25 * args.seconds), fps=25, audio=False)
+        cam = bars_clip(folder / "cam.ts", 640, 360, int(25 * args.seconds), fps=25)
         for name in ("vsr-pipe --live", "ffmpeg lanczos"):
             if name.startswith("ffmpeg") and (args.no_ffmpeg or not shutil.which("ffmpeg")):
                 print("  ffmpeg: not on this machine (apt-get install ffmpeg), skipped", flush=True)
@@ -160,7 +159,7 @@ def main() -> None:
                        "-c:v", "libx264", "-tune", "zerolatency", "-crf", "18", "-f", "mpegts",
                        f"udp://127.0.0.1:{b}?pkt_size=1316"]  # fmt: skip
                 wait = 2.0
-            r = results.setdefault("udp", {})[name] = udp_latency(cmd, cam.path, a, b, wait)
+            r = results.setdefault("udp", {})[name] = udp_latency(cmd, cam, a, b, wait)
             print(f"  {name}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms "
                   f"({r['frames_received']}/{r['frames_sent']} frames)", flush=True)  # fmt: skip
     if args.json:

@@ -1,5 +1,6 @@
-"""A bounded slice of the fuzz campaign (``bench/fuzz.py``): one case of every mutation kind on every
-base clip, about a minute; every case must end cleanly (see the script for what that means)."""
+"""A bounded slice of the fuzz campaign (``tests/fuzz/campaign.py``): one case of every mutation
+kind on every base clip, about a minute; every case must end cleanly (see the campaign for what that
+means)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
+from tests.fuzz.mutate import KINDS, make_bases, plan_case
 
 
 @pytest.mark.slow
@@ -17,7 +19,7 @@ def test_a_slice_of_the_fuzz_campaign_ends_cleanly(tmp_path):
     # Case ids 100000-100041: 7 base clips x 6 mutation kinds, each combination once; a case in four
     # runs as a real `python -m vsr_pipe`, the rest in children forked from a warm process.
     r = subprocess.run(
-        [sys.executable, "bench/fuzz.py", "--cases", "42", "--start", "100000", "--out", str(tmp_path), "--budget-s", "240"],
+        [sys.executable, "-m", "tests.fuzz.campaign", "--cases", "42", "--start", "100000", "--out", str(tmp_path), "--budget-s", "240"],
         capture_output=True, text=True, cwd=ROOT, timeout=900,
     )  # fmt: skip
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -27,9 +29,6 @@ def test_a_slice_of_the_fuzz_campaign_ends_cleanly(tmp_path):
 
 
 def test_cases_are_reproducible_from_their_id(tmp_path):
-    sys.path.insert(0, str(ROOT))
-    from bench.fuzz import KINDS, make_bases, plan_case
-
     bases = make_bases(tmp_path / "base")
     a, b = plan_case(1234, 14, bases), plan_case(1234, 14, bases)
     assert a["data"] == b["data"] and a["kind"] == b["kind"] and a["base"] == b["base"]

@@ -1,6 +1,6 @@
 """What a user's files carry survives, and damaged files are named as such: stream languages and
 flags, an MPEG-TS colour range, a cut file's missing duration, and every input the fuzz campaign
-(``bench/fuzz.py``) found a failure with, kept under ``tests/regressions/``."""
+(``tests/fuzz/campaign.py``) found a failure with, kept under ``tests/regressions/``."""
 
 from __future__ import annotations
 

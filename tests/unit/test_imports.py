@@ -152,3 +152,16 @@ def test_no_import_cycle_inside_the_package(lazy):
     graph = import_graph(lazy)
     assert graph["vsr_pipe.engines.onnxruntime_engine"] >= {"vsr_pipe.engines.state"}  # the graph sees relative imports
     assert find_cycle(graph) == []
+
+
+@pytest.mark.parametrize("folder, other", [("tests", "bench"), ("bench", "tests")])
+def test_tests_and_bench_do_not_import_each_other(folder, other):
+    """The tests make their own media and run the fuzz campaign from ``tests/fuzz/``; the benches share
+    ``bench/common.py``. Neither imports the other, lazily or not."""
+    users = [
+        f"{p.relative_to(PACKAGE.parent)} imports {name}"
+        for p in sorted((PACKAGE.parent / folder).rglob("*.py"))
+        for name in sorted(imports_of(p))
+        if name == other or name.startswith(other + ".")
+    ]
+    assert users == []
