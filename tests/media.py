@@ -312,6 +312,32 @@ def make_clip(
     return _read_back(path, pix_fmt, codec, color_range, colorspace, bars)
 
 
+def make_mpeg2_ts(
+    path: str | Path, *, width: int = 160, height: int = 96, frames: int = 12, color_range: str = "limited"
+) -> Path:
+    """Write an MPEG-TS of MPEG-2 video (bars, 25 fps) and MP2 audio, as broadcast and DVD rips are.
+
+    Only the range is tagged: matrix, primaries and transfer stay unspecified, as in most MPEG-2
+    streams (no sequence display extension).
+    """
+    path = Path(path)
+    with av.open(str(path), "w", format="mpegts") as out:
+        vs = out.add_stream("mpeg2video", rate=25)
+        cc = vs.codec_context
+        cc.width, cc.height, cc.pix_fmt, cc.color_range = width, height, "yuv420p", _RANGE[color_range]
+        astream = out.add_stream("mp2", rate=_AUDIO_RATE)
+        astream.codec_context.layout = "mono"
+        bars = bar_layout(width)
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            _fill_planes(frame, i, "yuv420p", bars)
+            frame.pts, frame.time_base, frame.color_range = i, Fraction(1, 25), _RANGE[color_range]
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        _write_sine(out, astream, Fraction(frames, 25))
+    return path
+
+
 def _write_sine(out: av.container.OutputContainer, stream: av.AudioStream, seconds: Fraction) -> None:
     """Encode ``seconds`` of a 440 Hz sine (amplitude 0.25) into ``stream``."""
     cc = stream.codec_context

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.media import frame_planes, mean_bar_yuv, read_frames
+from tests.media import frame_planes, make_mpeg2_ts, mean_bar_yuv, read_frames
 
 
 def probe(path):
@@ -76,6 +76,17 @@ def test_matrix_and_range_are_kept_and_colours_do_not_shift(clip, tmp_path, spac
     frame = frame_planes(read_frames(out)[3])
     for bar in src.bars:
         assert np.allclose(mean_bar_yuv(frame, bar, src.width), bar[2], atol=2), bar
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mp4"])
+def test_limited_range_of_an_mpeg2_transport_stream_is_kept_without_other_colour_tags(tmp_path, suffix):
+    # MPEG-2 tags the range only; x264 wrote no range flag then, and MPEG-TS and MP4 have no other place for it.
+    src = make_mpeg2_ts(tmp_path / "in.ts", frames=6)
+    out = tmp_path / f"out{suffix}"
+    r = run_cli(src, "--scale", "2", "--codec", "libx264", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    assert probe(out)["tags"] == (2, 2, 2, 1)  # the range kept, nothing invented beside it
+    assert read_frames(out)[0].color_range == 1
 
 
 def test_ten_bit_input_gives_ten_bit_output(clip, tmp_path):

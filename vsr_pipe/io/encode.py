@@ -224,6 +224,8 @@ class AvSink:
         codec_options.update(dict(o.codec_options))
         if o.codec == "libx265":
             codec_options["x265-params"] = _x265_quiet(codec_options.get("x265-params", ""))
+        if o.codec == "libx264" and _range_is_the_only_colour_tag(p.color):
+            codec_options["x264-params"] = _x264_range_flag(codec_options.get("x264-params", ""))
         try:
             stream = self.container.add_stream(o.codec, rate=p.average_rate or None, options=codec_options)
         except (av.error.FFmpegError, ValueError) as e:
@@ -407,6 +409,19 @@ def _x265_quiet(params: str) -> str:
     if "log-level" in params:
         return params
     return ":".join(p for p in ("log-level=error", params) if p)
+
+
+def _range_is_the_only_colour_tag(color: ColorInfo) -> bool:
+    """Limited range with matrix, primaries and transfer unspecified (2), as MPEG-2 inputs are."""
+    return color.range == 1 and color.matrix == color.primaries == color.transfer == 2
+
+
+def _x264_range_flag(params: str) -> str:
+    """x264 writes the range flag only beside colour tags or a video format, and MPEG-TS and MP4 have
+    no other place for it: naming a video format ("component") makes x264 write it."""
+    if "videoformat" in params:
+        return params
+    return ":".join(p for p in (params, "videoformat=component") if p)
 
 
 def _aac_config(ctx) -> bytes | None:
