@@ -151,12 +151,11 @@ def main() -> None:
 @click.option(
     "--codec-option", multiple=True, metavar="KEY=VALUE", help="FFmpeg option for the video encoder (repeatable)."
 )
-@click.option("--test-model-delay-ms", default=None, type=float, hidden=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt, container_format, chunk_frames,
             engine, device, precision, threads, tile, refine, live, realtime, max_latency_ms, drop, reconnect_timeout,
-            read_timeout, input_format, input_option, output_option, codec_option, test_model_delay_ms, quiet,
+            read_timeout, input_format, input_option, output_option, codec_option, quiet,
             as_json) -> None:  # fmt: skip
     """Upscale INPUT (a file, - for standard input, or a URL) into -o (a file, -, a URL or an .m3u8 playlist).
 
@@ -186,7 +185,7 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
             scale=Scale.parse(scale) if scale is not None else None, size=parse_size(size) if size else None,
             model=model, encode=encode, source=source, live=live_options, realtime=realtime,
             **_given(engine=engine, device=device, precision=precision, chunk_frames=chunk_frames, threads=threads,
-                     tile=tile, refine=refine, model_delay_ms=test_model_delay_ms),
+                     tile=tile, refine=refine),
         )  # fmt: skip
         # A file carrying a delivery package restores with its weights, unless told how to rescale.
         restoring = model == "auto" and scale is None and size is None and not live and embedded_package(input_path)

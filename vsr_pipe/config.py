@@ -245,7 +245,6 @@ class PipelineOptions:
     live: LiveOptions | None = None  # deadlines, fallbacks, latency figures; None: a file job
     realtime: bool = False  # pace the input at its own frame rate, as a camera would deliver it
     source: SourceOptions = field(default_factory=SourceOptions)
-    model_delay_ms: float = 0.0  # testing: sleep this long in every model call, as a slower machine would
     encode: EncodeOptions = field(default_factory=EncodeOptions)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ import av
 import pytest
 
 from tests.conftest import ROOT, run_cli
+from tests.support.slow_model import slow_model
 
 pytestmark = pytest.mark.slow
 
@@ -168,9 +169,10 @@ def test_tcp_sender_killed_and_restarted_gives_one_continuous_stream(ts_clip, tm
 
 def test_too_slow_a_model_falls_back_and_keeps_the_frame_rate(clip, tmp_path):
     src = clip("cam.mp4", width=160, height=96, frames=2 * FPS, fps=FPS, audio=True)
-    r = run_cli(
-        src.path, "--live", "--realtime", "--scale", "2", "--max-latency", "300", "--test-model-delay-ms", "120",
-        "-o", tmp_path / "out.mkv", "--json", timeout=120,
+    r = subprocess.run(  # the command line with its model 120 ms slower per call (tests/support/slow_model.py)
+        [sys.executable, "-m", "tests.support.slow_model", "120", str(src.path), "--live", "--realtime", "--scale",
+         "2", "--max-latency", "300", "-o", str(tmp_path / "out.mkv"), "--json"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
@@ -229,10 +231,11 @@ def test_drop_is_a_stated_choice_and_every_frame_is_counted(clip, tmp_path):
     from vsr_pipe.config import LiveOptions
 
     src = clip("cam.mp4", width=160, height=96, frames=FPS, fps=FPS, audio=False)
-    summary = vsr_pipe.upscale(
-        str(src.path), str(tmp_path / "out.mkv"), scale=2, realtime=True, model_delay_ms=150,
-        live=LiveOptions(drop=True, fallback=False),
-    )  # fmt: skip
+    with slow_model(150):
+        summary = vsr_pipe.upscale(
+            str(src.path), str(tmp_path / "out.mkv"), scale=2, realtime=True,
+            live=LiveOptions(drop=True, fallback=False),
+        )  # fmt: skip
     assert summary.dropped > 0 and summary.frames + summary.dropped == src.frames
     assert summary.paths == {"espcn x2": summary.frames}
     pts, _, _ = frames_of(tmp_path / "out.mkv")

@@ -165,3 +165,35 @@ def test_tests_and_bench_do_not_import_each_other(folder, other):
         if name == other or name.startswith(other + ".")
     ]
     assert users == []
+
+
+TEST_WORDS = {"delay", "hook", "hooks", "test", "tests", "testing"}
+
+
+def test_no_test_hook_in_the_package_s_dataclasses():
+    """Options are what a user may set; a test that needs a slower model or a hook wraps the package
+    from outside (``tests/support/slow_model.py``) rather than adding a field to its dataclasses."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any("dataclass" in ast.unparse(d) for d in node.decorator_list):
+                found += [
+                    f"{path.relative_to(PACKAGE.parent)}: {node.name}.{st.target.id}"
+                    for st in node.body
+                    if isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)
+                    if TEST_WORDS & set(st.target.id.lower().split("_"))
+                ]
+    assert found == []
+
+
+def test_the_cli_has_no_hidden_option():
+    """Every option of every command shows in ``--help``: none exists for tests only."""
+    from vsr_pipe.cli import main
+
+    def hidden(command, path):
+        found = [f"{path} {p.name}" for p in command.params if getattr(p, "hidden", False)]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += hidden(sub, f"{path} {name}")
+        return found
+
+    assert hidden(main, "vsr-pipe") == []

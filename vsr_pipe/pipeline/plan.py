@@ -72,7 +72,6 @@ class RunPlan:
     realtime: bool = False  # pace the input at its frame rate
     # Cheaper paths for chunks that would miss their deadline, dearest first: light weights' names, "bicubic".
     fallbacks: tuple[str, ...] = ()
-    model_delay_ms: float = 0.0
 
     @property
     def scale(self) -> Scale:
@@ -154,7 +153,6 @@ def make_plan(
         live=live,
         realtime=options.realtime,
         fallbacks=_fallbacks(luma, shipped) if live is not None and live.fallback else (),
-        model_delay_ms=options.model_delay_ms,
     )
 
 

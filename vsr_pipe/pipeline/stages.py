@@ -162,9 +162,8 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     load_entry = functools.partial(_entry_state, plan, architecture_header(nets[0])) if plan.weights else None
     halo = max(getattr(net, "receptive_radius", 8) for net in nets)
     scales = [stage.factor for stage in plan.luma]
-    calls = [_Delayed(e, plan.model_delay_ms) for e in engines] if plan.model_delay_ms else engines
     device = engines[0].device
-    rescaler = PlaneRescaler(process, calls, device, tile=plan.tile, stage_scales=scales, halo=halo)
+    rescaler = PlaneRescaler(process, engines, device, tile=plan.tile, stage_scales=scales, halo=halo)
     fallbacks = tuple(_fallback(name, plan, options, device) for name in plan.fallbacks)
     stages = ChunkStages(plan, engines, rescaler, states, fallbacks, load_entry)
     return stages, f"{options.kind} ({options.device})"
@@ -186,18 +185,6 @@ def _path_name(fallback: str) -> str:
         return fallback
     factor, _, width = fallback[len("espcn_y_x") :].partition("_f")
     return f"espcn {width.replace('x', ',')} x{factor}"
-
-
-class _Delayed:
-    """An engine that takes ``delay_ms`` longer per call: how tests make a machine too slow (the
-    real engine still runs; only the clock is spent)."""
-
-    def __init__(self, engine: Engine, delay_ms: float):
-        self.engine, self.delay_s = engine, delay_ms / 1000.0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        time.sleep(self.delay_s)
-        return self.engine(x)
 
 
 def _weights_file(weights: str) -> Path:
