@@ -1,0 +1,134 @@
+"""Compact delivery weights: modulation codes that fold into plain weights exactly, files that cost
+a few hundred bytes, deltas that cost less, a strict reader, and the rule that decides what ships."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import zstandard
+
+from vsr_pipe.delivery.compact import CompactWeightsError, decode, encode, kind_of
+from vsr_pipe.delivery.fit import ChunkResult
+from vsr_pipe.delivery.title import decide_chunks, decide_title, pays, title_frames
+from vsr_pipe.models.correction import CorrectionNet
+from vsr_pipe.models.modulation import ModulatedCorrection, code_shapes, fold
+
+
+def _net(features=8, blocks=2) -> CorrectionNet:
+    torch.manual_seed(0)
+    net = CorrectionNet(2, features, blocks)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    return net
+
+
+def _codes(net, seed=1, spread=60) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {k: rng.integers(-spread, spread, s).astype(np.int8) for k, s in code_shapes(net).items()}
+
+
+def test_codes_fold_into_the_plain_correction_exactly():
+    net, codes = _net(), _codes(_net())
+    x, y = torch.rand(2, 1, 10, 12), torch.rand(2, 1, 20, 24)
+    modulated = ModulatedCorrection(net, {k: torch.from_numpy(v) for k, v in codes.items()})
+    folded = CorrectionNet(2, 8, 2)
+    folded.load_state_dict(fold(net, {k: torch.from_numpy(v) for k, v in codes.items()}))
+    assert torch.allclose(modulated(x, y), folded(x, y), atol=1e-5)
+    assert all(np.array_equal(v.numpy(), codes[k]) for k, v in modulated.codes().items())
+
+
+def test_zero_codes_leave_the_correction_as_it_was():
+    net = _net()
+    zero = {k: torch.zeros(s, dtype=torch.int8) for k, s in code_shapes(net).items()}
+    for k, v in fold(net, zero).items():
+        assert torch.equal(v, net.state_dict()[k])
+
+
+def test_a_32x4_title_file_is_under_a_kilobyte_and_a_small_delta_far_less():
+    net = CorrectionNet(2, 32, 4)
+    codes = _codes(net, spread=20)
+    title = encode(codes)
+    assert sum(np.prod(s) for s in code_shapes(net).values()) == 584
+    assert len(title) < 1000
+    nudged = {k: v.copy() for k, v in codes.items()}
+    nudged["tail.shift"][:2] += 3
+    delta = encode(nudged, codes)
+    assert len(delta) < len(title) / 2
+    assert kind_of(title) == "absolute" and kind_of(delta) == "delta"
+    shapes = code_shapes(net)
+    back = decode(delta, shapes, decode(title, shapes, None, "t"), "d")
+    assert all(np.array_equal(back[k], nudged[k]) for k in codes)
+
+
+def test_a_delta_wraps_modulo_256_and_still_decodes_exactly():
+    net = _net()
+    a = {k: np.full(s, -120, np.int8) for k, s in code_shapes(net).items()}
+    b = {k: np.full(s, 120, np.int8) for k, s in code_shapes(net).items()}
+    back = decode(encode(b, a), code_shapes(net), a, "d")
+    assert all(np.array_equal(back[k], b[k]) for k in b)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda data: data[:-3], "damaged|not a zstd"),
+        (lambda data: b"\x00" * 16, "not a zstd"),
+        (lambda data: zstandard.ZstdCompressor().compress(b"\x00" * (2 << 20)), "uncompressed"),
+        (lambda data: zstandard.ZstdCompressor().compress(b"not safetensors at all"), "safetensors"),
+    ],
+)
+def test_damaged_or_hostile_files_are_one_clear_error(damage, message):
+    net = _net()
+    data = damage(encode(_codes(net)))
+    with pytest.raises(CompactWeightsError, match=message):
+        decode(data, code_shapes(net), None, "chunk_0001.mod")
+
+
+def test_codes_for_another_correction_are_refused():
+    data = encode(_codes(_net(8, 2)))
+    with pytest.raises(CompactWeightsError, match="do not match"):
+        decode(data, code_shapes(CorrectionNet(2, 8, 3)), None, "x")
+    with pytest.raises(CompactWeightsError, match="expected int8"):
+        decode(data, code_shapes(CorrectionNet(2, 16, 2)), None, "x")
+
+
+def test_a_delta_needs_the_codes_before_it():
+    net = _net()
+    with pytest.raises(CompactWeightsError, match="no weights before"):
+        decode(encode(_codes(net), _codes(net, 2)), code_shapes(net), None, "x")
+
+
+def test_weights_pay_only_where_the_lr_could_not_buy_the_same_for_the_bytes():
+    assert not pays(0.0, 100, 10_000)
+    assert not pays(-0.5, 100, 10_000)
+    # 0.3 dB at 3 dB per doubling is 2^0.1 - 1 = 7.2% more LR: 720 bytes of 10 kB.
+    assert pays(0.3, 700, 10_000) and not pays(0.3, 740, 10_000)
+
+
+def _result(index, codes, start_psnr, tuned_psnr):
+    tensors = {"mod." + k: v for k, v in codes.items()}
+    return ChunkResult(index, tensors, (), tuple(start_psnr), tuple(tuned_psnr), 1, 0.0, tuple(start_psnr))
+
+
+def test_chunks_that_do_not_pay_ship_nothing_and_play_with_the_title_codes():
+    net = CorrectionNet(2, 32, 4)
+    title = _codes(net, 1, 10)
+    gainful, useless = _codes(net, 2, 10), _codes(net, 3, 10)
+    results = [_result(0, gainful, [30.0] * 4, [31.0] * 4), _result(1, useless, [30.0] * 4, [30.01] * 4)]
+    files, effective, decisions = decide_chunks(title, results, [50_000, 50_000])
+    assert files[0] is not None and files[1] is None
+    assert effective[1] is title and all(np.array_equal(effective[0][k], gainful[k]) for k in gainful)
+    assert decisions[0].ships and not decisions[1].ships
+
+
+def test_a_title_whose_fit_gained_nothing_ships_no_file():
+    net = CorrectionNet(2, 32, 4)
+    data, codes, decision = decide_title(_result(0, _codes(net), [30.0], [30.0]), 100_000)
+    assert data is None and not decision.ships and all(not v.any() for v in codes.values())
+
+
+def test_title_frames_spread_over_the_whole_title():
+    assert title_frames(10, 48) == list(range(10))
+    picked = title_frames(1000, 48)
+    assert len(picked) == 48 and picked[0] == 0 and picked[-1] == 999

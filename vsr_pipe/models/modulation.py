@@ -1,0 +1,96 @@
+"""Per-channel modulation of a trained correction: what a delivery ships per title or per chunk.
+
+CaFM's idea (Liu et al., ICCV 2021): keep a trained network and adapt it to new content by scaling
+and shifting each conv's output channels. For a :class:`CorrectionNet` of 32 features and 4 blocks
+that is 292 channels, 584 numbers, against its 76 k weights. Each number is an integer code (int8):
+factor = 1 + code · SCALE_STEP, shift = code · SHIFT_STEP, so the fit sees exactly what ships
+(quantisation in the loop, rounding with a straight-through gradient). A scale and shift on a conv's
+output fold into that conv's weights and bias, so the client's network is the plain correction with
+other weights: no new graph, and the engine swaps them like any other.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .correction import CorrectionNet
+
+SCALE_STEP = 1 / 128  # factor resolution; codes in [-127, 127] cover 0.008-1.99
+SHIFT_STEP = 1 / 512  # in the layer's output units ([0, 1] image units at the tail)
+CODE_LIMIT = 127
+
+
+def conv_names(net: CorrectionNet) -> list[str]:
+    """The correction's convs in a fixed order, by state-dict prefix (``head``, ``body.0.0`` ...)."""
+    return ["head"] + [f"body.{b}.{i}" for b in range(net.blocks) for i in (0, 2)] + ["tail"]
+
+
+def code_shapes(net: CorrectionNet) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every code tensor: ``{conv}.scale`` and ``{conv}.shift``, one per output channel."""
+    shapes = {}
+    for name in conv_names(net):
+        out = _conv(net, name).out_channels
+        shapes[f"{name}.scale"] = (out,)
+        shapes[f"{name}.shift"] = (out,)
+    return shapes
+
+
+def fold(net: CorrectionNet, codes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The state dict of ``net`` with ``codes`` (integer tensors by :func:`code_shapes` name) folded in."""
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    for name in conv_names(net):
+        factor, shift = _factor_shift(codes[f"{name}.scale"].float(), codes[f"{name}.shift"].float())
+        state[f"{name}.weight"] = state[f"{name}.weight"] * factor[:, None, None, None]
+        state[f"{name}.bias"] = state[f"{name}.bias"] * factor + shift
+    return state
+
+
+class ModulatedCorrection(nn.Module):
+    """A frozen :class:`CorrectionNet` whose convs' outputs are scaled and shifted by trainable,
+    quantised per-channel codes. ``forward(x, y)`` as the correction's; ``codes()`` gives the
+    integer codes (int8) that :func:`fold` turns back into plain weights."""
+
+    def __init__(self, net: CorrectionNet, start: dict[str, torch.Tensor] | None = None):
+        super().__init__()
+        self.net = net
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self.scale = net.scale
+        self.raw = nn.ParameterDict()
+        for name, shape in code_shapes(net).items():
+            value = torch.zeros(shape) if start is None else start[name].float().reshape(shape)
+            self.raw[name.replace(".", "_")] = nn.Parameter(value.clone())
+
+    def codes(self) -> dict[str, torch.Tensor]:
+        return {name: self._code(name).detach().round().to(torch.int8) for name in code_shapes(self.net)}
+
+    def _code(self, name: str) -> torch.Tensor:
+        raw = self.raw[name.replace(".", "_")].clamp(-CODE_LIMIT, CODE_LIMIT)
+        return raw + (torch.round(raw) - raw).detach()  # rounds forward, passes the gradient back
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        feat = F.relu(self._conv("head", torch.cat([x, net.unshuffle(y)], 1)))
+        for b in range(net.blocks):
+            inner = F.relu(self._conv(f"body.{b}.0", feat))
+            feat = feat + self._conv(f"body.{b}.2", inner)
+        return net.shuffle(self._conv("tail", feat))
+
+    def _conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        conv = _conv(self.net, name)
+        factor, shift = _factor_shift(self._code(f"{name}.scale"), self._code(f"{name}.shift"))
+        out = F.conv2d(x, conv.weight, conv.bias, padding=conv.padding)
+        return out * factor[None, :, None, None] + shift[None, :, None, None]
+
+
+def _factor_shift(scale_codes: torch.Tensor, shift_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return 1 + scale_codes * SCALE_STEP, shift_codes * SHIFT_STEP
+
+
+def _conv(net: CorrectionNet, name: str) -> nn.Conv2d:
+    module: nn.Module = net
+    for part in name.split("."):
+        module = module[int(part)] if part.isdigit() else getattr(module, part)
+    return module
