@@ -62,11 +62,17 @@ def _restore_streamed(url: str, dst: str, work: Path, options: RestoreOptions, o
     """Restore the package at ``url`` as it streams: the first chunk's weights fetched before the
     first frame, each later chunk's while the ones before it play (``stream.py``)."""
     from ..pipeline.run import run_to_file
-    from .stream import WeightsFeed, open_stream
+    from .package import chunk_codes
+    from .stream import WeightsFeed, fetch_checked, open_stream
 
     streamed = open_stream(url, work)
     pkg = streamed.package
     _check_base(pkg, streamed.place.show(MANIFEST))
+    if pkg.weights_format == "modulation":  # a few hundred bytes of codes: all fetched and checked first
+        pkg = replace(pkg, chunk_codes=chunk_codes(pkg, lambda e: fetch_checked(streamed.place, e), streamed.place.show))
+        pipeline = replace(restore_pipeline(pkg, work, options), source=streamed.source)
+        summary = run_to_file(streamed.video, dst, pipeline, on_progress=on_progress, stop=stop)
+        return replace(summary, notes=summary.notes + streamed.notes)
     with WeightsFeed(streamed, lambda k: _full_model(pkg, k, work)) as feed:
         pipeline = replace(_pipeline(pkg, feed.schedule(), options), source=streamed.source)
         summary = run_to_file(streamed.video, dst, pipeline, on_progress=on_progress, stop=stop)
@@ -97,27 +103,35 @@ def restore_pipeline(pkg: Package, work: Path, options: RestoreOptions = Restore
     """The pipeline options that restore ``pkg``: its model at the master's size, with a weight
     schedule by pts whose entries (full models, written into ``work``) are the chunks' weights."""
     _check_base(pkg)
-    built: dict[str, str] = {}  # weights file -> full model: a joint package's chunks share one
+    built: dict = {}  # weights -> full model: a joint package's chunks share one, so do equal codes
     swaps: list[WeightsSwap] = []
     for k, chunk in enumerate(pkg.chunks):
-        if chunk.file not in built:
-            built[chunk.file] = _full_model(pkg, k, work)
-        if not swaps or swaps[-1].weights != built[chunk.file]:  # a swap only where the weights change
-            swaps.append(WeightsSwap(chunk.first_pts, built[chunk.file]))
+        key = _codes_key(pkg.chunk_codes[k]) if pkg.weights_format == "modulation" else chunk.file
+        if key not in built:
+            built[key] = _full_model(pkg, k, work)
+        if not swaps or swaps[-1].weights != built[key]:  # a swap only where the weights change
+            swaps.append(WeightsSwap(chunk.first_pts, built[key]))
     return _pipeline(pkg, WeightSchedule(tuple(swaps), by="pts", base=swaps[0].weights), options)
 
 
 def _check_base(pkg: Package, where: str | None = None) -> None:
-    """The package was made on the generic weights this vsr-pipe ships; ``where`` names its manifest."""
+    """The package was made on the generic weights this vsr-pipe ships (and, for modulation codes,
+    on the trained correction they modulate); ``where`` names its manifest."""
     from ..weights.store import shipped_sha
 
-    known = shipped_sha(pkg.base.weights)
-    if pkg.base_sha256 and known and known != pkg.base_sha256:
+    for name, sha in ((pkg.base.weights, pkg.base_sha256), (pkg.start, pkg.start_sha256)):
+        if not name:
+            continue
+        known = shipped_sha(name)
         where = where or (pkg.video if pkg.layout == "embed" else pkg.folder / MANIFEST)
-        raise PackageError(
-            f"{where}: made for other {pkg.base.weights} weights ({pkg.base_sha256[:12]}); "
-            f"this vsr-pipe ships {known[:12]}"
-        )
+        if name == pkg.start and not known:
+            raise PackageError(f"{where}: made for {name} weights, which this vsr-pipe does not ship")
+        if sha and known and known != sha:
+            raise PackageError(f"{where}: made for other {name} weights ({sha[:12]}); this vsr-pipe ships {known[:12]}")
+
+
+def _codes_key(codes: dict) -> bytes:
+    return b"".join(np.asarray(codes[k], np.int8).tobytes() for k in sorted(codes))
 
 
 def _pipeline(pkg: Package, schedule: WeightSchedule, options: RestoreOptions) -> PipelineOptions:
@@ -142,11 +156,17 @@ def _full_model(pkg: Package, k: int, work: Path) -> str:
     from ..models.correction import Corrected, CorrectionNet
     from ..weights.store import load_model, save_model, shipped_path
 
-    entry = pkg.chunks[k]
-    tensors = load_file(str(pkg.folder / entry.file))
     net = CorrectionNet(pkg.base.factor, pkg.features, pkg.blocks)
-    state = {name.split(".", 1)[1]: torch.from_numpy(np.asarray(v, np.float32)) for name, v in tensors.items()}
-    net.load_state_dict(state, strict=True)
+    if pkg.weights_format == "modulation":
+        from ..models.modulation import fold
+        from .fit import start_correction
+
+        codes = {name: torch.from_numpy(np.asarray(v)) for name, v in pkg.chunk_codes[k].items()}
+        net.load_state_dict(fold(start_correction(pkg.start), codes), strict=True)
+    else:
+        tensors = load_file(str(pkg.folder / pkg.chunks[k].file))
+        state = {name.split(".", 1)[1]: torch.from_numpy(np.asarray(v, np.float32)) for name, v in tensors.items()}
+        net.load_state_dict(state, strict=True)
     model = Corrected(load_model(shipped_path(pkg.base.weights)), net)
     path = work / f"chunk_{k:04d}.full.safetensors"
     save_model(model, path)
@@ -172,7 +192,8 @@ def _download(url: str, folder: Path) -> Path:
             raise PackageError(f"{manifest_url}: an embedded package's manifest; restore its .mkv file instead")
         if playlist and (manifest.get("layout") != "hls" or urllib.parse.unquote(playlist) != video["file"]):
             raise PackageError(f"{url}: the {MANIFEST} beside it is not this playlist's package")
-        entries = [video, *video.get("segments", ()), *manifest["chunks"]]
+        weights = [e for e in [manifest.get("title"), *manifest["chunks"]] if e and e.get("file") is not None]
+        entries = [video, *video.get("segments", ()), *weights]
         names = dict.fromkeys((str(e["file"]), int(e["size"])) for e in entries)  # a joint package names one file often
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise PackageError(f"{manifest_url}: malformed manifest ({e})") from None

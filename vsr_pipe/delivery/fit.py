@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 # The only tensors a chunk file holds: the correction's (the base is the client's generic model).
 PREFIX = "correction."
+CODES_PREFIX = "mod."  # a modulation fit's result: its int8 codes (delivery/compact.py)
 WARMUP = 0.05  # share of the budget over which the learning rate ramps up
 
 
@@ -51,6 +52,12 @@ class FitSettings:
     # with this share drawn uniformly; 1.0 is plain uniform sampling. Flat areas the generic model
     # already gets right then cost few steps (the sample, 15 min: +1.59 dB against +1.39 uniform).
     uniform_share: float = 0.25
+    # "correction": a whole correction from a zero tail, shipped fp16 (76.6 k numbers for 32x4).
+    # "modulation": per-channel codes on the trained correction ``start`` (a shipped weights name,
+    # e.g. the codec-aware espcn_y_x2_codec), int8, 584 numbers for 32x4 (models/modulation.py).
+    train: str = "correction"
+    start: str = ""
+    code_rate: float = 0.5  # Adam's step for modulation codes, in code units
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ class ChunkTask:
     hr: np.ndarray
     base: BaseModel
     settings: FitSettings = field(default_factory=FitSettings)
+    # Modulation only: the codes the fit starts from (the title's, for a chunk), int8 by name.
+    start_codes: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,9 @@ class ChunkResult:
     tuned_psnr: tuple[float, ...]
     steps: int
     seconds: float
+    # Modulation only: Y-PSNR per frame with the codes the fit started from (what the client has
+    # without this chunk's file), to decide whether the file pays for its bytes.
+    start_psnr: tuple[float, ...] = ()
 
 
 def build_base(base: BaseModel):
@@ -116,6 +128,8 @@ def fit_chunk(task: ChunkTask, watch: Callable | None = None) -> ChunkResult:
     # 10.4) and become floats a batch at a time; only the generic output is held as float32.
     x, hr = _codes(task.lr, device), _codes(task.hr, device)
     y = _base_outputs(build_base(task.base).to(device), x, peak)
+    if s.train == "modulation":
+        return _fit_modulation(task, x, y, hr, peak, rng, watch, started, device)
     net = CorrectionNet(task.base.factor, s.features, s.blocks).to(device)
     losses = _train(net, x, y, hr, peak, s, rng, watch)
     net.eval().half().float()  # measured as shipped: fp16 weights
@@ -132,6 +146,45 @@ def fit_chunk(task: ChunkTask, watch: Callable | None = None) -> ChunkResult:
     return ChunkResult(
         task.index, tensors, tuple(losses), generic_psnr, tuned_psnr, len(losses), time.perf_counter() - started
     )
+
+
+def start_correction(name: str):
+    """The trained correction inside the shipped ``name`` (a ``corrected`` weights file)."""
+    from ..weights.store import load_model, shipped_path
+
+    model = load_model(shipped_path(name))
+    if not hasattr(model, "correction"):
+        raise ValueError(f"{name} holds no correction to modulate")
+    return model.correction
+
+
+def _fit_modulation(task: ChunkTask, x, y, hr, peak: float, rng, watch, started: float, device) -> ChunkResult:
+    """Per-channel codes on the trained correction ``settings.start``, quantised in the loop."""
+    import torch
+
+    from ..models.modulation import ModulatedCorrection
+
+    s = task.settings
+    start = {k: torch.as_tensor(np.asarray(v)) for k, v in (task.start_codes or {}).items()} or None
+    net = ModulatedCorrection(start_correction(s.start), start).to(device)
+    with torch.no_grad():
+        before = _psnr_per_frame(_corrected(net, x, y, peak), hr.split(4), peak)
+    losses = _train(net, x, y, hr, peak, replace(s, learning_rate=s.code_rate), rng, watch)
+    with torch.no_grad():
+        tuned_psnr = _psnr_per_frame(_corrected(net, x, y, peak), hr.split(4), peak)
+    codes = net.codes()
+    if _mean(tuned_psnr) <= _mean(before):  # no better than what the client already has: keep that
+        codes = {k: v.to(torch.int8) for k, v in (start or {k: torch.zeros_like(v) for k, v in codes.items()}).items()}
+        tuned_psnr = before
+    generic_psnr = _psnr_per_frame(y.split(4), hr.split(4), peak)
+    tensors = {CODES_PREFIX + k: v.cpu().numpy().astype(np.int8) for k, v in codes.items()}
+    return ChunkResult(
+        task.index, tensors, tuple(losses), generic_psnr, tuned_psnr, len(losses), time.perf_counter() - started, before
+    )
+
+
+def _corrected(net, x, y, peak: float) -> list:
+    return [yi + net(xi.float() / peak, yi) for xi, yi in zip(x.split(4), y.split(4))]
 
 
 def _mean(values: tuple[float, ...]) -> float:

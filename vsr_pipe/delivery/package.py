@@ -16,15 +16,18 @@ import hashlib
 import json
 import re
 import struct
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import VsrPipeError
 from .fit import PREFIX, BaseModel
 
 FORMAT = "vsr-pipe-delivery"
-VERSION = 2  # 2: "layout" (folder, hls, embed) and "joint"; version 1 packages (folders) still read
-READS = (1, 2)
+VERSION = 3  # 3: "weights_format" (modulation codes); 2: "layout" and "joint"; 1 and 2 still read
+READS = (1, 2, 3)
+WEIGHTS_FORMATS = ("correction", "modulation")
+MAX_COMPACT_BYTES = 1 << 20  # a compact weights file (zstd) in the package
 LAYOUTS = ("folder", "hls", "embed")
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 8 << 20
@@ -90,6 +93,12 @@ class Package:
     chunks: tuple[ChunkEntry, ...]
     joint: bool = False  # one correction for all the chunks (every chunk entry names the same file)
     layout: str = "folder"  # folder (lr.mp4), hls (lr.m3u8 and its segments) or embed (one .mkv)
+    # "modulation": codes on the shipped trained correction ``start`` (delivery/compact.py); a chunk
+    # entry with no file keeps the codes in effect. ``chunk_codes``: the codes in effect per chunk.
+    weights_format: str = "correction"
+    start: str = ""
+    start_sha256: str = ""
+    chunk_codes: tuple = ()
 
     @property
     def master_size(self) -> tuple[int, int]:
@@ -207,12 +216,59 @@ def _checked(place: Place, m: dict, embedded_in: Path | None, streamed: bool = F
     joint = m.get("joint", False)
     if not isinstance(joint, bool):
         raise PackageError(f"{where}: 'joint' is {joint!r}, not true or false")
-    files = _weights_files(chunks, joint, where)
     base_sha = str(base_spec.get("sha256", ""))
     pkg = Package(place.folder, m, video, base, base_sha, features, blocks, dtype, chunks, joint, layout)
+    if m["version"] >= 3 and m.get("weights_format", "correction") not in WEIGHTS_FORMATS:
+        raise PackageError(f"{where}: weights_format {m.get('weights_format')!r} is unknown {WEIGHTS_FORMATS}")
+    if m["version"] >= 3 and m.get("weights_format", "correction") == "modulation":
+        return _modulation_package(place, m, pkg, streamed)
+    files = _weights_files(chunks, joint, where)
     for entry in files if not streamed else ():
         check_weights(place, entry, pkg)
     return pkg
+
+
+def _modulation_package(place: Place, m: dict, pkg: Package, streamed: bool) -> Package:
+    """A package of modulation codes: the trained correction they modulate (a shipped weights name
+    and its sha256), and unless ``streamed`` every code file checked and the codes per chunk."""
+    where = place.show(MANIFEST)
+    start = m["architecture"]["start"]
+    pkg = replace(
+        pkg, weights_format="modulation", start=plain_name(str(start["weights"]), where),
+        start_sha256=str(start["sha256"]), joint=False,
+    )  # fmt: skip
+    names = [c.file for c in pkg.chunks if c.file]
+    if len(set(names)) != len(names):
+        raise PackageError(f"{where}: two chunks name the same weights file")
+    return pkg if streamed else replace(pkg, chunk_codes=chunk_codes(pkg, lambda e: check_file(place, e, MAX_COMPACT_BYTES), place.show))
+
+
+def chunk_codes(pkg: Package, checked: Callable[[dict], Path], show: Callable[[str], str]) -> tuple:
+    """The modulation codes in effect in each chunk: the title's file (absolute) and each chunk's
+    (a delta), read through ``checked`` (entry -> its checked local file) and decoded strictly."""
+    import numpy as np
+
+    from ..models.correction import CorrectionNet
+    from ..models.modulation import code_shapes
+    from .compact import CompactWeightsError, decode
+
+    shapes = code_shapes(CorrectionNet(pkg.base.factor, pkg.features, pkg.blocks))
+    title_codes = {k: np.zeros(v, np.int8) for k, v in shapes.items()}
+    title = pkg.manifest.get("title")
+    out = []
+    try:
+        if title is not None:
+            title_codes = decode(checked(title).read_bytes(), shapes, None, show(str(title["file"])))
+            if _kind(checked(title)) != "absolute":
+                raise PackageError(f"{show(str(title['file']))}: a title's codes must be absolute, not a delta")
+        current = title_codes
+        for c in pkg.chunks:  # a chunk's file is a delta from the codes before it; no file: the title's
+            entry = {"file": c.file, "size": c.size, "sha256": c.sha256}
+            current = decode(checked(entry).read_bytes(), shapes, current, show(c.file)) if c.file else title_codes
+            out.append(current)
+    except CompactWeightsError as e:
+        raise PackageError(str(e)) from None
+    return tuple(out)
 
 
 def check_weights(place: Place, entry: dict, pkg: Package) -> Path:
@@ -266,7 +322,15 @@ def plain_name(name: str, where: str | Path) -> str:
     return name
 
 
+def _kind(path: Path) -> str:
+    from .compact import kind_of
+
+    return kind_of(path.read_bytes())
+
+
 def _chunk_entry(c: dict) -> ChunkEntry:
+    if c["file"] is None:  # modulation: no weights for this chunk, the codes in effect carry on
+        c = {**c, "file": "", "size": 0, "sha256": ""}
     return ChunkEntry(
         int(c["index"]), str(c["file"]), int(c["size"]), str(c["sha256"]),
         int(c["first_pts"]), int(c["last_pts"]), int(c.get("frames", 0)),

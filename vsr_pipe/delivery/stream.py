@@ -187,6 +187,17 @@ class WeightsFeed:
         return self.build(k)
 
 
+def fetch_checked(place: Place, entry: dict) -> Path:
+    """The package file ``entry`` names, fetched from ``place``'s URL into its folder and checked
+    (size bounded while reading, then size and sha256 as listed)."""
+    from .package import MAX_COMPACT_BYTES
+
+    name = plain_name(str(entry["file"]), place.show(MANIFEST))
+    limit = min(int(entry["size"]), MAX_COMPACT_BYTES)
+    (place.folder / name).write_bytes(fetch(place.show(urllib.parse.quote(name)), limit))
+    return check_file(place, entry, MAX_COMPACT_BYTES)
+
+
 def fetch(url: str, limit: int, cancelled: Callable[[], bool] = lambda: False) -> bytes:
     """At most ``limit`` bytes of ``url``, read in blocks (one byte more means too large)."""
     data = bytearray()
