@@ -482,6 +482,28 @@ def make_corrupt_copy(src: str | Path, dst: str | Path, *, packets: int = 3, see
     return Path(dst)
 
 
+def make_damaged_slices_copy(src: str | Path, dst: str | Path, *, packets: int = 2, flips: int = 8, seed: int = 0) -> Path:
+    """Copy ``src`` to ``dst`` with ``flips`` bytes inverted inside each of its ``packets`` largest
+    video packets (the first one spared).
+
+    Only the back two thirds of a payload are touched, so NAL sizes and slice headers stay intact:
+    the decoder takes every packet, conceals the damaged macroblocks and flags those frames
+    (``frame.is_corrupt``), where :func:`make_corrupt_copy` makes it refuse packets.
+    """
+    data = bytearray(Path(src).read_bytes())
+    with av.open(str(src)) as inp:
+        payloads = [(pk.pos, bytes(pk)) for pk in inp.demux(video=0) if pk.size][1:]
+    rng = np.random.default_rng(seed)
+    for pos, payload in sorted(payloads, key=lambda p: -len(p[1]))[:packets]:
+        start = data.find(payload, max(0, pos))
+        if start < 0:
+            raise RuntimeError(f"packet payload not found in {src}")
+        for offset in rng.integers(len(payload) // 3, len(payload), flips):
+            data[start + offset] ^= 0xFF
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
 def make_truncated_copy(src: str | Path, dst: str | Path, fraction: float = 0.6) -> Path:
     """Copy the first ``fraction`` of ``src``'s bytes to ``dst``.
 

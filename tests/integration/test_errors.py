@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -9,7 +10,7 @@ import av
 import pytest
 
 from tests.conftest import run_cli
-from tests.media import make_corrupt_copy, make_truncated_copy
+from tests.media import make_corrupt_copy, make_damaged_slices_copy, make_truncated_copy
 
 
 def assert_one_line_error(result, *fragments, code=None):
@@ -68,6 +69,13 @@ def test_crf_out_of_range_names_the_codecs_range(clip, tmp_path, codec, crf, all
     assert r.returncode == 1 and not (tmp_path / "out.mkv").exists()
 
 
+def test_a_size_that_shrinks_is_refused_as_a_scale_below_1_is(clip, tmp_path):
+    src = clip("in.mp4", frames=2, audio=False)
+    r = run_cli(src.path, "--size", "100x100", "-o", tmp_path / "out.mp4")
+    assert_one_line_error(r, "size 100x100 from 160x96", "1 to 8", "--model irn or bicubic")
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_output_equal_to_input_is_refused_and_input_untouched(clip):
     src = clip("in.mp4", frames=2, audio=False)
     before = src.path.read_bytes()
@@ -123,6 +131,17 @@ def test_corrupt_input_decodes_what_it_can_and_says_how_many_packets_were_bad(cl
     with av.open(str(out)) as c:
         n = sum(1 for _ in c.decode(video=0))
     assert 0 < n < 48
+
+
+def test_damage_the_decoder_conceals_is_counted_in_json_and_noted(clip, tmp_path):
+    src = clip("good.mp4", frames=24, audio=False)
+    damaged = make_damaged_slices_copy(src.path, tmp_path / "damaged.mp4", packets=2)
+    r = run_cli(damaged, "--model", "bicubic", "-o", tmp_path / "out.mp4", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["frames"] == 24 and summary["bad_packets"] == 0  # every packet taken: nothing refused
+    assert summary["corrupt_frames"] > 0
+    assert f"{summary['corrupt_frames']} frames were decoded with errors (concealed by the decoder)" in r.stderr
 
 
 def test_truncated_input_keeps_the_frames_before_the_cut(clip, tmp_path):

@@ -92,6 +92,7 @@ class AvSource:
         stream keeps the first one's); ``low_delay``: decode for latency (no frame threads)."""
         self.name = "standard input" if spec == "-" else str(spec)
         self.bad_packets = 0
+        self.corrupt_frames = 0  # decoded with errors the decoder concealed (its packets were not refused)
         self.lost: str | None = None  # why the input ended early: no data within the read timeout
         self._layout = layout
         self._read_timeout = timeout[1] if timeout else None
@@ -265,7 +266,9 @@ class AvSource:
             except av.error.FFmpegError:
                 self.bad_packets += 1
                 continue
-            yield from frames
+            for frame in frames:
+                self.corrupt_frames += frame.is_corrupt  # FFmpeg's decode_error_flags or corrupt flag
+                yield frame
 
 
 def _chain_first(first, rest):

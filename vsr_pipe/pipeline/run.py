@@ -55,6 +55,7 @@ class RunSummary:
     pix_fmt: str
     bad_packets: int
     interrupted: bool
+    corrupt_frames: int = 0  # decoded with errors the decoder concealed (damaged data, no packet refused)
     notes: tuple[str, ...] = ()  # what was assumed (e.g. the factor of an untagged irn restore)
     latency_ms: dict | None = None  # live: added latency per frame, arrival to output (p50/p95/p99/max)
     paths: dict | None = None  # live: frames per processing path (the model, then its fallbacks)
@@ -356,7 +357,8 @@ def _summary(opened: OpenedRun, output: str, frames: int, seconds: float) -> Run
         pix_fmt=plan.dst.pix_fmt,
         bad_packets=run.bad_packets,
         interrupted=run.stopped_early,
-        notes=plan.notes + _input_notes(source, run),
+        corrupt_frames=getattr(source, "corrupt_frames", 0),
+        notes=plan.notes + _input_notes(source, run) + _concealment_notes(source),
         latency_ms=run.latency.summary() if live or plan.realtime else None,
         paths=dict(run.path_frames) if live else None,
         dropped=run.dropped,
@@ -377,6 +379,13 @@ def _input_notes(source, run: StreamRun) -> tuple[str, ...]:
     if found >= 0.9 * declared - 0.1:
         return ()
     return (f"the input ends early: {found:.2f} s of its declared {declared:.2f} s were found",)
+
+
+def _concealment_notes(source) -> tuple[str, ...]:
+    """A note when the decoder hid damage: the run succeeds, but those frames show it."""
+    corrupt = getattr(source, "corrupt_frames", 0)
+    were = "frame was" if corrupt == 1 else "frames were"
+    return (f"{corrupt} {were} decoded with errors (concealed by the decoder)",) if corrupt else ()
 
 
 def iter_planes(src, options: PipelineOptions) -> Iterator[tuple[list, int | None, OpenedRun]]:
