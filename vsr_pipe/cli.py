@@ -77,7 +77,8 @@ def main() -> None:
     "-s",
     "--scale",
     default=None,
-    help="Factor 1 to 8, e.g. 2, 1.5 or 1.5x2 (width x height); with irn also 0.25 to 1. "
+    help="Factor 1 to 8, e.g. 2, 1.5 or 1.5x2 (width x height); with irn also 0.25 to 1, with bicubic, "
+    "lanczos or bilinear 0.125 to 8 (a --size follows the same rule). "
     "Default 2, or the size a rescaling tag in INPUT records.",
 )
 @click.option("--size", default=None, help="Output size WxH instead of --scale, e.g. 1920x1080.")

@@ -14,6 +14,7 @@ MIN_UPSCALE, MAX_UPSCALE = 1.0, 8.0
 # The invertible rescaler: down by 1/4 to 1, and its inverse up by 1 to 4.
 IRN_MIN_DOWN, IRN_MAX_UP = 0.25, 4.0
 MAX_OUTPUT_SIDE = 16384  # beyond this no common encoder accepts the frame
+RESAMPLERS = ("bicubic", "lanczos", "bilinear")  # fixed filters: they shrink as well as they grow
 
 
 @dataclass(frozen=True)
@@ -41,23 +42,29 @@ class Scale:
             raise InvalidOption(f"scale '{text}' is not a number or WxH pair like 1.5x2")
         return cls(values[0], values[1])
 
-    def check_range(self, low: float = MIN_UPSCALE, high: float = MAX_UPSCALE) -> Scale:
-        for v in (self.x, self.y):
-            if not low <= v <= high:
-                raise InvalidOption(f"scale {_fmt(v)} is out of range: {_fmt(low)} to {_fmt(high)}")
+    def check_range(
+        self, low: float = MIN_UPSCALE, high: float = MAX_UPSCALE, hint: str = "", what: str | None = None
+    ) -> Scale:
+        """``what`` names the value in the message (an output size whose factors these are)."""
+        if not (low <= self.x <= high and low <= self.y <= high):
+            raise InvalidOption(f"{what or f'scale {self}'} is out of range: {_fmt(low)} to {_fmt(high)}{hint}")
         return self
 
-    def check_for(self, model: str) -> Scale:
-        """The range ``model`` takes: irn goes down (1/4 to 1) or up (1 to 4); the others up, 1 to 8."""
+    def check_for(self, model: str, what: str | None = None) -> Scale:
+        """The range ``model`` takes: irn goes down (1/4 to 1) or up (1 to 4); the resamplers (bicubic,
+        lanczos, bilinear) 1/8 to 8 either way; espcn (and auto) only up, 1 to 8: it cannot shrink."""
+        if model in RESAMPLERS:
+            return self.check_range(1 / MAX_UPSCALE, MAX_UPSCALE, what=what)
         if model != "irn":
-            if min(self.x, self.y) < 1 and min(self.x, self.y) >= IRN_MIN_DOWN:
-                raise InvalidOption(f"scale {self} is out of range: 1 to 8 (to downscale, use --model irn)")
-            return self.check_range()
+            hint = " (to downscale, use --model irn or bicubic)" if min(self.x, self.y) < 1 else ""
+            return self.check_range(hint=hint, what=what)
         if self.x <= 1 and self.y <= 1:
-            return self.check_range(IRN_MIN_DOWN, 1.0)
+            return self.check_range(IRN_MIN_DOWN, 1.0, what=what)
         if self.x >= 1 and self.y >= 1:
-            return self.check_range(1.0, IRN_MAX_UP)
-        raise InvalidOption(f"scale {self}: irn rescales both axes the same way, down (0.25 to 1) or up (1 to 4)")
+            return self.check_range(1.0, IRN_MAX_UP, what=what)
+        raise InvalidOption(
+            f"{what or f'scale {self}'}: irn rescales both axes the same way, down (0.25 to 1) or up (1 to 4)"
+        )
 
     @property
     def is_downscale(self) -> bool:

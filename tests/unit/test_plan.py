@@ -66,6 +66,26 @@ def test_absurd_output_is_refused_before_anything_runs():
         plan(facts=facts(4000, 4000), scale=Scale(8, 8))
 
 
+def test_a_size_follows_the_same_rule_as_a_scale():
+    # espcn only grows: a size that shrinks is refused as --scale 0.5 is, naming size, factors and the way out.
+    with pytest.raises(InvalidOption, match=r"size 100x100 from 640x360 \(a scale of 0.156x0.278\) is out of "
+                       r"range: 1 to 8 \(to downscale, use --model irn or bicubic\)"):  # fmt: skip
+        plan(size=(100, 100))
+    with pytest.raises(InvalidOption, match=r"size 5760x3240 from 640x360 \(a scale of 9\) is out of range"):
+        plan(size=(5760, 3240))
+    # The resamplers shrink by either option, within 1/8.
+    assert plan(size=(320, 180), model="bicubic").dst.width == 320
+    assert plan(scale=Scale(0.5, 0.5), model="lanczos").dst.width == 320
+    with pytest.raises(InvalidOption, match="out of range: 0.125 to 8"):
+        plan(size=(64, 36), model="bicubic")
+
+
+def test_a_size_that_stretches_the_picture_gets_a_note():
+    assert not plan(size=(1280, 720)).notes and not plan(facts=facts(853, 481), size=(1280, 722)).notes
+    (note,) = plan(size=(1280, 540)).notes
+    assert "size 1280x540 changes the aspect ratio of 640x360 (1.78:1 -> 2.37:1)" in note
+
+
 def test_irn_downscale_writes_a_tag_and_keeps_the_factor_within_four():
     p = plan(model="irn", scale=Scale(0.25, 0.25), facts=facts(642, 362))
     assert p.luma[0].kind == "irn_down" and p.dst.width * 4 >= 642 and p.dst.height * 4 >= 362

@@ -122,6 +122,8 @@ def make_plan(
     w, h = _output_size(options, src, tag if model == "irn" else None, align_x, align_y, out_format.pix_fmt)
     shrinking = w <= src.width and h <= src.height  # for irn: its learned downscale, else its inverse
     notes: list[str] = []
+    if options.size is not None:
+        _check_size(src, w, h, model, align_y, notes)
     output_tag = None
     if model == "irn":
         w, h, output_tag = _irn_size(src, w, h, shrinking, align_x, align_y, tag, facts.name, irn_weights_id, notes)
@@ -175,6 +177,21 @@ def _output_size(
     if max(w, h) > MAX_OUTPUT_SIDE:
         raise InvalidOption(f"output {w}x{h} is too large: at most {MAX_OUTPUT_SIDE} pixels per side")
     return w, h
+
+
+def _check_size(src: FrameLayout, w: int, h: int, model: str, align_y: int, notes: list[str]) -> None:
+    """A size obeys the scale rule of ``model`` for the factors it implies (irn's, which rounds to
+    the factors it takes, are in :func:`_irn_size`); one that stretches the picture (beyond
+    rounding: the pixel format's grid, and a source pixel) gets a note."""
+    fx, fy = w / src.width, h / src.height
+    if model != "irn":
+        factors = f"{fx:.3g}" if abs(fx - fy) < 5e-4 else f"{fx:.3g}x{fy:.3g}"
+        Scale(fx, fy).check_for(model, what=f"size {w}x{h} from {src.width}x{src.height} (a scale of {factors})")
+    if abs(h - w * src.height / src.width) > align_y + fy:
+        notes.append(
+            f"size {w}x{h} changes the aspect ratio of {src.width}x{src.height} "
+            f"({src.width / src.height:.3g}:1 -> {w / h:.3g}:1): the picture is stretched"
+        )
 
 
 def _irn_size(
