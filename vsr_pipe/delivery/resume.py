@@ -48,6 +48,8 @@ def task_key(task: ChunkTask) -> str:
     for planes in (task.lr, task.hr):
         h.update(b"\0")
         h.update(np.ascontiguousarray(planes).data)
+    for name in sorted(task.start_codes or {}):  # a modulation fit depends on the codes it starts from
+        h.update(name.encode() + b"\0" + np.ascontiguousarray(task.start_codes[name], np.int8).tobytes())
     return h.hexdigest()
 
 
@@ -70,6 +72,7 @@ class ChunkCache:
             return ChunkResult(
                 int(d["index"]), tensors, tuple(map(float, d["losses"])), tuple(map(float, d["generic_psnr"])),
                 tuple(map(float, d["tuned_psnr"])), int(d["steps"]), float(d["seconds"]),
+                tuple(map(float, d.get("start_psnr", ()))),
             )  # fmt: skip
         except Exception:  # noqa: BLE001 (any damage means "not there": the chunk is fitted again)
             return None
@@ -81,6 +84,7 @@ class ChunkCache:
         meta = {
             "index": result.index, "losses": list(result.losses), "generic_psnr": list(result.generic_psnr),
             "tuned_psnr": list(result.tuned_psnr), "steps": result.steps, "seconds": result.seconds,
+            "start_psnr": list(result.start_psnr),
         }  # fmt: skip
         try:
             self.folder.mkdir(exist_ok=True)

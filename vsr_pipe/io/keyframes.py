@@ -39,3 +39,10 @@ def video_bytes(path: str) -> int:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         return sum(p.size for p in container.demux(stream) if p.size)
+
+
+def video_packet_sizes(path: str) -> list[tuple[int, int]]:
+    """(pts, bytes) of each video packet, in stream order: what each stretch of the picture costs."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(int(p.pts), p.size) for p in container.demux(stream) if p.size and p.pts is not None]

@@ -38,7 +38,7 @@ class CodecAwareConfig:
     patch: int = 40
     learning_rate: float = 1e-3
     seed: int = 0
-    every: int = 500
+    every: int = 250
 
 
 def base_name(scale: int) -> str:
