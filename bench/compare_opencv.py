@@ -21,6 +21,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -50,11 +51,23 @@ OPENCV_MODELS = [
 ]
 OURS = "vsr-pipe ESPCN"
 BICUBIC = "bicubic"
+# As pyproject's compare extra: OpenCV 5.1 takes dnn_superres's TensorFlow .pb models for ONNX
+# and fails on every one (model_proto.has_graph()); 5.0 and 4.x read them.
+OPENCV_PIN = "opencv-contrib-python-headless>=4.8,<5.1"
+OPENCV_BELOW = (5, 1)
 
 
 def fail(message: str) -> None:
     print(f"compare_opencv: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def opencv_version_problem(version: str) -> str | None:
+    """Why OpenCV ``version`` (``cv2.__version__``, e.g. "5.1.0") cannot run this comparison, or None."""
+    found = re.match(r"(\d+)\.(\d+)", version)
+    if found and tuple(int(n) for n in found.groups()) < OPENCV_BELOW:
+        return None
+    return f"OpenCV {version} cannot read OpenCV's own .pb super-resolution models: pip install '{OPENCV_PIN}'"
 
 
 # --- quality ---------------------------------------------------------------------------------
@@ -240,7 +253,10 @@ def main() -> None:
         if not hasattr(cv2, "dnn_superres"):
             raise ImportError("no dnn_superres")
     except (ImportError, AttributeError):
-        fail("OpenCV dnn_superres not available: pip install opencv-contrib-python-headless")
+        fail(f"OpenCV dnn_superres not available: pip install '{OPENCV_PIN}'")
+    problem = opencv_version_problem(cv2.__version__)
+    if problem:
+        fail(problem)
     data = Path(args.data).resolve()
     if not data.is_dir():
         fail(f"data folder not found: {data}")
