@@ -196,7 +196,7 @@ def upscale(input_path, output, scale, size, model, codec, crf, preset, pix_fmt,
                 "(as vsr-pipe restore; give --model or --scale to upscale it plainly)",
                 err=True,
             )
-        bar = ProgressBar(f"{Path(input_path).name} ->", enabled=None if not quiet else False)
+        bar = ProgressBar(f"{Path(input_path).name} -> {Path(output).name}", enabled=None if not quiet else False)
         stop, caught = threading.Event(), []
         with _stop_on_signals(stop, caught):
             if restoring:
@@ -575,18 +575,11 @@ def eval_video(reference, test, no_ssim, plot, as_json) -> None:
             from .quality.plots import plot_per_frame
 
             plot_per_frame(scores, plot, title=f"{Path(test).name} vs {Path(reference).name}")
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "frames": len(scores.psnr),
-                        "mean_psnr": scores.mean_psnr,
-                        "mean_ssim": scores.mean_ssim,
-                        "psnr": list(scores.psnr),
-                        "ssim": list(scores.ssim),
-                    }
-                )
-            )
+        if as_json:  # --no-ssim: no SSIM keys (a NaN is not JSON)
+            result = {"frames": len(scores.psnr), "mean_psnr": scores.mean_psnr, "psnr": list(scores.psnr)}
+            if scores.ssim:
+                result |= {"mean_ssim": scores.mean_ssim, "ssim": list(scores.ssim)}
+            click.echo(json.dumps(result))
             return
         for i, p in enumerate(scores.psnr):
             s = f"  {scores.ssim[i]:.4f}" if scores.ssim else ""
@@ -874,7 +867,7 @@ def restore(package, output, codec, crf, preset, engine, device, threads, quiet,
     with _user_errors():
         encode = EncodeOptions(**_given(codec=codec, crf=crf, preset=preset))
         options = RestoreOptions(encode=encode, **_given(engine=engine, device=device, threads=threads))
-        bar = ProgressBar(f"{Path(package).name} ->", enabled=None if not quiet else False)
+        bar = ProgressBar(f"{Path(package).name} -> {Path(output).name}", enabled=None if not quiet else False)
         stop, caught = threading.Event(), []
         with _stop_on_signals(stop, caught):
             summary = run_restore(package, output, options, on_progress=bar.show, stop=stop)

@@ -17,10 +17,13 @@ class ProgressBar:
         self.min_interval_s = min_interval_s
         self._last = 0.0
         self._shown = False
+        self._size = ""  # " WxH" of the output, once a run says it
 
     def show(self, progress) -> None:
         """Update from a :class:`~vsr_pipe.pipeline.run.Progress` (live runs add latency and paths)."""
         extra = ""
+        if progress.output_size:
+            self._size = f" {progress.output_size[0]}x{progress.output_size[1]}"
         if progress.latency_ms is not None:
             extra = f"  latency p50 {progress.latency_ms:.0f} ms"
             if progress.fallback_frames:
@@ -37,13 +40,14 @@ class ProgressBar:
             return
         self._last = now
         fps = done / elapsed_s if elapsed_s > 0 else 0.0
+        label = self.label + self._size
         if total > 0:
             frac = min(done / total, 1.0)
             filled = int(frac * 24)
             eta = (total - done) / fps if fps > 0 else 0.0
-            line = f"{self.label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total} frames  {fps:5.1f} fps  ETA {_clock(eta)}"
+            line = f"{label} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total} frames  {fps:5.1f} fps  ETA {_clock(eta)}"
         else:
-            line = f"{self.label} {done} frames  {fps:5.1f} fps  {_clock(elapsed_s)}"
+            line = f"{label} {done} frames  {fps:5.1f} fps  {_clock(elapsed_s)}"
         self.stream.write("\r" + line + extra + "\x1b[K")
         self.stream.flush()
         self._shown = True

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pty
+import threading
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import SAMPLE, run_cli
 from tests.media import frame_planes, make_mpeg2_ts, mean_bar_yuv, read_frames
 
 
@@ -169,6 +173,51 @@ def test_x265_says_nothing_under_quiet(clip, tmp_path):
     r = run_cli(src.path, "--model", "bicubic", "--codec", "libx265", "-o", tmp_path / "out.mp4", "-q")
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert probe(tmp_path / "out.mp4")["codec"] == "hevc"
+
+
+def test_progress_line_names_the_output_and_its_size(clip, tmp_path):
+    """The bar shows on a terminal only: stderr is a pseudo-terminal here, read as the run writes."""
+    src = clip("in.mp4", frames=4, audio=False)
+    leader, follower = pty.openpty()
+    seen = bytearray()
+    reader = threading.Thread(target=_read_all, args=(leader, seen), daemon=True)
+    reader.start()
+    r = run_cli(src.path, "--model", "bicubic", "-o", tmp_path / "out.mkv", stderr=follower)
+    os.close(follower)
+    reader.join(timeout=10)
+    os.close(leader)
+    assert r.returncode == 0
+    assert "in.mp4 -> out.mkv 320x192 [" in seen.decode(errors="replace"), seen
+
+
+def _read_all(fd: int, into: bytearray) -> None:
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # EIO: the terminal's other end is closed
+            return
+        if not data:
+            return
+        into.extend(data)
+
+
+def test_eval_video_without_ssim_says_nothing_of_ssim(clip, tmp_path):
+    a, b = clip("a.mp4", frames=3, audio=False).path, clip("b.mp4", frames=3, audio=False, crf=40).path
+    text = run_cli("eval", "video", a, b, "--no-ssim")
+    assert text.returncode == 0, text.stderr
+    assert "SSIM" not in text.stdout and "nan" not in text.stdout.lower()
+    assert text.stdout.splitlines()[-1].startswith("3 frames: mean ")
+    as_json = run_cli("eval", "video", a, b, "--no-ssim", "--json")
+    summary = json.loads(as_json.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert summary["frames"] == 3 and "mean_ssim" not in summary and "ssim" not in summary
+
+
+def test_the_sample_readme_describes_the_sample_audio_as_it_is():
+    with av.open(str(SAMPLE)) as container:
+        audio = container.streams.audio[0]
+        layout, channels, rate = audio.layout.name, audio.channels, audio.rate
+    text = (SAMPLE.parent / "README.md").read_text()
+    assert f"AAC {layout} track ({channels} channels, {rate // 1000} kHz)" in text
 
 
 def test_stdin_to_stdout(clip, tmp_path):

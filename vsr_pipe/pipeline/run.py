@@ -37,6 +37,7 @@ class Progress:
     latency_ms: float | None = None  # live: the median added latency so far
     fallback_frames: int = 0  # live: frames that took a cheaper path than the model
     dropped: int = 0
+    output_size: tuple[int, int] | None = None  # (width, height) of the frames written
 
 
 @dataclass(frozen=True)
@@ -334,10 +335,11 @@ def run_to_file(
 
 
 def _progress(run: StreamRun, frames: int, total: int, elapsed: float) -> Progress:
+    size = (run.plan.dst.width, run.plan.dst.height)
     if run.plan.live is None:
-        return Progress(frames, total, elapsed)
+        return Progress(frames, total, elapsed, output_size=size)
     fallback = sum(n for name, n in run.path_frames.items() if name != run.stages.path_names[0])
-    return Progress(frames, total, elapsed, run.latency.percentile(50), fallback, run.dropped)
+    return Progress(frames, total, elapsed, run.latency.percentile(50), fallback, run.dropped, size)
 
 
 def _summary(opened: OpenedRun, output: str, frames: int, seconds: float) -> RunSummary:
