@@ -249,6 +249,9 @@ class PipelineOptions:
     tile: int = 0  # input pixels per tile side for the model; 0: whole frames
     refine: int = 0  # irn down: Adam steps on each LR against the inverse (server side; torch engine)
     weights: WeightSchedule | None = None  # weights swapped in mid-stream; None: the shipped ones throughout
+    # The input's rescaling tag (io/tags.py's text) where its container keeps none: an HLS LR, whose
+    # delivery manifest says what made it. A tag in the input itself comes first.
+    rescale_tag: str | None = None
     live: LiveOptions | None = None  # deadlines, fallbacks, latency figures; None: a file job
     realtime: bool = False  # pace the input at its own frame rate, as a camera would deliver it
     source: SourceOptions = field(default_factory=SourceOptions)

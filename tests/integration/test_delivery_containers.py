@@ -208,3 +208,28 @@ def test_deliver_cli_writes_the_layout_asked_for(master, tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["layout"] == "embed" and sorted(p.name for p in tmp_path.iterdir()) == ["t.mkv"]
+
+
+@pytest.fixture(scope="module")
+def irn_hls(master, tmp_path_factory):
+    """An HLS package of irn's LR, in a folder served as a site would serve it."""
+    site = tmp_path_factory.mktemp("irn_hls")
+    deliver(str(master.path), str(site / "title"), DeliverOptions(down="irn", max_seconds=0.5, fit=TINY, layout="hls"))
+    return site
+
+
+def test_an_irn_hls_package_restores_saying_no_assumption_and_naming_its_url(irn_hls, tmp_path):
+    """MPEG-TS keeps no rescaling tag: the manifest says the factor, so the restore assumes nothing
+    aloud. From a URL, the summary's input is the URL, not the temporary copy's path."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(irn_hls)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/title/{MANIFEST}"
+    try:
+        streamed = run_cli("restore", url, "-o", tmp_path / "streamed.mp4", "--json")
+    finally:
+        server.shutdown()
+    local = run_cli("restore", irn_hls / "title", "-o", tmp_path / "local.mp4")
+    for done in (streamed, local):
+        assert done.returncode == 0 and "note" not in done.stderr, done.stderr
+    summary = json.loads(streamed.stdout)
+    assert summary["input"] == url and summary["notes"] == []

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..config import EncodeOptions, PipelineOptions, WeightSchedule, WeightsSwap
 from .package import MANIFEST, MAX_MANIFEST_BYTES, MAX_WEIGHTS_BYTES, Package, PackageError, read_package
 
 FETCH_TIMEOUT_S = 30.0
+MAX_LR_OFFSET_S = 60  # a manifest's lr_offset: a muxer's few frames, never minutes
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,11 @@ def _restore_streamed(url: str, dst: str, work: Path, options: RestoreOptions, o
         pkg = replace(pkg, chunk_codes=chunk_codes(pkg, lambda e: fetch_checked(streamed.place, e), streamed.place.show))
         pipeline = replace(restore_pipeline(pkg, work, options), source=streamed.source)
         summary = run_to_file(streamed.video, dst, pipeline, on_progress=on_progress, stop=stop)
-        return replace(summary, notes=summary.notes + streamed.notes)
+        return replace(summary, input=url, notes=summary.notes + streamed.notes)  # not the temporary copy's path
     with WeightsFeed(streamed, lambda k: _full_model(pkg, k, work)) as feed:
         pipeline = replace(_pipeline(pkg, feed.schedule(), options), source=streamed.source)
         summary = run_to_file(streamed.video, dst, pipeline, on_progress=on_progress, stop=stop)
-    return replace(summary, notes=summary.notes + streamed.notes)
+    return replace(summary, input=url, notes=summary.notes + streamed.notes)
 
 
 def embedded_package(src: str) -> bool:
@@ -135,7 +137,12 @@ def _codes_key(codes: dict) -> bytes:
 
 
 def _pipeline(pkg: Package, schedule: WeightSchedule, options: RestoreOptions) -> PipelineOptions:
+    from ..io.tags import RescaleTag
+
     model = "irn" if pkg.base.kind == "irn_up" else "espcn"
+    (h, w), (lh, lw) = pkg.base.hr, pkg.base.lr
+    # What the LR's own tag says, for an LR that keeps none (MPEG-TS): the manifest knows the factor.
+    tag = RescaleTag(pkg.base.weights, pkg.base_sha256[:12], (w, h), (lw, lh)).format() if model == "irn" else None
     return PipelineOptions(
         size=pkg.master_size,
         model=model,
@@ -144,8 +151,26 @@ def _pipeline(pkg: Package, schedule: WeightSchedule, options: RestoreOptions) -
         device=options.device,
         threads=options.threads,
         chunk_frames=options.chunk_frames,
-        encode=options.encode,
+        encode=_on_master_timeline(pkg, options.encode),
+        rescale_tag=tag,
     )
+
+
+def _on_master_timeline(pkg: Package, encode: EncodeOptions) -> EncodeOptions:
+    """``encode`` with the output moved back onto the master's timeline by the manifest's
+    ``lr_offset`` (seconds the LR runs ahead: MPEG-TS, HLS's container, moves every stream on when
+    one starts before 0, as B-frames and AAC priming do)."""
+    text = str(pkg.manifest.get("lr_offset", "0"))
+    try:
+        offset = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        offset = None
+    if offset is None or abs(offset) > MAX_LR_OFFSET_S:
+        where = pkg.video if pkg.layout == "embed" else pkg.folder / MANIFEST
+        raise PackageError(f"{where}: lr_offset {text!r} is not a number of seconds within ±{MAX_LR_OFFSET_S}")
+    if not offset:
+        return encode
+    return replace(encode, muxer_options=(("output_ts_offset", f"{-float(offset):.6f}"), *encode.muxer_options))
 
 
 def _full_model(pkg: Package, k: int, work: Path) -> str:

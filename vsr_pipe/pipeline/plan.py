@@ -114,7 +114,7 @@ def make_plan(
     Raises :class:`InvalidOption` for a size, factor or combination that cannot be run.
     """
     src = facts.layout
-    tag = facts.rescale_tag
+    tag = facts.rescale_tag or (RescaleTag.parse(options.rescale_tag) if options.rescale_tag else None)
     model = options.model if options.model != "auto" else ("irn" if tag else "espcn")
     if model not in CLASSIC_MODELS + NEURAL_MODELS:
         raise InvalidOption(f"model '{model}' is unknown: choose auto, espcn, irn, bicubic, lanczos or bilinear")
