@@ -770,15 +770,24 @@ def _budget(text: str) -> dict:
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Chunks fitted at once in local processes.")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS", help="Fit the chunks as Ray tasks.")
 @click.option("--threads", default=None, type=int, help="CPU threads per fit (0: torch's default).")
+@click.option("--ladder", is_flag=True,
+              help="A bitrate ladder in -o: the master coded directly and as packages (HLS) at several rates, the rungs on the hull, master.m3u8.")
+@click.option("--direct-crfs", default="23,28,33,38,43,48", show_default=True, help="--ladder: CRFs of the master coded directly.")
+@click.option("--lr-crfs", default="23,28,33,38,43", show_default=True, help="--ladder: CRFs of the packages' LR.")
+@click.option("--factors", default="2,3", show_default=True, help="--ladder: LR factors of the packages (a factor the size does not allow is skipped).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, budget, corr_features, corr_blocks,
-            max_seconds, max_chunks, seed, joint, hls, embed, workers, ray_address, threads, quiet,
-            as_json) -> None:  # fmt: skip
+            max_seconds, max_chunks, seed, joint, hls, embed, workers, ray_address, threads, ladder, direct_crfs,
+            lr_crfs, factors, quiet, as_json) -> None:  # fmt: skip
     """Package MASTER for delivery: an LR video plus per-chunk correction weights, in -o.
 
     An interrupted run keeps its finished chunks beside -o (.NAME.chunks); run it again with the
     same master and settings and they are reused.
+
+    With --ladder, -o is a ladder folder: master.m3u8, a folder per rung, ladder.json (--max-seconds
+    defaults to 10, --down to bicubic; --codec, --preset, --budget and the fit options apply to every
+    candidate).
     """
     from fractions import Fraction
 
@@ -810,6 +819,38 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
             **_given(refine=refine, max_seconds=max_seconds, threads=threads),
         )  # fmt: skip
         runner = make_runner(ray_address, workers)
+        if ladder:  # candidates coded directly and as packages, the rungs on the hull (delivery/ladder.py)
+            from click.core import ParameterSource
+
+            from .delivery.ladder import LadderOptions, build_ladder, numbers
+
+            source = click.get_current_context().get_parameter_source
+            given = [f"--{n}" for n in ("scale", "crf", "bitrate", "hls", "embed") if source(n) is ParameterSource.COMMANDLINE]
+            if given:
+                raise InvalidOption(f"{', '.join(given)}: not with --ladder, which sets them (--factors, --lr-crfs, --direct-crfs)")
+            seconds = max_seconds if max_seconds is not None else 10.0
+            down = down if source("down") is ParameterSource.COMMANDLINE else "bicubic"
+            ladder_options = LadderOptions(
+                direct_crfs=numbers(direct_crfs, "--direct-crfs"), lr_crfs=numbers(lr_crfs, "--lr-crfs"),
+                factors=numbers(factors, "--factors", int), fit=fit, max_seconds=seconds,
+                extra=dataclasses.replace(options, down=down, max_seconds=seconds), **_given(codec=codec, preset=preset, threads=threads),
+            )  # fmt: skip
+
+            def show_candidate(done) -> None:
+                c = done.candidate
+                if not quiet:
+                    click.echo(f"[{done.done}/{done.total}] {done.name}: {c.size[0]}x{c.size[1]}, {c.bytes} bytes, "
+                               f"{c.psnr:.2f} dB, peak {c.bandwidth} bit/s", err=True)  # fmt: skip
+
+            built = build_ladder(master, output, ladder_options, on_progress=show_candidate, runner=runner)
+            if as_json:
+                click.echo(json.dumps(built.summary()))
+            elif not quiet:
+                for note in built.skipped:
+                    click.echo(f"vsr-pipe: note: skipped {note}", err=True)
+                for k, r in enumerate(built.rungs):
+                    click.echo(f"rung {k}: {r.folder}/{r.playlist}, {r.bandwidth} bit/s peak, {r.psnr:.2f} dB", err=True)
+            return
 
         def show(done) -> None:
             if quiet:
@@ -855,13 +896,21 @@ def deliver(master, output, scale, down, codec, crf, bitrate, preset, refine, bu
 @click.option("--engine", default=None, help=f"auto, torch, onnxruntime, tensorrt or compile. [default: {_PIPELINE.engine}]")
 @click.option("--device", default=None, help=f"auto, cpu, cuda, ... [default: {_PIPELINE.device}]")
 @click.option("--threads", default=None, type=int, help="CPU threads for the model (0: all).")
+@click.option("--rung", default=None, type=click.IntRange(min=0), help="A ladder: restore this rung (its index in ladder.json).")
+@click.option("--bandwidth", default=None, metavar="RATE",
+              help="A ladder: the best rung whose peak bandwidth fits RATE bits/s (300k, 1.5M); none fits: the lowest.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def restore(package, output, codec, crf, preset, engine, device, threads, quiet, as_json) -> None:
+def restore(package, output, codec, crf, preset, engine, device, threads, rung, bandwidth, quiet, as_json) -> None:
     """Restore a delivery PACKAGE into -o: a folder, a .mkv with the package attached, or the URL
-    of its manifest.json or HLS playlist."""
+    of its manifest.json or HLS playlist.
+
+    A ladder folder (deliver --ladder) plays one rung: --rung N, --bandwidth RATE, or else the best.
+    A package rung is restored with its weights; a direct rung is decoded and coded again as it is
+    (the pipeline at scale 1), into -o with --codec and --crf."""
     from .delivery.client import RestoreOptions
     from .delivery.client import restore as run_restore
+    from .delivery.ladder import is_ladder, restore_ladder
     from .progress import ProgressBar
 
     with _user_errors():
@@ -870,7 +919,10 @@ def restore(package, output, codec, crf, preset, engine, device, threads, quiet,
         bar = ProgressBar(f"{Path(package).name} -> {Path(output).name}", enabled=None if not quiet else False)
         stop, caught = threading.Event(), []
         with _stop_on_signals(stop, caught):
-            summary = run_restore(package, output, options, on_progress=bar.show, stop=stop)
+            if rung is not None or bandwidth is not None or is_ladder(package):
+                summary = restore_ladder(package, output, options, rung, bandwidth, on_progress=bar.show, stop=stop)
+            else:
+                summary = run_restore(package, output, options, on_progress=bar.show, stop=stop)
         bar.close()
         for note in summary.notes:
             click.echo(f"vsr-pipe: note: {note}", err=True)
