@@ -233,3 +233,20 @@ def test_an_irn_hls_package_restores_saying_no_assumption_and_naming_its_url(irn
         assert done.returncode == 0 and "note" not in done.stderr, done.stderr
     summary = json.loads(streamed.stdout)
     assert summary["input"] == url and summary["notes"] == []
+
+
+def first_times(path) -> tuple[float, float]:
+    """The first video frame's and the first audio frame's times, in seconds, as decoded."""
+    with av.open(str(path)) as container:
+        video = next(container.decode(video=0))
+    with av.open(str(path)) as container:
+        audio = next(container.decode(audio=0))
+    return float(video.time), float(audio.time)
+
+
+def test_an_hls_package_restores_on_the_masters_timeline(master, irn_hls, tmp_path):
+    """MPEG-TS starts the LR late when a stream would start before 0 (B-frames, AAC priming); the
+    restored frames and sound start when the master's do."""
+    assert first_times(irn_hls / "title" / "lr.m3u8") != first_times(master.path)  # the LR itself runs late
+    restore(str(irn_hls / "title"), str(tmp_path / "restored.mp4"))
+    assert first_times(tmp_path / "restored.mp4") == pytest.approx(first_times(master.path), abs=1e-3)

@@ -190,7 +190,8 @@ def deliver(
         results, reused = _fit_all(spans, lr_frames, hr_frames, base, options, runner, on_chunk, cache)
         clock["fit"] = time.perf_counter() - t
         costs = _costs(clock, len(hr_frames) / rate)
-        lr = _Lr(video, lr_bytes, segments, lr_frames[0].shape)
+        offset = _lr_offset(lr_path, lr_pts[0], master_pts[0], facts.time_base)
+        lr = _Lr(video, lr_bytes, segments, lr_frames[0].shape, offset)
         summary_fields = _write_package(staging, facts, spans, results, base, options, lr, costs)
         _move_into_place(staging, target, options.layout)
     except BaseException:
@@ -335,6 +336,18 @@ class _Lr:
     bytes: int
     segments: list
     shape: tuple
+    offset: str = "0"  # seconds the LR's timestamps run ahead of the master's (a fraction)
+
+
+def _lr_offset(lr_path: Path, lr_first, master_first, master_base) -> str:
+    """How much later the LR's first frame is than the master's, in seconds: MPEG-TS (HLS) moves
+    every stream on when one would start before 0 (B-frames, AAC priming). The client moves its
+    output back by it, onto the master's timeline."""
+    from ..io.keyframes import stream_facts
+
+    if lr_first is None or master_first is None:
+        return "0"
+    return str(lr_first * stream_facts(str(lr_path)).time_base - master_first * master_base)
 
 
 def _write_package(
@@ -397,6 +410,7 @@ def _write_package(
         "lr_size": [int(lr.shape[1]), int(lr.shape[0])],
         "time_base": str(facts.time_base),
         "frame_rate": str(facts.rate) if facts.rate else None,
+        "lr_offset": lr.offset,  # seconds; the client's output is moved back by it
         "layout": options.layout,
         "joint": options.joint,
         "architecture": {
