@@ -1,12 +1,12 @@
 """Compact delivery weights: modulation codes (``models/modulation.py``) as small zstd-compressed
 safetensors files, coded as a difference from the codes in effect before them.
 
-A file holds int8 tensors ``mod.<conv>.scale`` / ``mod.<conv>.shift``, one per output channel. Its
-metadata says whether it is ``absolute`` (the title's codes) or a ``delta`` (this chunk's codes minus
+A file holds one int8 tensor, ``codes``: every conv's per-channel scale and shift codes, by name in
+sorted order (the architecture fixes the names and sizes). Its metadata says whether it is ``absolute`` (the title's codes) or a ``delta`` (this chunk's codes minus
 the codes in effect at its start, modulo 256): a chunk that changes little is mostly zeros, which zstd
 makes a few bytes. The reader is as strict as the package's other checks: compressed and decompressed
 sizes bounded before anything is allocated, the safetensors header parsed by the safetensors library,
-exactly the expected names, shapes and dtype.
+exactly the expected tensor, length and dtype.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import VsrPipeError
 
-PREFIX = "mod."
+TENSOR = "codes"  # the one tensor of a file: every code, by name in sorted order
 MAX_DECOMPRESSED = 1 << 20  # a 32x4 correction's codes are 1 kB; a hostile frame must not ask for more
 LEVEL = 19
 KINDS = ("absolute", "delta")
@@ -28,18 +28,18 @@ class CompactWeightsError(VsrPipeError, ValueError):
 
 
 def encode(codes: dict[str, np.ndarray], previous: dict[str, np.ndarray] | None = None) -> bytes:
-    """``codes`` (int8 by name) as compressed bytes: absolute, or a delta from ``previous``."""
+    """``codes`` (int8 by name) as compressed bytes: absolute, or a delta from ``previous``. All the
+    codes travel as one int8 tensor, by name in sorted order: a per-tensor header would cost more
+    than the codes."""
     import zstandard
     from safetensors.numpy import save
 
     kind = "absolute" if previous is None else "delta"
-    tensors = {}
-    for name, value in sorted(codes.items()):
-        value = np.asarray(value, np.int8)
-        if previous is not None:
-            value = (value.astype(np.int16) - np.asarray(previous[name], np.int16)).astype(np.int8)  # modulo 256
-        tensors[PREFIX + name] = np.ascontiguousarray(value)
-    raw = save(tensors, metadata={"format": "vsr-pipe modulation codes", "kind": kind})
+    flat = np.concatenate([np.asarray(codes[k], np.int8).reshape(-1) for k in sorted(codes)])
+    if previous is not None:
+        before = np.concatenate([np.asarray(previous[k], np.int8).reshape(-1) for k in sorted(codes)])
+        flat = (flat.astype(np.int16) - before).astype(np.int8)  # modulo 256
+    raw = save({TENSOR: np.ascontiguousarray(flat)}, metadata={"format": "vsr-pipe modulation codes", "kind": kind})
     return zstandard.ZstdCompressor(level=LEVEL, write_content_size=True).compress(raw)
 
 
@@ -50,18 +50,19 @@ def decode(
     the file in errors."""
     raw = _decompress(data, where)
     kind, tensors = _read(raw, where)
-    want = {PREFIX + k: v for k, v in shapes.items()}
-    if set(tensors) != set(want):
-        missing, extra = sorted(set(want) - set(tensors)), sorted(set(tensors) - set(want))
-        raise CompactWeightsError(f"{where}: tensors do not match the correction (missing {missing[:3]}, extra {extra[:3]})")
-    for name, value in tensors.items():
-        if value.dtype != np.int8 or value.shape != tuple(want[name]):
-            raise CompactWeightsError(f"{where}: {name} is {value.dtype} {value.shape}, expected int8 {tuple(want[name])}")
+    count = int(sum(np.prod(shape) for shape in shapes.values()))
+    if set(tensors) != {TENSOR}:
+        raise CompactWeightsError(f"{where}: holds {sorted(tensors)[:3]}, not the one tensor '{TENSOR}'")
+    flat = tensors[TENSOR]
+    if flat.dtype != np.int8 or flat.shape != (count,):
+        raise CompactWeightsError(f"{where}: {TENSOR} is {flat.dtype} {flat.shape}, expected int8 ({count},): not this correction's")
     if kind == "delta" and previous is None:
         raise CompactWeightsError(f"{where}: a delta with no weights before it")
-    out = {}
-    for name in shapes:
-        value = tensors[PREFIX + name]
+    out, at = {}, 0
+    for name in sorted(shapes):
+        n = int(np.prod(shapes[name]))
+        value = flat[at : at + n].reshape(shapes[name])
+        at += n
         if kind == "delta":
             value = (np.asarray(previous[name], np.int16) + value).astype(np.int8)  # modulo 256, as encoded
         out[name] = value
@@ -69,7 +70,7 @@ def decode(
 
 
 def kind_of(data: bytes) -> str:
-    """"absolute" or "delta", of a file :func:`decode` has accepted."""
+    """ "absolute" or "delta", of a file :func:`decode` has accepted."""
     return _read(_decompress(data, "weights"), "weights")[0]
 
 
@@ -85,7 +86,9 @@ def _decompress(data: bytes, where: str) -> bytes:
     except zstandard.ZstdError as e:
         raise CompactWeightsError(f"{where}: not a zstd frame ({e})") from None
     if params.content_size <= 0 or params.content_size > MAX_DECOMPRESSED:
-        raise CompactWeightsError(f"{where}: declares {params.content_size} bytes uncompressed (at most {MAX_DECOMPRESSED})")
+        raise CompactWeightsError(
+            f"{where}: declares {params.content_size} bytes uncompressed (at most {MAX_DECOMPRESSED})"
+        )
     try:
         raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECOMPRESSED)
     except zstandard.ZstdError as e:
@@ -106,7 +109,9 @@ def _read(raw: bytes, where: str) -> tuple[str, dict[str, np.ndarray]]:
         raise CompactWeightsError(f"{where}: not valid safetensors ({e})") from None
     kind = meta.get("kind")
     if meta.get("format") != "vsr-pipe modulation codes" or kind not in KINDS:
-        raise CompactWeightsError(f"{where}: not vsr-pipe modulation codes (format {meta.get('format')!r}, kind {kind!r})")
+        raise CompactWeightsError(
+            f"{where}: not vsr-pipe modulation codes (format {meta.get('format')!r}, kind {kind!r})"
+        )
     return kind, tensors
 
 

@@ -191,7 +191,8 @@ def _checked(place: Place, m: dict, embedded_in: Path | None, streamed: bool = F
     corr = arch["correction"]
     features, blocks = int(corr["features"]), int(corr["blocks"])
     dtype = str(arch.get("dtype", "float16"))
-    if not (1 <= features <= 256 and 0 <= blocks <= 32) or int(corr["scale"]) != factor or dtype not in _DTYPES:
+    dtypes = ("int8",) if m["version"] >= 3 and m.get("weights_format") == "modulation" else tuple(_DTYPES)
+    if not (1 <= features <= 256 and 0 <= blocks <= 32) or int(corr["scale"]) != factor or dtype not in dtypes:
         raise PackageError(f"{where}: correction {corr} / dtype {dtype} out of range")
     chunks = tuple(_chunk_entry(c) for c in m["chunks"])
     if not 1 <= len(chunks) <= MAX_CHUNKS:

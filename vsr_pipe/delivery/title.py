@@ -69,7 +69,9 @@ def gain_of(result: ChunkResult) -> float:
     return float(np.mean(result.tuned_psnr) - np.mean(result.start_psnr))
 
 
-def decide_title(result: ChunkResult, lr_bytes: int, db_per_doubling: float = DB_PER_DOUBLING) -> tuple[bytes | None, dict, Decision]:
+def decide_title(
+    result: ChunkResult, lr_bytes: int, db_per_doubling: float = DB_PER_DOUBLING
+) -> tuple[bytes | None, dict, Decision]:
     """The title's file (or None), the codes chunks start from, and the decision."""
     codes = codes_of(result)
     data = encode(codes)
