@@ -62,9 +62,10 @@ class LadderOptions:
     codec: str = "libx264"
     preset: str = "medium"
     direct_crfs: tuple[float, ...] = (23, 28, 33, 38, 43, 48)
-    lr_crfs: tuple[float, ...] = (23, 28, 33, 38, 43)
+    lr_crfs: tuple[float, ...] = (28, 33, 38, 43, 48)
     factors: tuple[int, ...] = (2, 3)
-    fit: FitSettings = field(default_factory=FitSettings)
+    # Compact weights on the codec-aware restorer of each factor (skipped where none ships).
+    fit: FitSettings = field(default_factory=lambda: FitSettings(train="modulation"))
     steps: int = 0
     max_seconds: float = 10.0
     threads: int = 0
@@ -96,6 +97,8 @@ class LadderOptions:
         base = self.base()
         encode = replace(base.encode, codec=self.codec, crf=crf, preset=self.preset)
         options = replace(base, scale=1 / factor, encode=encode, layout="hls")
+        if options.fit.train == "modulation":  # the codec-aware restorer of this factor is what the codes modulate
+            options = replace(options, down="bicubic", fit=replace(options.fit, start=codec_aware_name(factor)))
         return self.deliver_options(options, factor, crf) if self.deliver_options else options
 
     def for_direct(self, crf: float, folder: Path) -> EncodeOptions:
@@ -228,13 +231,22 @@ def build_ladder(
     return ladder
 
 
+def codec_aware_name(factor: int) -> str:
+    return f"espcn_y_x{factor}_codec"
+
+
 def _plan(options: LadderOptions, width: int, height: int) -> tuple[list[tuple[str, int, float]], list[str]]:
     """The candidates to make, as (kind, factor, crf), and the factors skipped with why."""
+    from ..weights.store import shipped_sha
+
     plan = [("direct", 1, float(crf)) for crf in options.direct_crfs]
     skipped = []
     for f in options.factors:
         if width % (2 * f) or height % (2 * f):
             skipped.append(f"x{f}: the master is {width}x{height}; an LR by {f} needs both sides divisible by {2 * f}")
+            continue
+        if options.base().fit.train == "modulation" and not shipped_sha(codec_aware_name(f)):
+            skipped.append(f"x{f}: no codec-aware restorer for x{f} ships yet ({codec_aware_name(f)})")
             continue
         plan += [("package", f, float(crf)) for crf in options.lr_crfs]
     if not plan:

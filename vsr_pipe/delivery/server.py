@@ -1,11 +1,14 @@
 """The server side: a master in, a delivery package out.
 
-1. Scan the master: its frames' Y planes and timestamps, scene scores, the chunks (``chunks.py``).
+1. Scan the master frame by frame: timestamps, scene scores and difficulties, the chunks
+   (``chunks.py``, ``planes.py``); no plane is kept.
 2. Make the LR with the pipeline (irn's learned downscale, or bicubic) and encode it with a keyframe
    at every chunk start, so each chunk decodes on its own.
 3. Decode the LR as a client would, and fit a correction network per chunk (``fit.py``), or one
    over all of them (``joint.py``), on the runner the caller gives (this process, local processes,
-   Ray: anything with ``map``). Each fit is saved as it ends, and a rerun after an interruption
+   Ray: anything with ``map``). A chunk's (LR, master) planes are decoded only when the runner is
+   about to take its task, so a few chunks are held, never the title (``--joint`` holds the title:
+   its one fit is over every frame). Each fit is saved as it ends, and a rerun after an interruption
    reuses those whose inputs hash the same (``resume.py``).
 4. Write the package into a temporary folder beside the target and rename it at the end: the
    folder, the HLS folder (``lr.m3u8``, a segment per chunk), or the one Matroska file with the
@@ -14,6 +17,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -26,15 +30,18 @@ import numpy as np
 
 from ..config import EncodeOptions, PipelineOptions, Scale
 from ..errors import InputNotFound, InvalidOption, OutputError, VsrPipeError
-from .chunks import ChunkRules, ChunkSpan, difficulty, scene_scores, split_chunks, thumbnail
+from .chunks import ChunkRules, ChunkSpan, split_chunks
 from .containers import LR_FILES, holds_package, lr_encode, lr_video, write_embedded
 from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
 from .joint import joint_task, split_result
+from .modulated import TitleFit, chunk_settings, effective_psnr, fit_title, start_shape, write_codes
 from .package import FORMAT, LAYOUTS, MANIFEST, VERSION, file_entry
+from .planes import ChunkPlanes, ReportEvery, chunk_planes, frame_pts, scan_master
 from .report import write_chart
 from .resume import ChunkCache, cache_folder, task_key
 
 REPORT, CHART = "report.json", "psnr.png"
+STAGES = ("scan", "lr", "decode", "fit")  # what ``on_stage`` names, in the order they run
 EMBEDDED = ".embedded.mkv"  # --embed: the finished file in the staging folder, renamed onto the target
 JOINT_NAME = "joint.safetensors"  # --joint: the one correction every chunk entry names
 
@@ -49,7 +56,9 @@ class DeliverOptions:
     downscale; restored by its inverse plus a correction) or "bicubic" (restored by ESPCN plus a
     correction); ``max_seconds``: the longest chunk; ``rules``: scene-cut rules (their max_frames
     is derived from ``max_seconds``); ``layout``: the package as a folder, an HLS folder, or one
-    Matroska file (``-o NAME.mkv``)."""
+    Matroska file (``-o NAME.mkv``); ``joint``: one correction over every frame, so, unlike
+    per-chunk fitting, it holds the whole title's Y planes in memory (about 2.6 MB a 1080p frame
+    pair at x2, twice over while they are stacked): for comparisons on short titles."""
 
     scale: float = 0.5
     down: str = "irn"
@@ -62,6 +71,9 @@ class DeliverOptions:
     threads: int = 0
     joint: bool = False  # one correction over all the chunks (STDO's joint training), for comparison
     layout: str = "folder"  # "folder" (lr.mp4), "hls" (lr.m3u8, a segment per chunk), "embed" (one .mkv)
+    # fit.train "modulation": weights ship only where they beat the same bytes spent on the LR, whose
+    # curve gives this many dB per doubling of its bytes (delivery/title.py)
+    db_per_doubling: float = 3.0
 
     @property
     def mode(self) -> str:
@@ -83,6 +95,16 @@ class DeliverOptions:
             raise InvalidOption("--refine tunes irn's LR; it does not apply to --down bicubic")
         if self.fit.steps < 1 and self.fit.seconds <= 0:
             raise InvalidOption("the budget must be at least one step or a positive number of seconds")
+        if self.fit.train == "modulation":
+            self._check_modulation()
+
+    def _check_modulation(self) -> None:
+        from ..weights.store import shipped_sha
+
+        if self.down != "bicubic" or self.joint:
+            raise InvalidOption("modulation weights modulate the codec-aware ESPCN: --down bicubic, not --joint")
+        if not shipped_sha(self.fit.start):
+            raise InvalidOption(f"modulation starts from shipped weights; this vsr-pipe has no '{self.fit.start}'")
 
 
 @dataclass(frozen=True)
@@ -142,40 +164,54 @@ def deliver(
     options: DeliverOptions = DeliverOptions(),
     runner=None,
     on_chunk: Callable[[ChunkDone], None] | None = None,
+    on_stage: Callable[[str, int, int], None] | None = None,
 ) -> DeliverySummary:
     """Package ``master`` into ``out``, a folder (a ``.mkv`` file for ``layout="embed"``; see the
     module's docstring). ``runner``: an object with ``map(fn, tasks)`` yielding outcomes with
     ``index``, ``value``, ``error`` (``vsr_pipe.jobs.runners``); None runs the chunks here, one
-    after another."""
-    from ..io.keyframes import luma_frames, stream_facts
+    after another. ``on_chunk``: called as each chunk ends. ``on_stage(stage, done, total)``: called
+    as each of :data:`STAGES` starts (``done`` 0), every few seconds while it runs, and as it ends
+    (``done == total``); "scan", "lr" and "decode" count frames ("scan"'s ``total`` is the
+    container's count, 0 when it does not say), "fit" counts chunks (called again as each ends)."""
+    from ..io.keyframes import stream_facts, video_bytes
 
     options.check()
     if not Path(master).is_file():
         raise InputNotFound(f"input not found: {master}")
     target = Path(out)
     _check_target(master, target, options.layout)
+    stage = on_stage or (lambda name, done, total: None)
     clock: dict[str, float] = {}
     t = time.perf_counter()
     facts = stream_facts(master)
-    hr_frames, master_pts = zip(*((y, p) for y, p in luma_frames(master)))
+    stage("scan", 0, facts.frame_count)
+    scan = scan_master(master, options.factor, lambda done: stage("scan", done, facts.frame_count))
+    frames = scan.frames
+    if frames == 0:
+        raise DeliveryFailed(f"{master} has no video frames to deliver")
+    stage("scan", frames, frames)
     rate = float(facts.rate) if facts.rate else 25.0
     rules = replace(options.rules, max_frames=max(1, int(round(options.max_seconds * rate))))
-    scores = scene_scores([thumbnail(y) for y in hr_frames])
-    spans = split_chunks(list(range(len(hr_frames))), scores, rules, [difficulty(y, options.factor) for y in hr_frames])
+    spans = split_chunks(list(range(frames)), scan.scores, rules, scan.difficulties)
     clock["scan"] = time.perf_counter() - t
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
         t = time.perf_counter()
-        keyframes = [master_pts[s.first] for s in spans]
+        stage("lr", 0, frames)
+        keyframes = [scan.pts[s.first] for s in spans]
         lr_path = staging / LR_FILES[options.layout]
-        make_lr(master, lr_path, _lr_options(options, staging, len(hr_frames)), keyframes)
+        lr_options = _lr_options(options, staging, frames)
+        make_lr(master, lr_path, lr_options, keyframes, lambda done: stage("lr", done, frames))
+        stage("lr", frames, frames)
         clock["lr"] = time.perf_counter() - t
         t = time.perf_counter()
-        lr_frames, lr_pts = zip(*((y, p) for y, p in luma_frames(str(lr_path))))
-        if len(lr_frames) != len(hr_frames):
-            raise DeliveryFailed(f"the LR has {len(lr_frames)} frames, the master {len(hr_frames)}")
+        stage("decode", 0, frames)
+        lr_pts, lr_shape = frame_pts(str(lr_path), lambda done: stage("decode", done, frames))
+        if len(lr_pts) != frames:
+            raise DeliveryFailed(f"the LR has {len(lr_pts)} frames, the master {frames}")
+        stage("decode", frames, frames)
         video, lr_bytes, segments = lr_video(staging, options.layout)
         if options.layout == "hls" and len(segments) != len(spans):
             raise DeliveryFailed(
@@ -184,24 +220,33 @@ def deliver(
             )
         clock["decode"] = time.perf_counter() - t
         spans = [replace(s, first_pts=int(lr_pts[s.first]), last_pts=int(lr_pts[s.last])) for s in spans]
-        base = _base_model(options, hr_frames[0].shape, lr_frames[0].shape)
+        base = _base_model(options, scan.shape, lr_shape)
         t = time.perf_counter()
         cache = ChunkCache(cache_folder(target))
-        results, reused = _fit_all(spans, lr_frames, hr_frames, base, options, runner, on_chunk, cache)
-        clock["fit"] = time.perf_counter() - t
-        costs = _costs(clock, len(hr_frames) / rate)
-        offset = _lr_offset(lr_path, lr_pts[0], master_pts[0], facts.time_base)
-        lr = _Lr(video, lr_bytes, segments, lr_frames[0].shape, offset)
-        summary_fields = _write_package(staging, facts, spans, results, base, options, lr, costs)
+        title = None
+        if options.fit.train == "modulation":  # the title's codes first: every chunk's fit starts from them
+            stage("fit", 0, len(spans))
+            title = fit_title(
+                lr_path, master, spans, frames, base, options.fit, cache, video_bytes(str(lr_path)), options.db_per_doubling
+            )  # fmt: skip
+        stage("fit", 0, len(spans))
+        decoding = {"s": 0.0}  # the chunks' planes are decoded during the fit stage: counted as decode
+        planes = _timed(chunk_planes(str(lr_path), master, spans), decoding)
+        results, reused = _fit_all(spans, planes, base, options, runner, on_chunk, cache, stage, title)
+        clock["fit"] = time.perf_counter() - t - decoding["s"]
+        clock["decode"] += decoding["s"]
+        costs = _costs(clock, frames / rate)
+        lr = _Lr(video, lr_bytes, segments, lr_shape, _lr_offset(lr_path, lr_pts[0], scan.pts[0], facts.time_base))
+        summary_fields = _write_package(staging, facts, spans, results, base, options, lr, costs, title, lr_path)
         _move_into_place(staging, target, options.layout)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # the finished chunks stay in the cache for a rerun
         raise
     cache.remove()
-    minutes = len(hr_frames) / rate / 60
+    minutes = frames / rate / 60
     return DeliverySummary(
         output=str(target),
-        frames=len(hr_frames),
+        frames=frames,
         chunks=len(spans),
         mode=options.mode,
         layout=options.layout,
@@ -212,35 +257,26 @@ def deliver(
     )
 
 
-def make_lr(master: str, dst: Path, options: DeliverOptions, keyframes: list[int]) -> None:
+def make_lr(
+    master: str,
+    dst: Path,
+    options: DeliverOptions,
+    keyframes: list[int],
+    on_frames: Callable[[int], None] | None = None,
+) -> None:
     """The LR video: the pipeline's downscale, encoded with a keyframe at each pts in ``keyframes``;
-    audio and subtitles copied; irn's LR carries its rescaling tag."""
-    from ..io.encode import AvSink, OutputSpec, resolve_codec
-    from ..io.tags import TAG, without_tag
-    from ..pipeline.run import open_run
+    audio and subtitles copied; irn's LR carries its rescaling tag. ``on_frames(done)``: frames
+    written so far, every few seconds."""
+    from ..pipeline.run import run_to_file
 
-    enc = replace(options.encode, codec=resolve_codec(options.encode.codec))
     if options.down == "irn":
         pipeline = PipelineOptions(scale=Scale(options.scale, options.scale), model="irn", refine=options.refine)
     else:
         size = _lr_size(master, options.factor)
         pipeline = PipelineOptions(size=size, model="bicubic")
-    pipeline = replace(pipeline, engine=options.engine, threads=options.threads)
-    opened = open_run(master, pipeline, for_encode=enc)
-    source, plan, run = opened.source, opened.plan, opened.run
-    facts = source.facts
-    tags = {k: v for k, v in without_tag(source.metadata).items() if k.lower() != "encoder"}
-    if plan.output_tag is not None:
-        tags[TAG] = plan.output_tag.format()
-    spec = OutputSpec(plan.dst, facts.time_base, facts.rate, facts.color, facts.rotation, source.stream_tags)
-    with source, AvSink(dst, spec, enc, copy_from=source, metadata=tags, keyframes=frozenset(keyframes)) as sink:
-        for chunk in run.chunks():
-            planes = chunk.views()
-            for k in range(chunk.count):
-                sink.write([p[k] for p in planes], chunk.pts[k])
-            for packet in chunk.packets:
-                sink.copy(packet)
-            run.done(chunk)
+    pipeline = replace(pipeline, engine=options.engine, threads=options.threads, encode=options.encode)
+    every = ReportEvery(on_frames)
+    run_to_file(master, dst, pipeline, on_progress=lambda progress: every(progress.frames), keyframes=keyframes)
 
 
 def _lr_size(master: str, factor: int) -> tuple[int, int]:
@@ -271,21 +307,18 @@ def _base_model(options: DeliverOptions, hr_shape, lr_shape) -> BaseModel:
 
 
 def _fit_all(
-    spans, lr_frames, hr_frames, base, options: DeliverOptions, runner, on_chunk, cache: ChunkCache
+    spans, planes: Iterator[ChunkPlanes], base, options: DeliverOptions, runner, on_chunk, cache: ChunkCache, stage,
+    title: TitleFit | None = None,
 ) -> tuple[list[ChunkResult], int]:
-    """Every chunk's result, in chunk order, and how many were reused: one task per chunk, or one
-    joint task split back. A task whose result ``cache`` holds is not fitted again; each fitted one
-    is saved there as soon as it ends."""
-    settings = options.fit
-    if options.joint:
-        tasks = [joint_task(spans, lr_frames, hr_frames, base, settings)]
-    else:
-        tasks = [
-            ChunkTask(s.index, np.stack(lr_frames[s.first : s.last + 1]), np.stack(hr_frames[s.first : s.last + 1]), base, settings)
-            for s in spans
-        ]  # fmt: skip
+    """Every chunk's result, in chunk order, and how many were reused: one task per chunk, each made
+    from ``planes`` only when the runner is ready for it (:func:`_fit_lazily`), or one joint task
+    split back. A task whose result ``cache`` holds is not fitted again; each fitted one is saved
+    there as soon as it ends."""
+    settings = options.fit if title is None else chunk_settings(options.fit)
+    start_codes = None if title is None else title.codes
     results: dict[int, ChunkResult] = {}
     reused_chunks: set[int] = set()
+    keys: dict[int, str] = {}  # the cache keys of the tasks handed out, until their results are saved
 
     def finished(result: ChunkResult, reused: bool) -> None:
         parts = split_result(result, spans) if options.joint else [result]
@@ -295,26 +328,111 @@ def _fit_all(
                 reused_chunks.add(part.index)
             if on_chunk:
                 on_chunk(ChunkDone(len(results), len(spans), spans[part.index], part, options.joint, reused))
+            stage("fit", len(results), len(spans))
 
-    keys = [task_key(t) for t in tasks]
-    todo = []
-    for task, key in zip(tasks, keys):
-        saved = cache.load(key)
-        if saved is None:
-            todo.append((task, key))
-        else:
-            finished(saved, reused=True)
-    fitting = (
-        (runner or _InProcess()).map(fit_chunk, [t for t, _ in todo], _fit_resources(runner, settings)) if todo else ()
-    )
-    for outcome in fitting:
-        task, key = todo[outcome.index]
+    def tasks() -> Iterator[ChunkTask]:
+        """The tasks to fit, made one at a time; one the cache holds is finished here instead."""
+        made = (
+            iter([_joint_task(spans, planes, base, settings)])
+            if options.joint
+            else _chunk_tasks(planes, base, settings, start_codes)
+        )
+        for task in made:
+            key = task_key(task)
+            saved = cache.load(key)
+            if saved is None:
+                keys[task.index] = key
+                yield task
+            else:
+                finished(saved, reused=True)
+            task = None  # not held while the next chunk is decoded
+
+    for index, outcome in _fit_lazily(runner, tasks(), _fit_resources(runner, settings)):
         if outcome.error is not None:
-            what = "the joint fit" if options.joint else f"chunk {task.index}"
+            what = "the joint fit" if options.joint else f"chunk {index}"
             raise DeliveryFailed(f"{what} could not be fitted: {outcome.error}")
-        cache.save(key, outcome.value)  # before anything else: an interruption from here on keeps it
+        cache.save(keys.pop(index), outcome.value)  # before anything else: an interruption from here on keeps it
         finished(outcome.value, reused=False)
     return [results[k] for k in range(len(spans))], len(reused_chunks)
+
+
+def _chunk_tasks(
+    planes: Iterator[ChunkPlanes], base: BaseModel, settings: FitSettings, start_codes: dict | None = None
+) -> Iterator[ChunkTask]:
+    for chunk in planes:
+        task = ChunkTask(chunk.span.index, chunk.lr, chunk.hr, base, settings, start_codes)
+        chunk = None  # noqa: F841 (the task alone holds the planes)
+        yield task
+        task = None  # noqa: F841
+
+
+def _joint_task(spans, planes: Iterator[ChunkPlanes], base: BaseModel, settings: FitSettings) -> ChunkTask:
+    """--joint's one task, over every chunk's frames: it holds the whole title's planes (twice while
+    they are stacked), as one fit over all frames must."""
+    chunks = list(planes)
+    lr_frames = [y for c in chunks for y in c.lr]
+    hr_frames = [y for c in chunks for y in c.hr]
+    return joint_task(spans, lr_frames, hr_frames, base, settings)
+
+
+def _fit_lazily(runner, tasks: Iterator[ChunkTask], resources) -> Iterator[tuple[int, object]]:
+    """(task index, outcome) for each task of ``tasks`` as it ends, fitted by ``runner``, drawing
+    ``tasks`` only as it goes: this process's runners take one task at a time from the iterator;
+    the others take whole lists, so they are given windows of as many tasks as they run at once
+    (the next window is made when the last one has ended). Either way a few tasks' planes are held,
+    not the title's."""
+    from ..jobs.runners import InProcessRunner
+
+    if runner is None or isinstance(runner, (_InProcess, InProcessRunner)):
+        handed: list[int] = []
+
+        def handing() -> Iterator[ChunkTask]:
+            for task in tasks:
+                handed.append(task.index)
+                yield task
+                task = None  # noqa: F841 (not held while the next one is made)
+
+        for outcome in (runner or _InProcess()).map(fit_chunk, handing(), resources):
+            yield handed[outcome.index], outcome
+        return
+    window = _window(runner, resources)
+    while True:
+        batch = list(itertools.islice(tasks, window))
+        if not batch:
+            return
+        indices = [task.index for task in batch]
+        outcomes = runner.map(fit_chunk, batch, resources)
+        batch = None  # the runner holds the tasks while they run, and lets them go as they end
+        for outcome in outcomes:
+            yield indices[outcome.index], outcome
+
+
+def _window(runner, resources) -> int:
+    """How many tasks ``runner`` runs at once: its ``workers``, or, for Ray with no cap, what the
+    cluster fits now."""
+    workers = getattr(runner, "workers", 0)
+    if workers:
+        return int(workers)
+    connect = getattr(runner, "connect", None)
+    if connect is not None:
+        from ..jobs.runners import _slots
+
+        return min(_slots(connect(), resources), 64)  # each task's planes are held here until it ends
+    return 1
+
+
+def _timed(items: Iterator, spent: dict) -> Iterator:
+    """``items`` unchanged, adding the seconds spent making them to ``spent["s"]``."""
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        finally:
+            spent["s"] += time.perf_counter() - t
+        yield item
+        item = None  # noqa: F841 (not held while the next one is made)
 
 
 def _fit_resources(runner, settings):
@@ -351,13 +469,16 @@ def _lr_offset(lr_path: Path, lr_first, master_first, master_base) -> str:
 
 
 def _write_package(
-    staging: Path, facts, spans, results, base: BaseModel, options: DeliverOptions, lr: _Lr, costs: dict
-) -> dict:
+    staging: Path, facts, spans, results, base: BaseModel, options: DeliverOptions, lr: _Lr, costs: dict,
+    title: TitleFit | None = None, lr_path: Path | None = None,
+) -> dict:  # fmt: skip
     """The weights, report, chart and manifest into ``staging`` (and, embedded, the one .mkv)."""
     from safetensors.numpy import save
 
     from ..weights.store import shipped_sha
 
+    if title is not None:
+        return _write_modulation_package(staging, facts, spans, results, base, options, lr, costs, title, lr_path)
     chunk_entries = []
     for span, result in zip(spans, results):
         name = JOINT_NAME if options.joint else f"chunk_{span.index:04d}.safetensors"
@@ -435,6 +556,71 @@ def _write_package(
         "lr_bytes": lr_bytes,
         "weights_bytes": weights_bytes,
     }
+
+
+def _write_modulation_package(
+    staging: Path, facts, spans, results, base: BaseModel, options: DeliverOptions, lr: _Lr, costs: dict,
+    title: TitleFit, lr_path: Path,
+) -> dict:  # fmt: skip
+    """A package of modulation codes: the files that pay, a manifest kept small (every byte of it is
+    fetched by the client: figures and settings go to the report)."""
+    from ..io.keyframes import video_bytes
+    from ..weights.store import shipped_sha
+
+    title_entry, chunk_entries, decisions = write_codes(
+        staging, title, results, spans, lr.segments, lr_path, options.db_per_doubling
+    )
+    weights = [e for e in [title_entry, *chunk_entries] if e and e.get("file")]
+    weights_bytes = sum(e["size"] for e in weights)
+    features, blocks = start_shape(options.fit)
+    manifest = {
+        "format": FORMAT, "version": VERSION, "factor": base.factor, "down": options.down,
+        "master_size": [int(base.hr[1]), int(base.hr[0])], "lr_size": [int(lr.shape[1]), int(lr.shape[0])],
+        "time_base": str(facts.time_base), "frame_rate": str(facts.rate) if facts.rate else None,
+        "lr_offset": lr.offset, "layout": options.layout, "joint": False, "weights_format": "modulation",
+        "architecture": {
+            "model": "corrected",
+            "base": {"kind": base.kind, "weights": base.weights, "sha256": shipped_sha(base.weights)},
+            "correction": {"scale": base.factor, "features": features, "blocks": blocks},
+            "dtype": "int8",
+            "start": {"weights": options.fit.start, "sha256": shipped_sha(options.fit.start)},
+        },
+        "video": lr.video, "title": title_entry, "chunks": chunk_entries,
+    }  # fmt: skip
+    (staging / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":"), allow_nan=False))
+    generic = [p for r in results for p in r.generic_psnr]
+    tuned = effective_psnr(results, decisions)
+    video = video_bytes(str(lr_path))
+    quality = {
+        "generic_psnr": _mean(generic), "tuned_psnr": _mean(tuned), "gain_db": _mean(tuned) - _mean(generic),
+        "lr_bytes": lr.bytes, "video_bytes": video, "weights_bytes": weights_bytes,
+        "manifest_bytes": (staging / MANIFEST).stat().st_size, "weights_share_of_video": weights_bytes / max(1, video),
+        "generic_is": f"{base.weights} alone", "tuned_is": f"{options.fit.start} with the codes that ship",
+        "measured_on": "Y-PSNR per frame (8-bit, whole frame) of the decoded LR restored in fp32, mean over frames",
+    }  # fmt: skip
+    report = {
+        "mode": "modulation", "layout": options.layout, "quality": quality,
+        "weights": [
+            {"what": "title" if k == 0 else f"chunk {k - 1}", "gain_db": d.gain_db, "bytes": d.bytes,
+             "lr_bytes": d.lr_bytes, "ships": d.ships}
+            for k, d in enumerate(decisions)
+        ],
+        "chunks": [
+            {"index": s.index, "frames": s.frames, "first_pts": s.first_pts, "last_pts": s.last_pts,
+             "generic_psnr": _mean(r.generic_psnr), "title_psnr": _mean(r.start_psnr), "tuned_psnr": _mean(r.tuned_psnr),
+             "steps": r.steps, "fit_seconds": r.seconds}
+            for s, r in zip(spans, results)
+        ],
+        "title_fit": {"steps": title.result.steps, "seconds": title.result.seconds, "frames": len(title.result.tuned_psnr)},
+        "cost": costs, "settings": {"deliver": _jsonable(asdict(options))},
+    }  # fmt: skip
+    (staging / REPORT).write_text(json.dumps(report, indent=1, allow_nan=False, default=str) + "\n")
+    per_chunk = [r.tuned_psnr if d.ships else r.start_psnr for r, d in zip(results, decisions[1:])]
+    write_chart(staging / CHART, [r.generic_psnr for r in results], per_chunk)
+    if options.layout == "embed":
+        write_embedded(staging, staging / EMBEDDED, [MANIFEST, *[e["file"] for e in weights], REPORT, CHART])
+    return {"generic_psnr": quality["generic_psnr"], "tuned_psnr": quality["tuned_psnr"], "lr_bytes": lr.bytes,
+            "weights_bytes": weights_bytes}  # fmt: skip
 
 
 def _costs(clock: dict, seconds_of_video: float) -> dict:
