@@ -95,8 +95,16 @@ class DeliverOptions:
             raise InvalidOption("--refine tunes irn's LR; it does not apply to --down bicubic")
         if self.fit.steps < 1 and self.fit.seconds <= 0:
             raise InvalidOption("the budget must be at least one step or a positive number of seconds")
+        if self.fit.train not in ("correction", "modulation"):
+            raise InvalidOption(f"weights '{self.fit.train}': choose correction or modulation")
         if self.fit.train == "modulation":
             self._check_modulation()
+
+    def resolved(self) -> DeliverOptions:
+        """These options with a modulation fit's start named: the codec-aware restorer of the factor."""
+        if self.fit.train == "modulation" and not self.fit.start:
+            return replace(self, fit=replace(self.fit, start=f"espcn_y_x{self.factor}_codec"))
+        return self
 
     def _check_modulation(self) -> None:
         from ..weights.store import shipped_sha
@@ -175,6 +183,7 @@ def deliver(
     container's count, 0 when it does not say), "fit" counts chunks (called again as each ends)."""
     from ..io.keyframes import stream_facts, video_bytes
 
+    options = options.resolved()
     options.check()
     if not Path(master).is_file():
         raise InputNotFound(f"input not found: {master}")
