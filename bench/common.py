@@ -92,7 +92,7 @@ def bars_clip(path: str | Path, width: int, height: int, frames: int, fps: int |
 
 
 def time_process(opened, frames: list[list[np.ndarray]], chunk: int) -> tuple[float, list[list[np.ndarray]]]:
-    """Seconds of the whole processing stage of an opened run (``vsr_pipe.pipeline.run.open_run``):
+    """Seconds of the whole processing stage of an opened run (``vsr_pipe.pipeline.run.prepare``):
     model + conversions + chroma, chunk by chunk; and the output frames' planes, to encode."""
     rescaler, out_layout = opened.run.stages.rescaler, opened.plan.dst
     outs = []

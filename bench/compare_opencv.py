@@ -191,9 +191,9 @@ def pipeline_timer(video: str, n: int, chunk: int, stack):
     stack each chunk's YUV planes, allocate the output planes, run the stage's rescaler on them.
     """
     from vsr_pipe.config import PipelineOptions, Scale
-    from vsr_pipe.pipeline.run import open_run
+    from vsr_pipe.pipeline.run import prepare
 
-    opened = open_run(video, PipelineOptions(scale=Scale(2, 2), chunk_frames=chunk))
+    opened = prepare(video, PipelineOptions(scale=Scale(2, 2), chunk_frames=chunk))
     stack.callback(opened.close)
     frames = decoded_planes(video, n)
     time_process(opened, frames[:chunk], chunk)  # warm-up

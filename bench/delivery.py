@@ -223,29 +223,37 @@ def direct_row(master: Path, out: Path, crf: float, preset: str) -> dict:
     return {"crf": crf, "bytes": dst.stat().st_size, "psnr": scores.mean_psnr}
 
 
+class NullSink:
+    """Takes the frames and keeps none: the run's own time, with no encoder."""
+
+    frames_written = 0
+
+    def write(self, planes, pts) -> None:
+        self.frames_written += 1
+
+    def copy(self, packet) -> None:
+        pass
+
+
 def swap_cost(package: Path, engine: str) -> dict:
     """Restore ``package`` through the pipeline; time its weight swaps against the chunks' time."""
     import tempfile
 
     from vsr_pipe.delivery.client import open_package, restore_pipeline
-    from vsr_pipe.pipeline.run import open_run
+    from vsr_pipe.pipeline.run import drive, prepare
 
     with tempfile.TemporaryDirectory() as work:
         pkg = open_package(str(package), Path(work))
-        options = replace(restore_pipeline(pkg, Path(work)), engine=engine)
+        options = replace(restore_pipeline(pkg), engine=engine)
         started = time.perf_counter()
-        opened = open_run(str(pkg.video), options)
+        opened = prepare(str(pkg.video), options)
         build = time.perf_counter() - started
-        generic = open_run(str(pkg.video), replace(options, weights=None))
+        generic = prepare(str(pkg.video), replace(options, weights=None))
         build_generic = time.perf_counter() - started - build
         generic.close()
-        started = time.perf_counter()
-        frames = 0
         with opened.source:
-            for chunk in opened.run.chunks():
-                frames += chunk.count
-                opened.run.done(chunk)
-        seconds = time.perf_counter() - started
+            summary = drive(opened, NullSink())
+        seconds, frames = summary.seconds, summary.frames
         stages = opened.run.stages
     per_chunk = seconds / len(pkg.chunks)
     swap_ms = 1000 * stages.swap_seconds / max(stages.swaps, 1)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, f
 from bench.common import SAMPLE, bench_parser, decoded_planes, time_process  # noqa: E402
 from vsr_pipe.config import EncodeOptions, PipelineOptions, Scale  # noqa: E402
 from vsr_pipe.io.encode import AvSink, OutputSpec  # noqa: E402
-from vsr_pipe.pipeline.run import open_run, run_to_file  # noqa: E402
+from vsr_pipe.pipeline.run import prepare, run_to_file  # noqa: E402
 
 
 def time_decode(path: str) -> tuple[float, list[list[np.ndarray]]]:
@@ -73,7 +73,7 @@ def main() -> None:
         t = time.perf_counter()
         summary = run_to_file(args.video, os.path.join(tmp, "end_to_end.mp4"), options)
         e2e_s = time.perf_counter() - t
-        opened = open_run(args.video, options, for_encode=encode)
+        opened = prepare(args.video, options, for_encode=encode)
         n_threads = torch.get_num_threads()
         decode_s, frames = time_decode(args.video)
         n = len(frames)

@@ -181,15 +181,25 @@ class LiveOptions:
             raise InvalidOption(f"max latency {self.max_latency_ms:g} ms is out of range: 1 to 600000")
 
 
+# A model's weights: the path of a safetensors file (a user's own weights), or the bytes of one held
+# in memory (``weights.store.model_bytes``: weights built for a run, which no file need hold).
+Weights = str | bytes
+
+
 @dataclass(frozen=True)
 class WeightsSwap:
-    """From ``start`` on, the model runs with the weights in ``weights``: a safetensors file, or a
-    future of one (weights still on their way, fetched while earlier chunks play). The model stage
-    waits for a future at ``start`` (a stall, counted) and never runs those frames with other
-    weights; a future that ends in an exception ends the run with it."""
+    """From ``start`` on, the model runs with the weights in ``weights``: a safetensors file's path,
+    its bytes in memory, or a future of either (weights still on their way, fetched while earlier
+    chunks play). The model stage waits for a future at ``start`` (a stall, counted) and never runs
+    those frames with other weights; a future that ends in an exception ends the run with it."""
 
     start: int
-    weights: str | Future
+    weights: Weights | Future
+
+    @property
+    def pending(self) -> bool:
+        """Whether the weights are still on their way (a future), not in hand."""
+        return isinstance(self.weights, Future)
 
 
 @dataclass(frozen=True)
@@ -199,15 +209,16 @@ class WeightSchedule:
 
     ``by`` is "pts" (``start`` is a timestamp in the input stream's time base; a model chunk never
     spans a swap, so every frame gets exactly its weights) or "chunk" (``start`` is a chunk index).
-    ``base``: a weights file the model stage is built from instead of the shipped model (its
-    architecture, and its weights before the first entry); every entry must share its architecture.
+    ``base``: weights (a file's path, or a file's bytes) the model stage is built from instead of the
+    shipped model (its architecture, and its weights before the first entry); every entry must
+    share its architecture.
     ``on_swap``: called with an entry's index when the model stage first needs it (before waiting
     for its weights), so that whoever fetches later entries can pace itself by the one playing.
     """
 
     swaps: tuple[WeightsSwap, ...]
     by: str = "pts"
-    base: str | None = None
+    base: Weights | None = None
     on_swap: Callable[[int], None] | None = None
 
     def __post_init__(self) -> None:

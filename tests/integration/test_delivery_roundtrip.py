@@ -84,7 +84,7 @@ def test_each_restored_frame_comes_from_its_own_chunks_weights(package, tmp_path
     _zero(folder, 0)  # chunk 0: exactly the generic model
     _brighter(folder, 1)  # chunk 1: visibly brighter
     pkg = read_package(folder)
-    options = replace(restore_pipeline(pkg, tmp_path), engine=engine)
+    options = replace(restore_pipeline(pkg), engine=engine)
     restored = [planes[0].astype(int).copy() for planes, _, _ in iter_planes(str(pkg.video), options)]
     generic_options = replace(options, weights=None)
     generic = [planes[0].astype(int).copy() for planes, _, _ in iter_planes(str(pkg.video), generic_options)]
@@ -114,6 +114,40 @@ def test_restore_cli_writes_the_master_size_and_refuses_a_tampered_package(packa
     assert failed.returncode != 0 and "Traceback" not in failed.stderr
     assert failed.stderr.count("\n") == 1 and "chunk_0001.safetensors: sha256" in failed.stderr
     assert not (tmp_path / "bad.mp4").exists()
+
+
+# Restores in a process whose temporary folder is ``TMPDIR``, looking for weights files in it at
+# every chunk (while the restore's own work folder exists) and once more at the end.
+_RESTORE_WATCHING_TMP = """
+import os, pathlib, sys
+import vsr_pipe
+seen = set()
+def look(progress=None):
+    seen.update(p.name for p in pathlib.Path(os.environ["TMPDIR"]).rglob("*.safetensors"))
+summary = vsr_pipe.restore(sys.argv[1], sys.argv[2], on_progress=look)
+look()
+print(summary.frames, sorted(seen))
+"""
+
+
+def test_a_restore_writes_no_weights_file(package, tmp_path):
+    """Each chunk's full model goes to the engine from memory: nothing writes a model file to read
+    it back (the temporary folder holds no .safetensors at any chunk of the restore)."""
+    import os
+    import subprocess
+    import sys
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    out = tmp_path / "out.mp4"
+    done = subprocess.run(
+        [sys.executable, "-c", _RESTORE_WATCHING_TMP, str(package[0]), str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "24" and done.stdout.strip().endswith("[]"), done.stdout
+    assert not list(tmp.rglob("*.safetensors"))
 
 
 def test_a_package_restores_from_a_url(package, tmp_path):
@@ -166,7 +200,7 @@ def test_the_restored_video_measures_what_the_package_reports(tmp_path, down):
     fit = FitSettings(steps=30, features=8, blocks=1, batch=4, patch=16, learning_rate=3e-3)
     deliver(str(master.path), str(tmp_path / "t"), DeliverOptions(down=down, fit=fit))
     pkg = read_package(tmp_path / "t")
-    options = restore_pipeline(pkg, tmp_path)
+    options = restore_pipeline(pkg)
     restored = [planes[0].astype(float).copy() for planes, _, _ in iter_planes(str(pkg.video), options)]
     reference = [y.astype(float) for y, _ in luma_frames(str(master.path))]
     psnr = [10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-10)) for a, b in zip(restored, reference)]
@@ -246,7 +280,7 @@ def test_a_joint_fit_ships_one_weights_file_that_every_chunk_names(package, tmp_
     assert [len(c["tuned_per_frame"]) for c in report["chunks"]] == [12, 12]
     pkg = read_package(folder)
     assert pkg.joint and [c.first_pts for c in pkg.chunks] == [c.first_pts for c in read_package(package[0]).chunks]
-    restoring = restore_pipeline(pkg, tmp_path)
+    restoring = restore_pipeline(pkg)
     assert len(restoring.weights.swaps) == 1  # the same weights all along: nothing to swap
     restored = [planes[0].copy() for planes, _, _ in iter_planes(str(pkg.video), restoring)]
     assert len(restored) == 24 and restored[0].shape == (96, 160)

@@ -59,7 +59,7 @@ def site(tmp_path_factory):
     pkg = read_package(folder)
     assert [c.frames for c in pkg.chunks] == [12, 12, 12]
     restore(str(folder), str(root / "folder.mp4"), LOSSLESS)
-    generic = replace(restore_pipeline(pkg, root, LOSSLESS), weights=None)
+    generic = replace(restore_pipeline(pkg, LOSSLESS), weights=None)
     run_to_file(str(pkg.video), str(root / "generic.mp4"), generic)
     return folder, luma(root / "folder.mp4"), luma(root / "generic.mp4")
 

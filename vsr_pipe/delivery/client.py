@@ -56,7 +56,7 @@ def restore(
         if package.startswith(("http://", "https://")):
             return _restore_streamed(package, dst, Path(work), options, on_progress, stop)
         pkg = open_package(package, Path(work))
-        pipeline = restore_pipeline(pkg, Path(work), options)
+        pipeline = restore_pipeline(pkg, options)
         return run_to_file(str(pkg.video), dst, pipeline, on_progress=on_progress, stop=stop)
 
 
@@ -72,10 +72,10 @@ def _restore_streamed(url: str, dst: str, work: Path, options: RestoreOptions, o
     _check_base(pkg, streamed.place.show(MANIFEST))
     if pkg.weights_format == "modulation":  # a few hundred bytes of codes: all fetched and checked first
         pkg = replace(pkg, chunk_codes=chunk_codes(pkg, lambda e: fetch_checked(streamed.place, e), streamed.place.show))
-        pipeline = replace(restore_pipeline(pkg, work, options), source=streamed.source)
+        pipeline = replace(restore_pipeline(pkg, options), source=streamed.source)
         summary = run_to_file(streamed.video, dst, pipeline, on_progress=on_progress, stop=stop)
         return replace(summary, input=url, notes=summary.notes + streamed.notes)  # not the temporary copy's path
-    with WeightsFeed(streamed, lambda k: _full_model(pkg, k, work)) as feed:
+    with WeightsFeed(streamed, lambda k: _full_model(pkg, k)) as feed:
         pipeline = replace(_pipeline(pkg, feed.schedule(), options), source=streamed.source)
         summary = run_to_file(streamed.video, dst, pipeline, on_progress=on_progress, stop=stop)
     return replace(summary, input=url, notes=summary.notes + streamed.notes)
@@ -101,17 +101,18 @@ def open_package(package: str, work: Path) -> Package:
     return read_package(package)
 
 
-def restore_pipeline(pkg: Package, work: Path, options: RestoreOptions = RestoreOptions()) -> PipelineOptions:
+def restore_pipeline(pkg: Package, options: RestoreOptions = RestoreOptions()) -> PipelineOptions:
     """The pipeline options that restore ``pkg``: its model at the master's size, with a weight
-    schedule by pts whose entries (full models, written into ``work``) are the chunks' weights."""
+    schedule by pts whose entries (full models, in memory: no file is written) are the chunks'
+    weights."""
     _check_base(pkg)
     built: dict = {}  # weights -> full model: a joint package's chunks share one, so do equal codes
     swaps: list[WeightsSwap] = []
     for k, chunk in enumerate(pkg.chunks):
         key = _codes_key(pkg.chunk_codes[k]) if pkg.weights_format == "modulation" else chunk.file
         if key not in built:
-            built[key] = _full_model(pkg, k, work)
-        if not swaps or swaps[-1].weights != built[key]:  # a swap only where the weights change
+            built[key] = _full_model(pkg, k)
+        if not swaps or swaps[-1].weights is not built[key]:  # a swap only where the weights change
             swaps.append(WeightsSwap(chunk.first_pts, built[key]))
     return _pipeline(pkg, WeightSchedule(tuple(swaps), by="pts", base=swaps[0].weights), options)
 
@@ -173,13 +174,14 @@ def _on_master_timeline(pkg: Package, encode: EncodeOptions) -> EncodeOptions:
     return replace(encode, muxer_options=(("output_ts_offset", f"{-float(offset):.6f}"), *encode.muxer_options))
 
 
-def _full_model(pkg: Package, k: int, work: Path) -> str:
-    """Chunk ``k``'s correction on the generic model, as one weights file the pipeline loads."""
+def _full_model(pkg: Package, k: int) -> bytes:
+    """Chunk ``k``'s correction on the generic model, as the bytes of one safetensors file that the
+    pipeline loads from memory (no file is written)."""
     import torch
     from safetensors.numpy import load_file
 
     from ..models.correction import Corrected, CorrectionNet
-    from ..weights.store import load_model, save_model, shipped_path
+    from ..weights.store import load_model, model_bytes, shipped_path
 
     net = CorrectionNet(pkg.base.factor, pkg.features, pkg.blocks)
     if pkg.weights_format == "modulation":
@@ -192,10 +194,7 @@ def _full_model(pkg: Package, k: int, work: Path) -> str:
         tensors = load_file(str(pkg.folder / pkg.chunks[k].file))
         state = {name.split(".", 1)[1]: torch.from_numpy(np.asarray(v, np.float32)) for name, v in tensors.items()}
         net.load_state_dict(state, strict=True)
-    model = Corrected(load_model(shipped_path(pkg.base.weights)), net)
-    path = work / f"chunk_{k:04d}.full.safetensors"
-    save_model(model, path)
-    return str(path)
+    return model_bytes(Corrected(load_model(shipped_path(pkg.base.weights)), net))
 
 
 def _download(url: str, folder: Path) -> Path:

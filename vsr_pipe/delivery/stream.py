@@ -112,11 +112,11 @@ class WeightsFeed:
     """The weights of a streamed package's swaps (one per change of weights file, in chunk order):
     the first fetched on entering, the rest by a background thread, at most ``depth`` swaps ahead
     of the one the model stage is on (``playing``). Each is checked, then made into the full model
-    by ``build(k)`` (chunk ``k``'s correction on the generic model, a weights file) before its
-    future resolves; a failure resolves it (and every later one) with the PackageError.
+    by ``build(k)`` (chunk ``k``'s correction on the generic model, a safetensors file's bytes in
+    memory) before its future resolves; a failure resolves it (and every later one) with the PackageError.
     """
 
-    def __init__(self, streamed: StreamedPackage, build: Callable[[int], str], depth: int = PREFETCH_DEPTH):
+    def __init__(self, streamed: StreamedPackage, build: Callable[[int], bytes], depth: int = PREFETCH_DEPTH):
         self.pkg, self.place, self.build, self.depth = streamed.package, streamed.place, build, depth
         self.starts: list[tuple[int, int]] = []  # (first pts, chunk index) where the weights file changes
         for k, chunk in enumerate(self.pkg.chunks):
@@ -137,7 +137,7 @@ class WeightsFeed:
         self.close()
 
     def schedule(self) -> WeightSchedule:
-        """The run's weight schedule by pts: the first swap a file (the model stage is built from
+        """The run's weight schedule by pts: the first swap in hand (the model stage is built from
         it), the later ones futures, the stage telling ``playing`` which swap it has reached."""
         first = WeightsSwap(self.starts[0][0], self.futures[0].result())
         later = [WeightsSwap(pts, f) for (pts, _), f in zip(self.starts[1:], self.futures[1:])]
@@ -166,14 +166,14 @@ class WeightsFeed:
                         future.cancel()
                     return
             try:
-                path = self._fetch(i)
+                weights = self._fetch(i)
             except BaseException as e:  # handed to the model stage, which ends the run with it
                 for future in self.futures[i:]:
                     future.set_exception(e)
                 return
-            self.futures[i].set_result(path)
+            self.futures[i].set_result(weights)
 
-    def _fetch(self, i: int) -> str:
+    def _fetch(self, i: int) -> bytes:
         k = self.starts[i][1]
         chunk = self.pkg.chunks[k]
         name = plain_name(chunk.file, self.place.show(MANIFEST))

@@ -26,10 +26,10 @@ IRN_WEIGHTS = "irn_y"
 class LumaStage:
     """One model call on Y. ``kind``: "espcn" (integer sub-pixel ``factor``), "irn_down" or "irn_up"
     (the rescaler bound to ``hr`` and ``lr`` sizes, (height, width) each); ``weights``: the shipped
-    weights' name, or the path of a weights file (a weight schedule's ``base``)."""
+    weights' name, or a weight schedule's ``base``: a weights file's path or its bytes in memory."""
 
     kind: str
-    weights: str
+    weights: str | bytes
     factor: int = 1
     hr: tuple[int, int] = (0, 0)
     lr: tuple[int, int] = (0, 0)

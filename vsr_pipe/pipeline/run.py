@@ -1,32 +1,33 @@
-"""Running a plan: decoder -> processor -> encoder, three threads joined by bounded rings.
+"""Running a plan: the one driver of every run, a prepared run (its Source, its plan, its stages)
+streamed into a Sink.
 
-The decoder fills preallocated input chunks from the Source and blocks when none is free; the
-processor turns each into an output chunk through the stages; the caller's thread takes the output
-chunks (and the packets demuxed alongside them) to the Sink. A stop request (Ctrl-C, SIGTERM) ends
-decoding; the frames already decoded are finished and the output is finalised.
+Every caller goes through here: ``run_to_file`` (the public API's upscale and rescale, batch, split,
+a delivery package's LR, restore) and ``iter_planes`` (the public API's frames). Only this module
+takes chunks from the run's threads (``threads.py``) and gives them back, telling the run when each
+frame left and what the Sink's work cost, which a live run's deadlines are set by. A stop request
+(Ctrl-C, SIGTERM) ends decoding; the frames already decoded are finished and the output finalised.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..config import PipelineOptions
-from ..io.base import End, Frame, Packet, Source
+from ..io.base import Packet, Sink, Source
 from ..io.encode import AvSink, OutputSpec, check_output_path, output_format, resolve_codec
 from ..io.live import open_source
 from ..io.tags import TAG, without_tag
 from ..weights.store import manifest, shipped_sha
-from .deadline import LatencyHistogram, Pacer, PathChooser
 from .plan import IRN_WEIGHTS, RunPlan, make_plan
-from .ring import Chunk, ChunkRing, allocate_chunk
-from .stages import ChunkStages, build_stages
-
-_END = object()
+from .stages import build_stages
+from .threads import StreamRun
 
 
 @dataclass(frozen=True)
@@ -67,205 +68,9 @@ class RunSummary:
     weight_wait_s: float = 0.0  # how long those waits took together
 
 
-class StreamRun:
-    """The threads of one run over an opened source. ``chunks()`` yields processed chunks in order;
-    give each back with :meth:`done` once written, after calling :meth:`delivered` per frame."""
-
-    def __init__(self, source: Source, plan: RunPlan, stages: ChunkStages, stop: threading.Event | None = None):
-        self.source, self.plan, self.stages = source, plan, stages
-        self.stop = stop or threading.Event()  # graceful: finish the frames already decoded
-        self.abort = threading.Event()  # everything down now (an error, or the consumer left)
-        self.failure: BaseException | None = None
-        self.stopped_early = False
-        self.bad_packets = 0
-        self.dropped = 0  # frames dropped for want of room (live, with drop)
-        self.latency = LatencyHistogram()
-        self.path_frames = dict.fromkeys(stages.path_names, 0)
-        budget = plan.live.max_latency_ms / 1000 if plan.live else 0.0
-        self.chooser = PathChooser(stages.path_names, budget) if plan.live and len(stages.paths) > 1 else None
-        self._encode_cost_s = 0.0  # per frame, as the consumer reports it
-        self._queued_frames = 0  # processed but not yet written
-        if plan.live is not None:
-            self._warm_up()
-
-    def _warm_up(self) -> None:
-        """Run every path once before the first frame is due, so a live run does not start late
-        (first calls build kernels and caches), and the path chooser starts from measured costs."""
-        frames = self.plan.chunk_frames
-        chunk, out = allocate_chunk(self.plan.src, frames), allocate_chunk(self.plan.dst, frames)
-        chunk.count = frames
-        for path in range(len(self.stages.paths)):
-            for attempt in range(2):
-                started = time.perf_counter()
-                self.stages.process(chunk, out, path)
-                if attempt and self.chooser is not None:
-                    self.chooser.cost_s[path] = (time.perf_counter() - started) / frames
-
-    def chunks(self) -> Iterator[Chunk]:
-        plan = self.plan
-        pinned = self.stages.device.type == "cuda"  # page-locked slots: uploads/downloads by DMA
-        in_ring = ChunkRing(plan.src, plan.chunk_frames, plan.ring_slots, pinned)
-        self.out_ring = ChunkRing(plan.dst, plan.chunk_frames, plan.ring_slots, pinned)
-        to_process: queue.Queue = queue.Queue()
-        to_encode: queue.Queue = queue.Queue()
-        workers = [
-            threading.Thread(target=self._guard, args=(self._decode, in_ring, to_process), name="vsr-decode"),
-            threading.Thread(
-                target=self._guard, args=(self._process, in_ring, to_process, to_encode), name="vsr-process"
-            ),
-        ]
-        for t in workers:
-            t.daemon = True
-            t.start()
-        try:
-            while True:
-                try:
-                    item = to_encode.get(timeout=0.1)
-                except queue.Empty:
-                    if self.failure is not None:
-                        break
-                    continue
-                if item is _END:
-                    self.stopped_early = self.stop.is_set()
-                    break
-                yield item
-        finally:
-            self.abort.set()  # no-op after a clean end; unblocks the workers otherwise
-            self.stop.set()
-            for t in workers:
-                t.join(timeout=30)
-        if self.failure is not None:
-            raise self.failure
-
-    def delivered(self, chunk: Chunk, frame: int) -> None:
-        """Frame ``frame`` of ``chunk`` has left (encoded and muxed, or handed to the caller)."""
-        self.latency.add(time.monotonic() - chunk.arrivals[frame])
-
-    def encoded(self, seconds: float, frames: int) -> None:
-        """The consumer spent ``seconds`` on ``frames`` frames: what the deadline must leave it."""
-        if frames:
-            per_frame = seconds / frames
-            self._encode_cost_s += 0.3 * (per_frame - self._encode_cost_s)
-            self._queued_frames = max(0, self._queued_frames - frames)
-
-    def done(self, chunk: Chunk) -> None:
-        self.out_ring.release(chunk)
-
-    def _guard(self, fn, *args) -> None:
-        try:
-            fn(*args)
-        except BaseException as e:  # handed to the consumer's thread, which re-raises it
-            self.failure = e
-            self.abort.set()
-
-    def _decode(self, ring: ChunkRing, out: queue.Queue) -> None:
-        try:
-            self._decode_chunks(ring, out)
-        finally:
-            out.put(_END)  # always, so the stages after this one can finish
-
-    def _decode_chunks(self, ring: ChunkRing, out: queue.Queue) -> None:
-        chunk: Chunk | None = None
-        index = 0  # of the next chunk
-        pending: list = []  # packets demuxed while no chunk was open
-        last_pts, step = None, self.source.facts.pts_step
-        pacer = Pacer(self.source.facts.time_base) if self.plan.realtime else None
-        drop = self.plan.live is not None and self.plan.live.drop
-        for item in self.source.items():
-            if isinstance(item, Packet):
-                (chunk.packets if chunk is not None else pending).append(item)
-                continue
-            if isinstance(item, End):
-                self.bad_packets = item.bad_packets
-                break
-            if self.stop.is_set() or self.abort.is_set():
-                break
-            assert isinstance(item, Frame)
-            pts = item.pts if item.pts is not None else (None if last_pts is None else last_pts + step)
-            last_pts = pts
-            arrival = time.monotonic()
-            if pacer is not None:  # a file standing in for a camera: each frame when it is due
-                arrival = pacer.due(pts, arrival)
-                if self.stop.wait(max(0.0, arrival - time.monotonic())):
-                    break
-            weights = self.stages.weights_for(chunk.index if chunk is not None else index, pts)
-            if chunk is not None and weights != chunk.weights:  # one model call never spans a weights swap
-                out.put(chunk)
-                chunk = None
-            if chunk is None:
-                chunk = ring.try_acquire() if drop else ring.acquire(self.abort)
-                if chunk is None:
-                    if self.abort.is_set():
-                        return
-                    self.dropped += 1  # no room: the stated choice is to drop, and count
-                    continue
-                chunk.index, index = index, index + 1
-                chunk.weights = self.stages.weights_for(chunk.index, pts)
-                chunk.packets.extend(pending)
-                pending.clear()
-            for dst, src in zip(chunk.planes, item.planes):
-                dst[chunk.count] = src
-            chunk.pts.append(pts)
-            chunk.arrivals.append(arrival)
-            chunk.count += 1
-            if chunk.count == chunk.capacity:
-                out.put(chunk)
-                chunk = None
-        if chunk is None and pending:
-            chunk = ring.acquire(self.abort)
-            if chunk is None:
-                return
-            chunk.index = index
-            chunk.packets.extend(pending)
-        if chunk is not None and (chunk.count or chunk.packets):
-            out.put(chunk)
-
-    def _process(self, in_ring: ChunkRing, inbox: queue.Queue, outbox: queue.Queue) -> None:
-        while not self.abort.is_set():
-            try:
-                chunk = inbox.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if chunk is _END:
-                outbox.put(_END)
-                return
-            if self.stop.is_set():  # stopping: the chunk in the engine was the last one; queued ones are dropped
-                in_ring.release(chunk)
-                continue
-            path = self._choose_path(chunk)
-            # Weights still on their way are waited for: these frames are never made with others.
-            if path == 0 and not self.stages.await_weights(chunk.weights, self._halted):
-                in_ring.release(chunk)
-                continue
-            result = self.out_ring.acquire(self.abort)
-            if result is None:
-                return
-            started = time.perf_counter()
-            self.stages.process(chunk, result, path)
-            if self.chooser is not None and chunk.count:
-                self.chooser.record(path, time.perf_counter() - started, chunk.count)
-            self.path_frames[self.stages.path_names[path]] += chunk.count
-            result.index, result.count, result.weights = chunk.index, chunk.count, chunk.weights
-            result.pts, result.arrivals = list(chunk.pts), list(chunk.arrivals)
-            result.packets = list(chunk.packets)
-            in_ring.release(chunk)
-            self._queued_frames += result.count
-            outbox.put(result)
-
-    def _halted(self) -> bool:
-        return self.abort.is_set() or self.stop.is_set()
-
-    def _choose_path(self, chunk: Chunk) -> int:
-        """0 (the model) unless a live chunk would miss its deadline that way."""
-        if self.chooser is None or not chunk.count:
-            return 0
-        downstream = self._encode_cost_s * (self._queued_frames + chunk.count)
-        return self.chooser.choose(time.monotonic(), chunk.arrivals[0], chunk.count, downstream)
-
-
 @dataclass
 class OpenedRun:
-    """A source opened and planned, its stages built: ready to stream."""
+    """A source opened and planned, its stages built: ready to :func:`drive`."""
 
     source: Source
     plan: RunPlan
@@ -276,10 +81,10 @@ class OpenedRun:
         self.source.close()
 
 
-def open_run(src, options: PipelineOptions, stop: threading.Event | None = None, for_encode=None) -> OpenedRun:
-    """Open ``src`` (a path, "-", a URL, or an already opened :class:`Source`), plan ``options``
-    over it, build the stages. ``for_encode`` (EncodeOptions): plan for that encoder's pixel
-    formats; None keeps the decoded format."""
+def prepare(src, options: PipelineOptions, stop: threading.Event | None = None, for_encode=None) -> OpenedRun:
+    """Open ``src`` (a path, "-", a URL, or an opened :class:`Source`), plan ``options`` over it and
+    build the stages; no thread starts. ``for_encode`` (EncodeOptions): plan for that encoder's
+    pixel formats. Hand the result to :func:`drive` (benchmarks may time its stages alone)."""
     source = src if isinstance(src, Source) else open_source(src, options.source, low_delay=options.live is not None)
     try:
         facts = source.facts
@@ -292,6 +97,47 @@ def open_run(src, options: PipelineOptions, stop: threading.Event | None = None,
     return OpenedRun(source, plan, StreamRun(source, plan, stages, stop), engine)
 
 
+def drive(
+    opened: OpenedRun,
+    sink: Sink,
+    output: str = "",
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunSummary:
+    """Stream ``opened`` into ``sink``: each frame written with its pts, the packets demuxed beside
+    them copied; ``on_progress`` after each chunk. The caller opens and closes the source and the
+    sink; ``output`` names the sink in the summary."""
+    frames, started = 0, time.perf_counter()  # the streaming part: opening and planning are set-up
+
+    def chunk_done(count: int) -> None:
+        nonlocal frames
+        frames += count
+        if on_progress:
+            on_progress(_progress(opened.run, frames, opened.source.facts.frame_count, time.perf_counter() - started))
+
+    with contextlib.closing(_frames(opened.run, sink.copy, chunk_done)) as frames_out:
+        for planes, pts in frames_out:
+            sink.write(planes, pts)
+    return _summary(opened, output, frames, time.perf_counter() - started)
+
+
+def _frames(
+    run: StreamRun, on_packet: Callable[[Packet], None], on_chunk: Callable[[int], None]
+) -> Iterator[tuple[list[np.ndarray], int | None]]:
+    """Each processed frame as ((H, W) planes, pts), views valid until the next is taken; the time
+    the taker spends between frames is the Sink's, which the run is told of per chunk."""
+    for chunk in run.chunks():
+        began = time.perf_counter()
+        planes = chunk.views()
+        for k in range(chunk.count):
+            yield [p[k] for p in planes], chunk.pts[k]
+            run.delivered(chunk, k)
+        for packet in chunk.packets:
+            on_packet(packet)
+        run.encoded(time.perf_counter() - began, chunk.count)
+        run.done(chunk)
+        on_chunk(chunk.count)
+
+
 def run_to_file(
     src,
     dst,
@@ -299,15 +145,17 @@ def run_to_file(
     on_progress: Callable[[Progress], None] | None = None,
     metadata: dict | None = None,
     stop: threading.Event | None = None,
+    keyframes: Collection[int] = (),
 ) -> RunSummary:
     """Rescale ``src`` into ``dst``; see :func:`vsr_pipe.upscale`. Setting ``stop`` ends the run
-    early with a finalised output holding the frames done so far."""
+    early with a finalised output holding the frames done so far. ``keyframes``: pts of frames
+    that must start a closed GOP (a delivery LR's chunk starts)."""
     check_output_path(dst, None if isinstance(src, Source) else src)
     live = options.live is not None
     codec = resolve_codec(options.encode.codec)
     enc = dataclasses.replace(options.encode, codec=codec, low_latency=options.encode.low_latency or live)
-    opened = open_run(src, options, stop, for_encode=enc)
-    source, plan, run = opened.source, opened.plan, opened.run
+    opened = prepare(src, options, stop, for_encode=enc)
+    source, plan = opened.source, opened.plan
     facts = source.facts
     tags = {k: v for k, v in without_tag(source.metadata).items() if k.lower() != "encoder"}
     if plan.output_tag is not None:  # this output is a learned downscale: say so, for its inverse
@@ -315,23 +163,18 @@ def run_to_file(
     tags.update(metadata or {})
     tags.update(dict(enc.metadata))
     spec = OutputSpec(plan.dst, facts.time_base, facts.rate, facts.color, facts.rotation, source.stream_tags)
-    frames = 0
-    with source, AvSink(dst, spec, enc, copy_from=source, metadata=tags) as sink:
-        started = time.perf_counter()  # the streaming part: opening and planning are set-up
-        for chunk in run.chunks():
-            began = time.perf_counter()
-            planes = chunk.views()
-            for k in range(chunk.count):
-                sink.write([p[k] for p in planes], chunk.pts[k])
-                run.delivered(chunk, k)
-            for packet in chunk.packets:
-                sink.copy(packet)
-            run.encoded(time.perf_counter() - began, chunk.count)
-            frames += chunk.count
-            run.done(chunk)
-            if on_progress:
-                on_progress(_progress(run, frames, facts.frame_count, time.perf_counter() - started))
-    return _summary(opened, str(dst), frames, time.perf_counter() - started)
+    key = frozenset(keyframes)
+    with source, AvSink(dst, spec, enc, copy_from=source, metadata=tags, keyframes=key) as sink:
+        return drive(opened, sink, str(dst), on_progress)
+
+
+def iter_planes(src, options: PipelineOptions) -> Iterator[tuple[list, int | None, OpenedRun]]:
+    """Yield each rescaled frame as ((H, W) planes, pts, the opened run); the planes are views that
+    stay valid until the next frame is taken. Packets (audio, subtitles) are left out."""
+    opened = prepare(src, options)
+    with opened.source:
+        for planes, pts in _frames(opened.run, lambda packet: None, lambda count: None):
+            yield planes, pts, opened
 
 
 def _progress(run: StreamRun, frames: int, total: int, elapsed: float) -> Progress:
@@ -388,16 +231,3 @@ def _concealment_notes(source) -> tuple[str, ...]:
     corrupt = getattr(source, "corrupt_frames", 0)
     were = "frame was" if corrupt == 1 else "frames were"
     return (f"{corrupt} {were} decoded with errors (concealed by the decoder)",) if corrupt else ()
-
-
-def iter_planes(src, options: PipelineOptions) -> Iterator[tuple[list, int | None, OpenedRun]]:
-    """Yield each rescaled frame as ((H, W) planes, pts, the opened run); the planes are views that
-    stay valid until the next frame is taken."""
-    opened = open_run(src, options)
-    with opened.source:
-        for chunk in opened.run.chunks():
-            planes = chunk.views()
-            for k in range(chunk.count):
-                opened.run.delivered(chunk, k)
-                yield [p[k] for p in planes], chunk.pts[k], opened
-            opened.run.done(chunk)

@@ -1,9 +1,10 @@
 """The model stages of a run: engines built from the plan, run on whole chunks, with the weights
 schedule applied between chunks through ``Engine.load_weights`` (no engine is rebuilt).
 
-Schedule entries whose weights are files are loaded and prepared before the run; entries still on
-their way (futures) are loaded and prepared by the thread that delivers them, and waited for if
-their first frame reaches the model before they arrive."""
+Schedule entries whose weights are in hand (a file's path, or a file's bytes in memory) are loaded
+and prepared before the run; entries still on their way (futures) are loaded and prepared by the
+thread that delivers them, and waited for if their first frame reaches the model before they
+arrive. Nothing here writes a weights file: weights built for a run stay in memory."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import Weights
 from ..engines.base import Engine, make_engine, resolve_engine
 from ..engines.options import EngineOptions, TorchOptions
 from ..errors import WeightsError
@@ -46,7 +48,7 @@ class ChunkStages:
         rescaler: PlaneRescaler,
         states: dict[int, Mapping],
         fallbacks: tuple[PlaneRescaler, ...] = (),
-        load_entry: Callable[[str], Mapping] | None = None,
+        load_entry: Callable[[Weights], Mapping] | None = None,
     ):
         self.plan = plan
         self.engines = engines
@@ -54,7 +56,7 @@ class ChunkStages:
         self.paths = (rescaler, *fallbacks)
         self.path_names = (plan.chain, *(_path_name(name) for name in plan.fallbacks))
         self._states = states  # schedule index -> state dict of the single model stage
-        self._load_entry = load_entry  # a later entry's weights file -> its checked state dict
+        self._load_entry = load_entry  # a later entry's weights -> its checked state dict
         self._announced = SHIPPED  # the last entry the schedule's on_swap was told of
         self._current = SHIPPED
         self.swaps = 0
@@ -64,7 +66,7 @@ class ChunkStages:
         self._ready_lock = threading.Lock()
         self._passed = SHIPPED  # the last streamed entry the run has moved past
         for entry, swap in enumerate(plan.weights.swaps if plan.weights is not None else ()):
-            if not isinstance(swap.weights, str):  # streamed: prepared by the thread that delivers it
+            if swap.pending:  # streamed: prepared by the thread that delivers it
                 swap.weights.add_done_callback(functools.partial(self._prepare_arrived, entry))
 
     @property
@@ -141,7 +143,7 @@ class ChunkStages:
 
     def _is_pending(self, entry: int) -> bool:
         schedule = self.plan.weights
-        return schedule is not None and entry != SHIPPED and not isinstance(schedule.swaps[entry].weights, str)
+        return schedule is not None and entry != SHIPPED and schedule.swaps[entry].pending
 
 
 def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[ChunkStages, str]:
@@ -154,7 +156,7 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     options = resolve_engine(request.engine, request.device, request.precision, request.threads)
     if plan.refine:  # the refinement loop needs autograd: eager fp32 torch
         options = TorchOptions(options.device, "fp32", request.threads, cuda_graphs=False)
-    nets = [load_model(_weights_file(stage.weights)) for stage in plan.luma]
+    nets = [load_model(_stage_weights(stage.weights)) for stage in plan.luma]
     modules = [_stage_module(stage, net, plan.refine) for stage, net in zip(plan.luma, nets)]
     calib = _calibration(calibration, plan, options)
     engines = [make_engine(options, module, _engine_label(stage), calib) for stage, module in zip(plan.luma, modules)]
@@ -187,9 +189,12 @@ def _path_name(fallback: str) -> str:
     return f"espcn {width.replace('x', ',')} x{factor}"
 
 
-def _weights_file(weights: str) -> Path:
-    """A stage's weights: a file path (ends in .safetensors), else the name of shipped weights."""
-    return Path(weights) if weights.endswith(".safetensors") else shipped_path(weights)
+def _stage_weights(weights: str | bytes) -> Weights | Path:
+    """A stage's weights: bytes in memory or a file path (ends in .safetensors) as they are, else
+    the name of shipped weights."""
+    if isinstance(weights, bytes) or weights.endswith(".safetensors"):
+        return weights
+    return shipped_path(weights)
 
 
 def _stage_module(stage: LumaStage, net: torch.nn.Module, refine: int = 0) -> torch.nn.Module:
@@ -223,14 +228,14 @@ def _engine_label(stage: LumaStage) -> str:
 
 
 def _scheduled_states(plan: RunPlan, shipped: torch.nn.Module, engine: Engine) -> dict[int, Mapping]:
-    """The stage's state dict for each schedule entry that is a file (and the shipped one), checked
+    """The stage's state dict for each schedule entry in hand (and the shipped one), checked
     against the stage's architecture and prepared in the engine ahead of the run where it can.
     Entries still on their way are loaded when the run reaches them (``ChunkStages.await_weights``)."""
     stage = plan.luma[0]
     expected = architecture_header(shipped)
     states = {SHIPPED: _state_of(_stage_module(stage, shipped, plan.refine))}
     for i, swap in enumerate(plan.weights.swaps):
-        if isinstance(swap.weights, str):
+        if not swap.pending:
             states[i] = _entry_state(plan, expected, swap.weights)
     prepare = getattr(engine, "prepare", None)
     if prepare is not None:
@@ -239,14 +244,14 @@ def _scheduled_states(plan: RunPlan, shipped: torch.nn.Module, engine: Engine) -
     return states
 
 
-def _entry_state(plan: RunPlan, expected: dict, weights: str) -> dict[str, torch.Tensor]:
-    """The model stage's state dict with the weights file ``weights``, whose architecture must be
-    ``expected`` (the stage's own)."""
+def _entry_state(plan: RunPlan, expected: dict, weights: Weights) -> dict[str, torch.Tensor]:
+    """The model stage's state dict with ``weights`` (a file's path or its bytes), whose
+    architecture must be ``expected`` (the stage's own)."""
     net = load_model(weights)
     if architecture_header(net) != expected:
+        what = f"weights in memory ({len(weights)} bytes)" if isinstance(weights, bytes) else weights
         raise WeightsError(
-            f"{weights} holds a {net.__class__.__name__} {architecture_header(net)}; "
-            f"this run's model stage is {expected}"
+            f"{what} holds a {net.__class__.__name__} {architecture_header(net)}; this run's model stage is {expected}"
         )
     return _state_of(_stage_module(plan.luma[0], net, plan.refine))
 

@@ -90,29 +90,48 @@ def _build_corrected(architecture: dict) -> Corrected:
     return Corrected(base, CorrectionNet(int(architecture["scale"]), features, blocks))
 
 
-def load_model(path: str | Path) -> torch.nn.Module:
-    """Read a weights file and return its model, ready for inference."""
+def load_model(weights: str | Path | bytes) -> torch.nn.Module:
+    """Read weights and return their model, ready for inference: a safetensors file's path, or the
+    bytes of one (``model_bytes``: weights built in memory, which no file need hold)."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
+    in_memory = isinstance(weights, (bytes, bytearray, memoryview))
+    name = f"weights in memory ({len(weights)} bytes)" if in_memory else Path(weights).name
+    if not in_memory and not Path(weights).is_file():
+        raise WeightsError(f"weights file not found: {Path(weights)}")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
+        if in_memory:
+            header, state = _read_bytes(bytes(weights))
+        else:
+            with safe_open(str(weights), framework="pt") as f:
+                header = f.metadata() or {}
+                state = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{path.name} is not a valid safetensors file: {e}") from None
-    _check_tensors(path.name, header, state)
+        raise WeightsError(f"{name} is not a valid safetensors file: {e}") from None
+    _check_tensors(name, header, state)
     model = build_model(header)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0:2]
-        raise WeightsError(
-            f"{path.name} does not fit a {header.get('architecture')} model: {' '.join(first)}"
-        ) from None
+        raise WeightsError(f"{name} does not fit a {header.get('architecture')} model: {' '.join(first)}") from None
     return model.eval()
+
+
+def _read_bytes(data: bytes) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The header metadata and tensors of a safetensors file held in ``data``."""
+    from safetensors.torch import load
+
+    if len(data) < 8:
+        raise ValueError("too short for a safetensors header")
+    length = int.from_bytes(data[:8], "little")
+    if length > len(data) - 8:
+        raise ValueError("its header runs past its end")
+    parsed = json.loads(data[8 : 8 + length])
+    if not isinstance(parsed, dict):
+        raise ValueError("its header is not a JSON object")
+    header = parsed.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in header.items()}, dict(load(data))
 
 
 def _check_tensors(name: str, header: dict, state: dict[str, torch.Tensor]) -> None:
