@@ -78,6 +78,21 @@ class Scale:
         return _fmt(self.x) if self.is_uniform else f"{_fmt(self.x)}x{_fmt(self.y)}"
 
 
+def parse_time(text: str | float) -> float:
+    """Seconds from '12.5', '1:30' or '01:02:03.250' (FFmpeg's -ss/-t forms)."""
+    parts = str(text).strip().split(":")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if not 1 <= len(values) <= 3 or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise InvalidOption(f"time '{text}' is not seconds or HH:MM:SS[.ms] like 90 or 00:01:30.5")
+    seconds = 0.0
+    for v in values:
+        seconds = seconds * 60 + v
+    return seconds
+
+
 def _fmt(v: float) -> str:
     return f"{v:g}"
 
@@ -123,6 +138,9 @@ class EncodeOptions:
     metadata: tuple[tuple[str, str], ...] = ()  # extra container tags
     muxer_options: tuple[tuple[str, str], ...] = ()  # FFmpeg format/protocol options of the output
     low_latency: bool = False  # no B-frames, no look-ahead (x264/x265 zerolatency), packets flushed at once
+    audio: bool = True  # copy the input's audio streams (FFmpeg's -an turns it off)
+    subtitles: bool = True  # copy the input's subtitle streams (-sn)
+    overwrite: bool = True  # replace an existing output file, as a rename over it always did (-n: refuse)
 
     def __post_init__(self) -> None:
         low, high = crf_range(self.codec)
@@ -149,15 +167,23 @@ class SourceOptions:
 
     ``reconnect_timeout_s``: for URL inputs, reopen a stream that ended or stalled for this long
     before giving up (0: don't). ``read_timeout_s``: how long a read may wait for data before the
-    input counts as stalled.
+    input counts as stalled. ``start_s``/``duration_s``: read only the frames whose timestamps lie
+    in [start, start + duration) seconds after the video stream's start (FFmpeg's -ss and -t);
+    the kept frames and packets move back by ``start_s``, so the output starts where the input does.
     """
 
     format: str | None = None  # None: probed
     options: tuple[tuple[str, str], ...] = ()
     reconnect_timeout_s: float = 0.0
     read_timeout_s: float = 5.0
+    start_s: float = 0.0
+    duration_s: float | None = None  # None: to the end
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.start_s) and self.start_s >= 0):
+            raise InvalidOption(f"start {self.start_s:g} s is out of range: 0 or more")
+        if self.duration_s is not None and not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise InvalidOption(f"duration {self.duration_s:g} s is out of range: more than 0")
         if self.reconnect_timeout_s < 0 or self.read_timeout_s <= 0:
             raise InvalidOption(
                 f"reconnect timeout {self.reconnect_timeout_s:g} s / read timeout {self.read_timeout_s:g} s: "

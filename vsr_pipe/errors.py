@@ -33,6 +33,10 @@ class OutputError(VsrPipeError, OSError):
     """The output cannot be written where asked (same as input, unwritable folder, ...)."""
 
 
+class OutputExists(OutputError, FileExistsError):
+    """The output file exists and overwriting was refused (-n)."""
+
+
 class InputLost(VsrPipeError, ConnectionError):
     """A network input ended or stalled and did not come back within the reconnect timeout."""
 

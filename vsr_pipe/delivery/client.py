@@ -36,6 +36,7 @@ class RestoreOptions:
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     engine: str = "auto"
     device: str = "auto"
+    precision: str = "auto"  # as PipelineOptions.precision
     threads: int = 0
     chunk_frames: int = 4
 
@@ -150,6 +151,7 @@ def _pipeline(pkg: Package, schedule: WeightSchedule, options: RestoreOptions) -
         weights=schedule,
         engine=options.engine,
         device=options.device,
+        precision=options.precision,
         threads=options.threads,
         chunk_frames=options.chunk_frames,
         encode=_on_master_timeline(pkg, options.encode),

@@ -85,11 +85,14 @@ class AvSource:
         timeout: tuple[float, float] | None = None,
         layout: FrameLayout | None = None,
         low_delay: bool = False,
+        trim: tuple[float, float | None] = (0.0, None),
     ):
         """``options``: FFmpeg format/protocol options; ``format``: the demuxer, for inputs that
         cannot be probed; ``timeout``: (open, read) seconds a network read may wait before the
         input counts as stalled; ``layout``: convert every frame to this layout (a reconnected
-        stream keeps the first one's); ``low_delay``: decode for latency (no frame threads)."""
+        stream keeps the first one's); ``low_delay``: decode for latency (no frame threads);
+        ``trim``: (start, duration or None) in seconds after the video stream's start: only the
+        frames and packets in that span come out, moved back by the start."""
         self.name = "standard input" if spec == "-" else str(spec)
         self.bad_packets = 0
         self.corrupt_frames = 0  # decoded with errors the decoder concealed (its packets were not refused)
@@ -112,6 +115,8 @@ class AvSource:
             raise InvalidOption(f"{self.name}: {e}") from None
         try:
             self._check_stream(low_delay)
+            self._trim = trim
+            self._seek_to_start()
             self._demuxed = self._demux()
             self._early = self._peek_first_frame()
             self.facts = self._facts(self._first)
@@ -149,6 +154,39 @@ class AvSource:
             )
         self.copied_streams = [s for s in self.container.streams if s.type in ("audio", "subtitle")]
 
+    def _seek_to_start(self) -> None:
+        """Seek to the keyframe before the trim's start; frames before it are decoded and dropped."""
+        start, _ = self._trim
+        if start <= 0 or self.stream.time_base is None:
+            return
+        target = (self.stream.start_time or 0) + int(start / self.stream.time_base)
+        try:
+            self.container.seek(target, stream=self.stream, backward=True)
+        except (av.error.FFmpegError, OSError):  # a pipe cannot seek: read up to the start instead
+            pass
+
+    def _in_trim(self, ts: int | None, time_base, stream_start: int | None) -> int:
+        """-1 before the trim's span, 0 inside (or untimed), 1 after it."""
+        start, duration = self._trim
+        if ts is None or time_base is None or (start <= 0 and duration is None):
+            return 0
+        t = float((ts - (stream_start or 0)) * time_base)
+        if t < start - 1e-6:
+            return -1
+        return 1 if duration is not None and t >= start + duration - 1e-6 else 0
+
+    def _shift(self, item) -> None:
+        """Move a kept frame or packet back by the trim's start, in its own time base."""
+        start = self._trim[0]
+        tb = self.stream.time_base if isinstance(item, av.VideoFrame) else (item.time_base or item.stream.time_base)
+        if start <= 0 or tb is None:
+            return
+        offset = int(round(start / tb))
+        if item.pts is not None:
+            item.pts -= offset
+        if isinstance(item, av.Packet) and item.dts is not None:
+            item.dts -= offset
+
     def _peek_first_frame(self) -> list[av.Packet]:
         """Decode up to the first frame; the packets demuxed before it are kept for the output."""
         early = []
@@ -177,6 +215,10 @@ class AvSource:
         elif self.container.duration:
             duration = self.container.duration / 1e6
         frames = s.frames or (int(round(duration * rate)) if duration and rate else 0)
+        start, length = self._trim
+        if frames and rate and (start > 0 or length is not None):  # the count the trim leaves
+            left = max(0, frames - int(round(start * rate)))
+            frames = min(left, int(round(length * rate))) if length is not None else left
         return StreamFacts(
             name=self.name,
             layout=layout,
@@ -258,7 +300,9 @@ class AvSource:
                 self.bad_packets += 1  # the demuxer gave up: the rest of the input is unreadable
                 return
             if packet.stream is not self.stream:
-                if packet.dts is not None:
+                tb = packet.time_base or packet.stream.time_base
+                if packet.dts is not None and self._in_trim(packet.pts, tb, packet.stream.start_time) == 0:
+                    self._shift(packet)
                     yield packet
                 continue
             try:
@@ -267,7 +311,13 @@ class AvSource:
                 self.bad_packets += 1
                 continue
             for frame in frames:
+                where = self._in_trim(frame.pts, self.stream.time_base, self.stream.start_time)
+                if where > 0:  # past the trim's end: the input ends here
+                    return
+                if where < 0:
+                    continue
                 self.corrupt_frames += frame.is_corrupt  # FFmpeg's decode_error_flags or corrupt flag
+                self._shift(frame)
                 yield frame
 
 

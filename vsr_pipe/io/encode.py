@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from ..config import EncodeOptions
-from ..errors import EncoderUnavailable, InvalidOption, OutputError
+from ..errors import EncoderUnavailable, InvalidOption, OutputError, OutputExists
 from .base import ColorInfo, Packet
 from .decode import AvSource, is_url, layout_for
 from .encoders import encoder_opens, software_encoders_like
@@ -41,8 +41,9 @@ class OutputSpec:
     metadata: tuple[tuple[str, str], ...] = ()  # the input video stream's tags (language, title, ...)
 
 
-def check_output_path(dst: str | os.PathLike, src: str | os.PathLike | None) -> Path | None:
-    """Refuse an output that would overwrite the input or cannot be written; None for stdout."""
+def check_output_path(dst: str | os.PathLike, src: str | os.PathLike | None, overwrite: bool = True) -> Path | None:
+    """Refuse an output that would overwrite the input or cannot be written, or that exists when
+    ``overwrite`` is off; None for stdout."""
     if str(dst) == "-" or is_url(str(dst)):
         return None
     target = Path(dst)
@@ -57,6 +58,8 @@ def check_output_path(dst: str | os.PathLike, src: str | os.PathLike | None) -> 
         raise OutputError(f"output folder is not writable: {folder}")
     if target.is_dir():
         raise OutputError(f"output {target} is a folder")
+    if not overwrite and target.exists():
+        raise OutputExists(f"output {target} exists: not overwritten (-n; -y replaces it)")
     return target
 
 
@@ -167,7 +170,9 @@ class AvSink:
             raise OutputError(f"cannot create {dst}: {e}") from None
         try:
             self._add_video_stream()
-            self.stream_map = self._add_copied_streams(copy_from.copied_streams if copy_from else [])
+            kept = {"audio": options.audio, "subtitle": options.subtitles}
+            copied = [s for s in (copy_from.copied_streams if copy_from else []) if kept.get(s.type, True)]
+            self.stream_map = self._add_copied_streams(copied)
             self.container.metadata.update({k: v for k, v in metadata.items() if v is not None})
             chapters = copy_from.chapters() if copy_from else None
             if chapters:

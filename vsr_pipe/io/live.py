@@ -20,16 +20,16 @@ def open_source(spec: SourceSpec, options: SourceOptions = SourceOptions(), low_
     """Open an input: a path, "-" (standard input), a binary file object or a URL. A URL gets the
     read timeout (a stalled network input ends instead of hanging) and, with a reconnect timeout,
     is reopened after an outage."""
-    opts = options.options
+    opts, trim = options.options, (options.start_s, options.duration_s)
     if low_delay:  # start after probing a second of stream, not five
         opts = (("analyzeduration", "1000000"), *opts)
     if not is_url(spec):
-        return AvSource(spec, opts, options.format, low_delay=low_delay)
+        return AvSource(spec, opts, options.format, low_delay=low_delay, trim=trim)
     wait = max(options.read_timeout_s, options.reconnect_timeout_s)
 
     def connect(layout=None, first_wait=wait) -> AvSource:
         timeout = (first_wait, options.read_timeout_s)
-        return AvSource(spec, opts, options.format, timeout=timeout, layout=layout, low_delay=low_delay)
+        return AvSource(spec, opts, options.format, timeout=timeout, layout=layout, low_delay=low_delay, trim=trim)
 
     if options.reconnect_timeout_s <= 0:
         return connect()

@@ -150,7 +150,7 @@ def run_to_file(
     """Rescale ``src`` into ``dst``; see :func:`vsr_pipe.upscale`. Setting ``stop`` ends the run
     early with a finalised output holding the frames done so far. ``keyframes``: pts of frames
     that must start a closed GOP (a delivery LR's chunk starts)."""
-    check_output_path(dst, None if isinstance(src, Source) else src)
+    check_output_path(dst, None if isinstance(src, Source) else src, options.encode.overwrite)
     live = options.live is not None
     codec = resolve_codec(options.encode.codec)
     enc = dataclasses.replace(options.encode, codec=codec, low_latency=options.encode.low_latency or live)
