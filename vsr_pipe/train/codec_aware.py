@@ -31,11 +31,11 @@ VAL_CRFS = (28.0, 38.0, 45.0)
 @dataclass(frozen=True)
 class CodecAwareConfig:
     scale: int = 2
-    features: int = 32
+    features: int = 16  # a 16x4 correction: a sixth of 32x4's cost on this CPU, 296 modulation codes
     blocks: int = 4
-    steps: int = 6000
+    steps: int = 3000
     batch: int = 16
-    patch: int = 40
+    patch: int = 32
     learning_rate: float = 1e-3
     seed: int = 0
     every: int = 250
