@@ -1,0 +1,265 @@
+"""Rate–distortion of delivery against coding the master directly (issue #17): the delivery figure.
+
+For each clip, curves of bytes against Y-PSNR (per frame, whole frame, mean, against the master):
+  (a) direct: the master coded at full size, x264 and x265, preset medium, several CRFs
+  (b) LR + bicubic, (c) LR + the generic ESPCN, (c') LR + the codec-aware restorer (no weights)
+      — the LR by MATLAB bicubic at x2 and x3, coded with the same codec and preset
+  (d) the ladder `vsr-pipe deliver --ladder` ships: every candidate package (LR + weights + manifest,
+      restored through the client) and the rungs it kept (its hull, direct rungs included)
+Bytes are what a client fetches for the picture: video packets (no container, audio left out on
+every side), plus a package's weights files and manifest. BD-rate (Bjøntegaard, PCHIP) of each
+curve against (a) x264, over the PSNR band where direct coding gives 26–36 dB and over the whole
+overlap; a chart per clip (runs/rd/CLIP/rd.png) and a table.
+
+The real camera clips are already lossy H.264; as ../shared/data/README.md advises, each is
+downscaled x2 first (MATLAB bicubic, every plane) and that is the master (384x216).
+
+  python bench/rd.py                      # both real clips and the sample, about an hour here
+  python bench/rd.py --clips car --frames 120 --steps 60   # a quick look
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import DATA, ROOT, SAMPLE, bench_parser  # noqa: E402
+
+# name: (file, prescale, frames by default: 0 all). The person clip's first 30 s (of 139) keeps the run short.
+CLIPS = {
+    "car": (DATA / "video" / "car-detection.mp4", 2, 0),
+    "person": (DATA / "video" / "one-by-one-person-detection.mp4", 2, 300),
+    "bunny": (SAMPLE, 1, 0),  # animation: reported on its own (it favours full resolution)
+}
+BAND = (26.0, 36.0)
+
+
+def main() -> None:
+    ap = bench_parser(__doc__)
+    ap.add_argument("--clips", default="car,person,bunny")
+    ap.add_argument("--frames", type=int, default=0, help="first N frames of each clip (0: the clip's default)")
+    ap.add_argument("--direct-crfs", default="23,28,33,38,43,48,51")
+    ap.add_argument("--lr-crfs", default="23,28,33,38,43")
+    ap.add_argument("--codecs", default="libx264,libx265")
+    ap.add_argument("--steps", type=int, default=300, help="the ladder's fit budget per title (chunks get a third)")
+    ap.add_argument("--max-seconds", type=float, default=10.0, help="the packages' longest chunk")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--skip-ladder", action="store_true", help="curves (a)-(c') only")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "rd"))
+    args = ap.parse_args()
+    table = []
+    for name in args.clips.split(","):
+        table += run_clip(name, args)
+    print_table(table)
+    (Path(args.out) / "table.json").write_text(json.dumps(table, indent=1) + "\n")
+
+
+def run_clip(name: str, args) -> list[dict]:
+    from vsr_pipe.quality.rd import RdPoint, bd_rate, convex_hull, rd_chart
+
+    src, prescale, frames = CLIPS[name]
+    out = Path(args.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    master, rate = master_frames(src, args.frames or frames, prescale)
+    master_path = write_master(master, rate, out / "master.mkv")
+    ref = [f[0] for f in master]
+    print(f"{name}: master {ref[0].shape[1]}x{ref[0].shape[0]}, {len(ref)} frames", file=sys.stderr)
+    rows = []
+    for codec in args.codecs.split(","):
+        curves: dict[str, list[RdPoint]] = {}
+        curves[f"direct {short(codec)}"] = direct_curve(master, ref, codec, floats(args.direct_crfs), rate)
+        for factor in (2, 3):
+            if ref[0].shape[0] % (2 * factor) or ref[0].shape[1] % (2 * factor):
+                continue  # a 4:2:0 LR needs even sizes the factor divides
+            curves.update(lr_curves(master, ref, codec, factor, floats(args.lr_crfs), rate))
+        hull = None
+        if not args.skip_ladder:
+            packages, hull = ladder_curve(master_path, out / f"ladder_{short(codec)}", codec, args, ref)
+            curves[f"x2 package {short(codec)}"] = packages
+        anchor = curves[f"direct {short(codec)}"]
+        for label, points in [*curves.items(), *([("hull (shipped)", hull)] if hull else [])]:
+            rows.append({
+                "clip": name, "codec": codec, "curve": label,
+                "bd_rate_band": bd_rate(anchor, points, BAND), "bd_rate_all": bd_rate(anchor, points),
+                "points": [[p.bytes, round(p.psnr, 3), p.label] for p in points],
+            })  # fmt: skip
+        rd_chart(curves, out / f"rd_{short(codec)}.png", f"{name}: bytes vs Y-PSNR ({codec}, medium)", BAND,
+                 hull or convex_hull([p for c in curves.values() for p in c]))  # fmt: skip
+        (out / f"rows_{short(codec)}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def short(codec: str) -> str:
+    return codec.removeprefix("lib")
+
+
+def master_frames(src: Path, frames: int, prescale: int) -> tuple[list, Fraction]:
+    """The clip's first ``frames`` frames as (Y, U, V) uint8 planes, downscaled by ``prescale``."""
+    import av
+
+    from vsr_pipe.models.matlab_resize import imresize_matrix
+
+    out = []
+    with av.open(str(src)) as c:
+        stream = c.streams.video[0]
+        rate = stream.average_rate or Fraction(25)
+        for f in c.decode(stream):
+            if frames and len(out) == frames:
+                break
+            planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in f.planes[:3]]
+            if prescale > 1:
+                planes = [resize(p, p.shape[0] // prescale, p.shape[1] // prescale, imresize_matrix) for p in planes]
+            out.append(tuple(np.ascontiguousarray(p) for p in planes))
+    return out, Fraction(rate)
+
+
+def resize(plane: np.ndarray, h: int, w: int, matrix) -> np.ndarray:
+    a, b = matrix(plane.shape[0], h), matrix(plane.shape[1], w)
+    return np.clip(np.round(a @ plane.astype(np.float64) @ b.T), 0, 255).astype(np.uint8)
+
+
+def write_master(master: list, rate: Fraction, dst: Path) -> Path:
+    """The master, losslessly (FFV1), for ``deliver`` to read."""
+    import av
+
+    h, w = master[0][0].shape
+    with av.open(str(dst), "w") as c:
+        s = c.add_stream("ffv1", rate=rate)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i, planes in enumerate(master):
+            f = av.VideoFrame(w, h, "yuv420p")
+            for dst_plane, p in zip(f.planes, planes):
+                np.frombuffer(dst_plane, np.uint8).reshape(dst_plane.height, dst_plane.line_size)[:, : p.shape[1]] = p
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    return dst
+
+
+def y_psnr(outs: list[np.ndarray], ref: list[np.ndarray]) -> float:
+    """Mean over frames of the Y-PSNR (8-bit, whole frame)."""
+    scores = []
+    for o, r in zip(outs, ref):
+        mse = np.mean((o.astype(np.float64) - r.astype(np.float64)) ** 2)
+        scores.append(99.0 if mse == 0 else 10 * np.log10(255**2 / mse))
+    return float(np.mean(scores))
+
+
+def direct_curve(master, ref, codec: str, crfs: list[float], rate: Fraction) -> list:
+    from vsr_pipe.io.codec_roundtrip import code_frames
+    from vsr_pipe.quality.rd import RdPoint
+
+    points = []
+    for crf in crfs:
+        coded = code_frames(master, codec, crf, rate=rate)
+        points.append(RdPoint(coded.bytes, y_psnr(coded.luma, ref), f"direct crf {crf:g}"))
+        print(f"  direct {codec} crf {crf:g}: {coded.bytes} B {points[-1].psnr:.2f} dB", file=sys.stderr)
+    return points
+
+
+def lr_curves(master, ref, codec: str, factor: int, crfs: list[float], rate: Fraction) -> dict:
+    """(b), (c) and (c') at ``factor``: the LR coded at each CRF, restored three ways."""
+    from vsr_pipe.io.codec_roundtrip import code_frames
+    from vsr_pipe.models.matlab_resize import imresize_matrix
+    from vsr_pipe.quality.rd import RdPoint
+
+    lr = [tuple(resize(p, p.shape[0] // factor, p.shape[1] // factor, imresize_matrix) for p in f) for f in master]
+    crop = [r[: lr[0][0].shape[0] * factor, : lr[0][0].shape[1] * factor] for r in ref]
+    restorers = restorers_for(factor)
+    curves: dict[str, list] = {f"x{factor} {n} {short(codec)}": [] for n in restorers}
+    for crf in crfs:
+        coded = code_frames(lr, codec, crf, rate=rate)
+        for n, restore in restorers.items():
+            psnr = y_psnr(restore(coded.luma, crop[0].shape), crop)
+            curves[f"x{factor} {n} {short(codec)}"].append(RdPoint(coded.bytes, psnr, f"x{factor} crf {crf:g}"))
+        print(f"  x{factor} {codec} crf {crf:g}: {coded.bytes} B " + ", ".join(
+            f"{n} {c[-1].psnr:.2f}" for n, c in zip(restorers, [curves[f'x{factor} {n} {short(codec)}'] for n in restorers])
+        ), file=sys.stderr)  # fmt: skip
+    return curves
+
+
+def restorers_for(factor: int) -> dict:
+    import torch
+
+    from vsr_pipe.models.matlab_resize import imresize_matrix
+    from vsr_pipe.weights.store import load_model, shipped_path, shipped_sha
+
+    def bicubic(luma, shape):
+        return [resize(y, shape[0], shape[1], imresize_matrix) for y in luma]
+
+    def model(name):
+        net = load_model(shipped_path(name)).eval()
+
+        def run(luma, shape):
+            with torch.no_grad():
+                x = torch.from_numpy(np.stack(luma)).unsqueeze(1).float() / 255
+                y = torch.cat([net(part) for part in x.split(8)])
+            return list(np.clip(np.round(y[:, 0].numpy() * 255), 0, 255).astype(np.uint8))
+
+        return run
+
+    out = {"bicubic": bicubic, "espcn": model(f"espcn_y_x{factor}")}
+    if shipped_sha(f"espcn_y_x{factor}_codec"):
+        out["codec-aware"] = model(f"espcn_y_x{factor}_codec")
+    return out
+
+
+def ladder_curve(master_path: Path, out: Path, codec: str, args, ref) -> tuple[list, list]:
+    """Every package candidate of ``deliver --ladder`` restored through the client and measured
+    here, and the rungs the ladder kept (packages at the PSNR measured here, direct at the ladder's)."""
+    from vsr_pipe.delivery.ladder import LadderOptions, build_ladder, restore_rung
+    from vsr_pipe.delivery.server import DeliverOptions
+    from vsr_pipe.io.keyframes import luma_frames
+    from vsr_pipe.quality.rd import RdPoint
+
+    started = time.perf_counter()
+    options = LadderOptions(
+        codec=codec, direct_crfs=tuple(floats(args.direct_crfs)), lr_crfs=tuple(floats(args.lr_crfs)), factors=(2,),
+        extra=DeliverOptions(down="bicubic", max_seconds=args.max_seconds, fit=ladder_fit(args)),
+    )  # fmt: skip
+    ladder = build_ladder(str(master_path), str(out), options, on_progress=lambda d: print(
+        f"  [{d.done}/{d.total}] {d.name}: {d.candidate.bytes} B, {d.candidate.psnr:.2f} dB", file=sys.stderr))
+    measured = {}
+    for rung in ladder.rungs:
+        if rung.kind == "direct":
+            measured[rung.name] = RdPoint(rung.bytes, rung.psnr, rung.name)
+            continue
+        dst = out.parent / f"restored_{short(codec)}_{rung.name}.mkv"
+        restore_rung(ladder, rung, str(dst))
+        measured[rung.name] = RdPoint(rung.bytes, y_psnr([y for y, _ in luma_frames(str(dst))], ref), rung.name)
+        dst.unlink()
+    packages = [RdPoint(c.bytes, c.psnr, c.name) for c in ladder.candidates if c.kind == "package"]
+    hull = [measured[r.name] for r in ladder.rungs]
+    print(f"  ladder {codec}: {len(ladder.candidates)} candidates, {len(hull)} rungs, "
+          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)  # fmt: skip
+    return packages, hull
+
+
+def ladder_fit(args):
+    from vsr_pipe.delivery.fit import FitSettings
+
+    return FitSettings(steps=args.steps, threads=args.threads, train="modulation", start="espcn_y_x2_codec")
+
+
+def print_table(rows: list[dict]) -> None:
+    print("| clip | codec | curve | BD-rate vs direct, 26–36 dB | BD-rate, whole overlap |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        band = "–" if r["bd_rate_band"] is None else f"{r['bd_rate_band']:+.1f}%"
+        whole = "–" if r["bd_rate_all"] is None else f"{r['bd_rate_all']:+.1f}%"
+        print(f"| {r['clip']} | {short(r['codec'])} | {r['curve']} | {band} | {whole} |")
+
+
+if __name__ == "__main__":
+    main()
