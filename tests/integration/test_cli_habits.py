@@ -65,13 +65,21 @@ def test_an_and_sn_leave_audio_and_subtitles_out(clip, tmp_path):
     assert streams(no_subs) == ["video", "audio"]
 
 
-def test_restore_accepts_upscales_options(tmp_path):
-    """Parsed and passed on: the error is the missing package's, not a usage error."""
-    opts = ("--pix-fmt", "yuv420p", "-f", "matroska", "--precision", "fp32", "--codec-option", "tune=film",
-            "--bitrate", "300k", "-an", "-sn", "-n")  # fmt: skip
-    r = run_cli("restore", tmp_path / "missing", "-o", tmp_path / "out.mkv", *opts)
-    assert r.returncode == 1
-    assert "missing" in r.stderr and "see --help" not in r.stderr, r.stderr
+@pytest.mark.slow  # a delivery package is fitted first
+def test_restore_takes_upscales_output_options(clip, tmp_path):
+    master = clip("m.mp4", width=96, height=64, frames=6, audio=False)
+    package = tmp_path / "title"
+    fit = ("--down", "bicubic", "--budget", "1", "--features", "4", "--blocks", "0", "-q")
+    assert run_cli("deliver", master.path, "-o", package, *fit).returncode == 0
+    out = tmp_path / "restored.bin"  # no extension: the container is -f's
+    opts = ("--pix-fmt", "yuv444p", "-f", "matroska", "--precision", "fp32", "--codec-option", "tune=film", "-q")
+    r = run_cli("restore", package, "-o", out, *opts)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(out)) as c:
+        assert (c.format.name.split(",")[0], c.streams.video[0].codec_context.pix_fmt) == ("matroska", "yuv444p")
+        assert c.streams.video[0].codec_context.width == 96
+    r = run_cli("restore", package, "-o", out, *opts, "-n", "--bitrate", "300k")
+    assert (r.returncode, r.stderr.strip()) == (1, f"vsr-pipe: error: output {out} exists: not overwritten (-n; -y replaces it)")
 
 
 def test_crf_and_bitrate_are_one_or_the_other(clip, tmp_path):
