@@ -55,6 +55,14 @@ def test_ss_and_t_trim_by_timestamps(clip, tmp_path, start, duration):
     assert audio and 0 <= audio[0] < 0.1 and audio[-1] < 1.0
 
 
+def test_a_start_past_the_end_is_one_line(clip, tmp_path):
+    src = clip("in.mp4", frames=6, audio=False)
+    r = run_cli(src.path, *FAST, "-ss", "00:01:00", "-o", tmp_path / "out.mp4")
+    assert (r.returncode, r.stderr.strip()) == (1, f"vsr-pipe: error: start 60 s: {src.path} has no video frame from there on")
+    r = run_cli(src.path, *FAST, "-t", "1:xx", "-o", tmp_path / "out.mp4")
+    assert r.returncode == 1 and "time '1:xx' is not seconds or HH:MM:SS[.ms]" in r.stderr
+
+
 def test_an_and_sn_leave_audio_and_subtitles_out(clip, tmp_path):
     src = clip("in.mkv", frames=12, subtitles=True)
     assert streams(src.path) == ["video", "audio", "subtitle"]

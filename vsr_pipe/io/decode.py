@@ -195,6 +195,8 @@ class AvSource:
                 self._first = item
                 return early
             early.append(item)
+        if self._trim[0] > 0:
+            raise InvalidOption(f"start {self._trim[0]:g} s: {self.name} has no video frame from there on")
         raise NotAVideo(f"{self.name}: no video frame could be decoded")
 
     def _facts(self, first: av.VideoFrame) -> StreamFacts:
