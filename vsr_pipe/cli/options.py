@@ -59,8 +59,9 @@ SIZE = click.option("--size", default=None, help="Output size WxH instead of --s
 JSON = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 QUIET = click.option("-q", "--quiet", is_flag=True, help="No progress bar or lines.")
 OVERWRITE = click.option(
-    "-y/-n", "overwrite", default=_ENCODE.overwrite, show_default="-y",
-    help="Replace an existing output file (-y), as a rename over it always has, or refuse it and exit 1 (-n).",
+    "-y/-n", "overwrite", default=_ENCODE.overwrite,
+    help="Replace an existing output file (-y), as a rename over it always has, or refuse it and exit 1 (-n). "
+    f"[default: {'-y' if _ENCODE.overwrite else '-n'}]",
 )  # fmt: skip
 REFINE = click.option(
     "--refine", default=None, type=click.IntRange(0, 1000),
