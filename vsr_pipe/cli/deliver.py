@@ -44,6 +44,9 @@ _SILENT = lambda *args: None  # noqa: E731 (--quiet: no progress lines)
 @click.option("--max-seconds", default=None, type=float, help="Longest chunk in seconds of video. [default: 5]")
 @click.option("--chunks", "max_chunks", default=None, type=click.IntRange(min=1), help="At most this many chunks.")
 @click.option("--seed", default=None, type=int, help="Seed of the per-chunk fits. [default: 0]")
+@click.option("--weights-format", default="auto", show_default=True, type=click.Choice(["auto", "modulation", "correction"]),
+              help="modulation: compact per-channel codes on the codec-aware restorer, shipped only where they pay for their bytes; "
+                   "correction: a whole correction network per chunk; auto: modulation for a bicubic LR (and --ladder) where one ships.")  # fmt: skip
 @click.option("--joint", is_flag=True,
               help="One correction fitted over all the chunks (STDO's joint training; the budget times the chunks), for comparison.")  # fmt: skip
 @click.option("--hls", is_flag=True, help="The LR as an HLS playlist (lr.m3u8) with one segment per chunk.")
@@ -58,7 +61,7 @@ _SILENT = lambda *args: None  # noqa: E731 (--quiet: no progress lines)
 @click.option(
     "--direct-crfs", default="23,28,33,38,43,48", show_default=True, help="--ladder: CRFs of the master coded directly."
 )
-@click.option("--lr-crfs", default="23,28,33,38,43", show_default=True, help="--ladder: CRFs of the packages' LR.")
+@click.option("--lr-crfs", default="28,33,38,43,48", show_default=True, help="--ladder: CRFs of the packages' LR.")
 @click.option(
     "--factors",
     default="2,3",

@@ -286,8 +286,8 @@ def deliver_options(p: dict):
         raise InvalidOption(f"--scale '{p['scale']}' is not a number like 0.5 or 1/3") from None
     if p["hls"] and p["embed"]:
         raise InvalidOption("give --hls or --embed, not both")
-    fit = FitSettings(**_budget(p["budget"]), **given(features=p["features"], blocks=p["blocks"], seed=p["seed"],
-                                                      threads=p["threads"]))  # fmt: skip
+    fit = FitSettings(**_budget(p["budget"]), train=p["weights_format"], **given(features=p["features"], blocks=p["blocks"],
+                                                                           seed=p["seed"], threads=p["threads"]))  # fmt: skip
     return DeliverOptions(
         scale=factor, down=p["down"], encode=encode_options(p, DeliverOptions().encode), fit=fit,
         rules=ChunkRules(**given(cap=p["max_chunks"])), joint=p["joint"],

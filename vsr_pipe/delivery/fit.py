@@ -159,28 +159,37 @@ def start_correction(name: str):
 
 
 def _fit_modulation(task: ChunkTask, x, y, hr, peak: float, rng, watch, started: float, device) -> ChunkResult:
-    """Per-channel codes on the trained correction ``settings.start``, quantised in the loop."""
+    """Per-channel codes on the trained correction ``settings.start``, quantised in the loop. The
+    result is the best of: the codes the client has without this fit (``start_codes``, or none), the
+    fitted codes, and — for a title, whose start may be worse than the base alone — the correction
+    switched off (the plain generic model): a package is never worse than the generic model."""
     import torch
 
-    from ..models.modulation import ModulatedCorrection
+    from ..models.modulation import ModulatedCorrection, off_codes
 
     s = task.settings
-    start = {k: torch.as_tensor(np.asarray(v)) for k, v in (task.start_codes or {}).items()} or None
-    net = ModulatedCorrection(start_correction(s.start), start).to(device)
+    correction = start_correction(s.start)
+    zero = {k: torch.zeros_like(v) for k, v in off_codes(correction).items()}
+    given = {k: torch.as_tensor(np.asarray(v)) for k, v in task.start_codes.items()} if task.start_codes else zero
+    net = ModulatedCorrection(correction, given).to(device)
+    generic_psnr = _psnr_per_frame(y.split(4), hr.split(4), peak)
     with torch.no_grad():
         before = _psnr_per_frame(_corrected(net, x, y, peak), hr.split(4), peak)
+    candidates = [(given, before)]
+    if task.start_codes is None and _mean(generic_psnr) > _mean(before):
+        net = ModulatedCorrection(correction, off_codes(correction)).to(device)  # fit from the base alone
+        candidates.append((off_codes(correction), generic_psnr))
     losses = _train(net, x, y, hr, peak, replace(s, learning_rate=s.code_rate), rng, watch)
     with torch.no_grad():
-        tuned_psnr = _psnr_per_frame(_corrected(net, x, y, peak), hr.split(4), peak)
-    codes = net.codes()
-    if _mean(tuned_psnr) <= _mean(before):  # no better than what the client already has: keep that
-        codes = {k: v.to(torch.int8) for k, v in (start or {k: torch.zeros_like(v) for k, v in codes.items()}).items()}
-        tuned_psnr = before
-    generic_psnr = _psnr_per_frame(y.split(4), hr.split(4), peak)
+        candidates.append((net.codes(), _psnr_per_frame(_corrected(net, x, y, peak), hr.split(4), peak)))
+    codes, tuned_psnr = max(reversed(candidates), key=lambda c: _mean(c[1]))  # ties: the later (fitted) one
+    if codes is not given and _mean(tuned_psnr) <= _mean(before):
+        codes, tuned_psnr = given, before
     tensors = {CODES_PREFIX + k: v.cpu().numpy().astype(np.int8) for k, v in codes.items()}
     return ChunkResult(
-        task.index, tensors, tuple(losses), generic_psnr, tuned_psnr, len(losses), time.perf_counter() - started, before
-    )
+        task.index, tensors, tuple(losses), generic_psnr, tuple(tuned_psnr), len(losses),
+        time.perf_counter() - started, tuple(before),
+    )  # fmt: skip
 
 
 def _corrected(net, x, y, peak: float) -> list:

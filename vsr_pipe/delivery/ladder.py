@@ -97,7 +97,7 @@ class LadderOptions:
         base = self.base()
         encode = replace(base.encode, codec=self.codec, crf=crf, preset=self.preset)
         options = replace(base, scale=1 / factor, encode=encode, layout="hls")
-        if options.fit.train == "modulation":  # the codec-aware restorer of this factor is what the codes modulate
+        if options.fit.train in ("auto", "modulation"):  # the codec-aware restorer of this factor is what the codes modulate
             options = replace(options, down="bicubic", fit=replace(options.fit, start=codec_aware_name(factor)))
         return self.deliver_options(options, factor, crf) if self.deliver_options else options
 
@@ -245,7 +245,7 @@ def _plan(options: LadderOptions, width: int, height: int) -> tuple[list[tuple[s
         if width % (2 * f) or height % (2 * f):
             skipped.append(f"x{f}: the master is {width}x{height}; an LR by {f} needs both sides divisible by {2 * f}")
             continue
-        if options.base().fit.train == "modulation" and not shipped_sha(codec_aware_name(f)):
+        if options.base().fit.train in ("auto", "modulation") and not shipped_sha(codec_aware_name(f)):
             skipped.append(f"x{f}: no codec-aware restorer for x{f} ships yet ({codec_aware_name(f)})")
             continue
         plan += [("package", f, float(crf)) for crf in options.lr_crfs]

@@ -17,9 +17,9 @@ from torch import nn
 
 from .correction import CorrectionNet
 
-SCALE_STEP = 1 / 128  # factor resolution; codes in [-127, 127] cover 0.008-1.99
+SCALE_STEP = 1 / 128  # factor resolution; codes in [-128, 127] cover 0-1.99 (-128: the channel off)
 SHIFT_STEP = 1 / 512  # in the layer's output units ([0, 1] image units at the tail)
-CODE_LIMIT = 127
+CODE_MIN, CODE_MAX = -128, 127
 
 
 def conv_names(net: CorrectionNet) -> list[str]:
@@ -67,7 +67,7 @@ class ModulatedCorrection(nn.Module):
         return {name: self._code(name).detach().round().to(torch.int8) for name in code_shapes(self.net)}
 
     def _code(self, name: str) -> torch.Tensor:
-        raw = self.raw[name.replace(".", "_")].clamp(-CODE_LIMIT, CODE_LIMIT)
+        raw = self.raw[name.replace(".", "_")].clamp(CODE_MIN, CODE_MAX)
         return raw + (torch.round(raw) - raw).detach()  # rounds forward, passes the gradient back
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -83,6 +83,13 @@ class ModulatedCorrection(nn.Module):
         factor, shift = _factor_shift(self._code(f"{name}.scale"), self._code(f"{name}.shift"))
         out = F.conv2d(x, conv.weight, conv.bias, padding=conv.padding)
         return out * factor[None, :, None, None] + shift[None, :, None, None]
+
+
+def off_codes(net: CorrectionNet) -> dict[str, torch.Tensor]:
+    """Codes that switch the correction off (the tail's outputs scaled by 0): the base model alone."""
+    codes = {k: torch.zeros(s, dtype=torch.int8) for k, s in code_shapes(net).items()}
+    codes["tail.scale"][:] = CODE_MIN
+    return codes
 
 
 def _factor_shift(scale_codes: torch.Tensor, shift_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
