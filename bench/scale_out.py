@@ -29,9 +29,9 @@ from bench.common import SAMPLE, bench_parser  # noqa: E402
 from vsr_pipe.config import PipelineOptions, Scale  # noqa: E402
 from vsr_pipe.jobs.batch import run_batch  # noqa: E402
 from vsr_pipe.jobs.placement import per_task_options  # noqa: E402
-from vsr_pipe.jobs.runners import InProcessRunner, ProcessRunner, RayRunner  # noqa: E402
 from vsr_pipe.jobs.split import split_run  # noqa: E402
 from vsr_pipe.pipeline.run import run_to_file  # noqa: E402
+from vsr_pipe.runners import InProcessRunner, ProcessRunner, RayRunner  # noqa: E402
 
 
 def make_input(dst: Path, frames: int, gop: int = 25) -> Path:

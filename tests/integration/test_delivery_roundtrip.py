@@ -211,7 +211,7 @@ def test_the_restored_video_measures_what_the_package_reports(tmp_path, down):
 
 def test_chunks_fitted_in_worker_processes_give_the_same_package(package, tmp_path):
     """fit_chunk is a pure task: local processes (the runner Ray shares) give the same weights."""
-    from vsr_pipe.jobs.runners import make_runner
+    from vsr_pipe.runners import make_runner
 
     folder, _, master = package
     options = DeliverOptions(down="bicubic", max_seconds=0.5, fit=TINY)

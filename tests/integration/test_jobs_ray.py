@@ -21,9 +21,9 @@ from tests.integration.test_jobs_split import X2, assert_same_run, time_limit, v
 from tests.media import make_clip  # noqa: E402
 from vsr_pipe.io.segments import SegmentSource  # noqa: E402
 from vsr_pipe.jobs.batch import BatchJob, process_job, run_batch  # noqa: E402
-from vsr_pipe.jobs.runners import RayRunner  # noqa: E402
 from vsr_pipe.jobs.split import PartTask, encode_part, split_run  # noqa: E402
 from vsr_pipe.pipeline.run import run_to_file  # noqa: E402
+from vsr_pipe.runners import RayRunner  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ def test_a_stop_lets_running_tasks_finish_and_starts_no_more():
 
 def test_tasks_ask_ray_for_a_gpu_only_when_they_can_use_one():
     from vsr_pipe.config import PipelineOptions
-    from vsr_pipe.jobs.placement import task_resources
+    from vsr_pipe.runners import task_resources
 
     assert task_resources(PipelineOptions(device="auto"), RayRunner("auto"))[0].num_gpus == 0  # no GPU here
     assert task_resources(PipelineOptions(device="cuda"), RayRunner("auto"))[0].num_gpus == 1

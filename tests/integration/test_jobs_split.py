@@ -16,9 +16,9 @@ from tests.media import make_clip
 from vsr_pipe.config import EncodeOptions, PipelineOptions, Scale
 from vsr_pipe.io.base import Frame
 from vsr_pipe.io.segments import SegmentSource, index_keyframes
-from vsr_pipe.jobs.runners import InProcessRunner
 from vsr_pipe.jobs.split import split_run
 from vsr_pipe.pipeline.run import run_to_file
+from vsr_pipe.runners import InProcessRunner
 
 X2 = PipelineOptions(scale=Scale(2, 2), model="bicubic")
 

@@ -72,7 +72,7 @@ def test_fit_chunk_is_a_pure_task_returning_fp16_correction_tensors():
 def test_fitting_tasks_ask_ray_for_a_gpu_when_the_fit_runs_on_one():
     from vsr_pipe.delivery.fit import FitSettings
     from vsr_pipe.delivery.server import _fit_resources
-    from vsr_pipe.jobs.runners import RayRunner
+    from vsr_pipe.runners import RayRunner
 
     ray = RayRunner("auto")  # not connected: a CUDA device decides without asking the cluster
     assert _fit_resources(ray, FitSettings(device="cuda")).num_gpus == 1

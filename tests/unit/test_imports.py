@@ -18,6 +18,24 @@ FORBIDDEN = {
     "pipeline": {"av", "vsr_pipe.quality", "vsr_pipe.train"},
     "quality": {"vsr_pipe.pipeline", "vsr_pipe.engines", "vsr_pipe.train"},
     "weights": {"av", "vsr_pipe.io", "vsr_pipe.pipeline", "vsr_pipe.engines"},
+    # jobs and the cli are above delivery: what both need to run tasks lives below them, in runners
+    "delivery": {"vsr_pipe.jobs", "vsr_pipe.cli"},
+    # runners run any picklable function: nothing about video, models or engines; config and errors only
+    "runners": {
+        "av",
+        "torch",
+        "numpy",
+        "vsr_pipe.cli",
+        "vsr_pipe.jobs",
+        "vsr_pipe.delivery",
+        "vsr_pipe.pipeline",
+        "vsr_pipe.io",
+        "vsr_pipe.engines",
+        "vsr_pipe.models",
+        "vsr_pipe.train",
+        "vsr_pipe.quality",
+        "vsr_pipe.weights",
+    },
 }
 
 

@@ -14,8 +14,8 @@ from vsr_pipe.errors import InvalidOption, NotAVideo
 from vsr_pipe.io.segments import Cut, KeyframeIndex
 from vsr_pipe.jobs.batch import ItemResult, is_up_to_date, plan_batch, run_batch, write_record
 from vsr_pipe.jobs.inputs import BatchInput, expand_inputs, job_key, output_path
-from vsr_pipe.jobs.placement import per_task_options, task_resources
-from vsr_pipe.jobs.runners import InProcessRunner, ProcessRunner, TaskResources, make_runner
+from vsr_pipe.jobs.placement import per_task_options
+from vsr_pipe.runners import InProcessRunner, ProcessRunner, TaskResources, make_runner, task_resources
 
 
 def touch(path, data=b"x"):

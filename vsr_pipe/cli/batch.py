@@ -64,8 +64,8 @@ def batch(inputs: tuple[str, ...], output_dir: str, ext: str | None, ray_address
     line and the others go on; the exit code is 0 only when every input succeeded.
     """
     from ..jobs.batch import run_batch
-    from ..jobs.runners import make_runner
     from ..progress import ProgressBar
+    from ..runners import make_runner
 
     with user_errors():
         parts = split_parts(split)

@@ -82,7 +82,7 @@ def deliver(master: str, output: str, ladder: bool, quiet: bool, as_json: bool, 
     """
     from ..delivery.ladder import build_ladder
     from ..delivery.server import deliver as run_deliver
-    from ..jobs.runners import make_runner
+    from ..runners import make_runner
 
     with user_errors():
         options = deliver_options(p)

@@ -2,7 +2,7 @@
 
 :func:`fit_chunk` is a pure function of its :class:`ChunkTask` (frames, settings, seed): it reads
 no file and writes none, so local worker processes and Ray run it unchanged
-(``jobs.runners.Runner.map(fit_chunk, tasks)``). The generic restorer stays frozen; only the
+(``vsr_pipe.runners.Runner.map(fit_chunk, tasks)``). The generic restorer stays frozen; only the
 correction is trained, so only its weights travel with the video.
 """
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..config import EncodeOptions, PipelineOptions, Scale
 from ..errors import InputNotFound, InvalidOption, OutputError, VsrPipeError
+from ..runners import InProcessRunner, TaskResources, cluster_slots, task_resources
 from .chunks import ChunkRules, ChunkSpan, split_chunks
 from .containers import LR_FILES, holds_package, lr_encode, lr_video, write_embedded
 from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
@@ -159,25 +160,6 @@ class DeliverySummary:
         return self.tuned_psnr - self.generic_psnr
 
 
-class _InProcess:
-    """The runner when none is given: one task after another, here."""
-
-    @staticmethod
-    def map(fn: Callable, tasks: list, resources=None) -> Iterator:
-        for i, task in enumerate(tasks):
-            try:
-                yield _Outcome(i, fn(task), None)
-            except VsrPipeError as e:
-                yield _Outcome(i, None, str(e))
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    index: int
-    value: object
-    error: str | None
-
-
 def deliver(
     master: str,
     out: str,
@@ -188,7 +170,7 @@ def deliver(
 ) -> DeliverySummary:
     """Package ``master`` into ``out``, a folder (a ``.mkv`` file for ``layout="embed"``; see the
     module's docstring). ``runner``: an object with ``map(fn, tasks)`` yielding outcomes with
-    ``index``, ``value``, ``error`` (``vsr_pipe.jobs.runners``); None runs the chunks here, one
+    ``index``, ``value``, ``error`` (``vsr_pipe.runners``); None runs the chunks here, one
     after another. ``on_chunk``: called as each chunk ends. ``on_stage(stage, done, total)``: called
     as each of :data:`STAGES` starts (``done`` 0), every few seconds while it runs, and as it ends
     (``done == total``); "scan", "lr" and "decode" count frames ("scan"'s ``total`` is the
@@ -410,9 +392,7 @@ def _fit_lazily(runner, tasks: Iterator[ChunkTask], resources) -> Iterator[tuple
     the others take whole lists, so they are given windows of as many tasks as they run at once
     (the next window is made when the last one has ended). Either way a few tasks' planes are held,
     not the title's."""
-    from ..jobs.runners import InProcessRunner
-
-    if runner is None or isinstance(runner, (_InProcess, InProcessRunner)):
+    if runner is None or isinstance(runner, InProcessRunner):
         handed: list[int] = []
 
         def handing() -> Iterator[ChunkTask]:
@@ -421,7 +401,7 @@ def _fit_lazily(runner, tasks: Iterator[ChunkTask], resources) -> Iterator[tuple
                 yield task
                 task = None  # noqa: F841 (not held while the next one is made)
 
-        for outcome in (runner or _InProcess()).map(fit_chunk, handing(), resources):
+        for outcome in (runner or InProcessRunner()).map(fit_chunk, handing(), resources):
             yield handed[outcome.index], outcome
         return
     window = _window(runner, resources)
@@ -444,9 +424,7 @@ def _window(runner, resources) -> int:
         return int(workers)
     connect = getattr(runner, "connect", None)
     if connect is not None:
-        from ..jobs.runners import _slots
-
-        return min(_slots(connect(), resources), 64)  # each task's planes are held here until it ends
+        return min(cluster_slots(connect(), resources), 64)  # each task's planes are held here until it ends
     return 1
 
 
@@ -486,11 +464,7 @@ def _timed(items: Iterator, spent: dict) -> Iterator:
 
 def _fit_resources(runner, settings):
     """What each fitting task asks its runner for: on Ray, a GPU where the fit runs on one."""
-    from ..config import PipelineOptions
-    from ..jobs.placement import task_resources
-    from ..jobs.runners import TaskResources
-
-    if runner is None or isinstance(runner, _InProcess):
+    if runner is None:
         return TaskResources()
     return task_resources(PipelineOptions(device=settings.device), runner)[0]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ..config import PipelineOptions
 from ..errors import VsrPipeError
+from ..runners import InProcessRunner, Outcome, Runner, task_resources
 from .inputs import BatchInput, expand_inputs, job_key, output_path
-from .placement import check_reachable, per_task_options, task_resources
-from .runners import InProcessRunner, Outcome, Runner
+from .placement import check_reachable, per_task_options
 
 RECORDS = ".vsr-pipe"
 

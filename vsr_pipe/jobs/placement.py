@@ -1,5 +1,5 @@
-"""Where and how a task runs: what it asks of a worker, the threads it uses there, and the check
-that a worker can reach its input and output."""
+"""How a job's task runs on its worker: the threads it uses there, and the check that a worker can
+reach its input and output (what it asks of a worker: ``vsr_pipe.runners.task_resources``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ..config import PipelineOptions
 from ..errors import InputNotFound, OutputError
+from ..runners import TaskResources
 from .inputs import is_remote
-from .runners import InProcessRunner, RayRunner, Runner, TaskResources
 
 
 def check_reachable(source: str, output: str) -> None:
@@ -42,18 +42,3 @@ def per_task_options(options: PipelineOptions, threads: int, resources: TaskReso
     if not any(k == "threads" for k, _ in encode.codec_options):
         encode = dataclasses.replace(encode, codec_options=(*encode.codec_options, ("threads", str(threads))))
     return dataclasses.replace(options, threads=threads, encode=encode)
-
-
-def task_resources(options: PipelineOptions, runner: Runner, cpus: float | None = None) -> tuple[TaskResources, int]:
-    """What each task asks (on Ray a GPU when the run is on CUDA, or "auto" on a cluster with GPUs,
-    and one CPU unless told; locally the cores split between the workers) and the threads it then
-    runs with (0: the defaults)."""
-    gpus = 0  # locally every worker sees every GPU and the device option holds as given
-    if isinstance(runner, RayRunner) and options.device != "cpu":  # Ray hides GPUs from tasks that ask none
-        wanted = options.device.startswith("cuda") or runner.connect().cluster_resources().get("GPU", 0) >= 1
-        gpus = 1 if wanted else 0
-    if isinstance(runner, InProcessRunner):
-        return TaskResources(num_gpus=gpus), 0
-    if cpus is None:
-        cpus = 1 if isinstance(runner, RayRunner) else max(1, (os.cpu_count() or 1) // max(1, runner.workers))
-    return TaskResources(num_cpus=cpus, num_gpus=gpus), max(1, int(cpus))

@@ -19,8 +19,8 @@ from ..config import PipelineOptions
 from ..errors import InvalidOption, OutputError, VsrPipeError
 from ..io.encode import check_output_path, resolve_codec
 from ..io.segments import PART_SUFFIX, Cut, SegmentSource, index_keyframes, join_parts, part_timeline
-from .placement import check_reachable, per_task_options, task_resources
-from .runners import InProcessRunner, Runner
+from ..runners import InProcessRunner, Runner, task_resources
+from .placement import check_reachable, per_task_options
 
 MIN_PART_FRAMES = 48  # below this a part costs more in start-up than it saves
 
