@@ -122,7 +122,7 @@ def report(args) -> list[dict]:
             saved = Path(args.out) / name / f"rows_{short(codec)}.json"
             if not saved.is_file():
                 continue
-            old = json.loads(saved.read_text())
+            old = [r for r in json.loads(saved.read_text()) if short(codec) in r["curve"] or r["curve"].startswith("hull")]
             curves = {r["curve"]: [RdPoint(*p) for p in r["points"]] for r in old}
             hull = curves.pop("hull (shipped)", None)
             curves.pop(f"direct {short(codec)}, ladder", None)
