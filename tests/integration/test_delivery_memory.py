@@ -130,6 +130,8 @@ def test_progress_starts_before_the_master_is_read_and_before_any_fit(tmp_path, 
     starts = [e[1] for e in events if e[0] == "stage" and e[2] == 0]
     assert starts == ["scan", "lr", "decode", "fit"]
     assert events.index(("stage", "fit", 0, 8)) < events.index(("fitting", 0))
+    calls = [e for e in events if e[0] == "stage"]
+    assert all(a != b for a, b in zip(calls, calls[1:]))  # no line twice
     ends = [e[1:] for e in events if e[0] == "stage" and e[2] == e[3] and e[2]]
     assert ends[:3] == [("scan", 24, 24), ("lr", 24, 24), ("decode", 24, 24)] and ends[-1] == ("fit", 8, 8)
 

@@ -183,7 +183,7 @@ def deliver(
         raise InputNotFound(f"input not found: {master}")
     target = Path(out)
     _check_target(master, target, options.layout)
-    stage = on_stage or (lambda name, done, total: None)
+    stage = _once_each(on_stage)
     clock: dict[str, float] = {}
     t = time.perf_counter()
     facts = stream_facts(master)
@@ -426,6 +426,19 @@ def _window(runner, resources) -> int:
     if connect is not None:
         return min(cluster_slots(connect(), resources), 64)  # each task's planes are held here until it ends
     return 1
+
+
+def _once_each(on_stage: Callable[[str, int, int], None] | None) -> Callable[[str, int, int], None]:
+    """``on_stage`` less any call that repeats the one before it (a pass's last periodic report is
+    often its end too)."""
+    last: list = [None]
+
+    def stage(name: str, done: int, total: int) -> None:
+        if on_stage is not None and (name, done, total) != last[0]:
+            last[0] = (name, done, total)
+            on_stage(name, done, total)
+
+    return stage
 
 
 def _release_free_heap() -> None:
