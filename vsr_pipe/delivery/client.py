@@ -121,7 +121,7 @@ def restore_pipeline(pkg: Package, options: RestoreOptions = RestoreOptions()) -
 def _check_base(pkg: Package, where: str | None = None) -> None:
     """The package was made on the generic weights this vsr-pipe ships (and, for modulation codes,
     on the trained correction they modulate); ``where`` names its manifest."""
-    from ..weights.store import shipped_sha
+    from ..weights.shipped import shipped_sha
 
     for name, sha in ((pkg.base.weights, pkg.base_sha256), (pkg.start, pkg.start_sha256)):
         if not name:

@@ -237,7 +237,7 @@ def codec_aware_name(factor: int) -> str:
 
 def _plan(options: LadderOptions, width: int, height: int) -> tuple[list[tuple[str, int, float]], list[str]]:
     """The candidates to make, as (kind, factor, crf), and the factors skipped with why."""
-    from ..weights.store import shipped_sha
+    from ..weights.shipped import shipped_sha
 
     plan = [("direct", 1, float(crf)) for crf in options.direct_crfs]
     skipped = []

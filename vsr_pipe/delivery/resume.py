@@ -35,7 +35,7 @@ def cache_folder(target: Path) -> Path:
 def task_key(task: ChunkTask) -> str:
     """The sha256 (hex) naming ``task``'s result in the cache (see the module's docstring)."""
     from .._version import __version__
-    from ..weights.store import shipped_sha
+    from ..weights.shipped import shipped_sha
 
     settings = {k: v for k, v in asdict(task.settings).items() if k != "threads"}  # threads change speed only
     header = {

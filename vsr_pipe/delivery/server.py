@@ -108,7 +108,7 @@ class DeliverOptions:
         """These options with the fit's kind decided ("auto": compact modulation codes where they can
         be, a bicubic LR of a factor whose codec-aware restorer ships, else a whole correction) and a
         modulation fit's start named: the codec-aware restorer of the factor."""
-        from ..weights.store import shipped_sha
+        from ..weights.shipped import shipped_sha
 
         codec_aware = f"espcn_y_x{self.factor}_codec"
         fit = self.fit
@@ -120,7 +120,7 @@ class DeliverOptions:
         return replace(self, fit=fit)
 
     def _check_modulation(self) -> None:
-        from ..weights.store import shipped_sha
+        from ..weights.shipped import shipped_sha
 
         if self.down != "bicubic" or self.joint:
             raise InvalidOption("modulation weights modulate the codec-aware ESPCN: --down bicubic, not --joint")
@@ -511,7 +511,7 @@ def _write_package(
     """The weights, report, chart and manifest into ``staging`` (and, embedded, the one .mkv)."""
     from safetensors.numpy import save
 
-    from ..weights.store import shipped_sha
+    from ..weights.shipped import shipped_sha
 
     if title is not None:
         return _write_modulation_package(staging, facts, spans, results, base, options, lr, costs, title, lr_path)
@@ -601,7 +601,7 @@ def _write_modulation_package(
     """A package of modulation codes: the files that pay, a manifest kept small (every byte of it is
     fetched by the client: figures and settings go to the report)."""
     from ..io.keyframes import video_bytes
-    from ..weights.store import shipped_sha
+    from ..weights.shipped import shipped_sha
 
     title_entry, chunk_entries, decisions = write_codes(
         staging, title, results, spans, lr.segments, lr_path, options.db_per_doubling

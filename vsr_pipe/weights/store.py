@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import re
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -19,33 +18,7 @@ from ..errors import WeightsError
 from ..models.correction import Corrected, CorrectionNet
 from ..models.espcn import ESPCN
 from ..models.rescaler import COND_CHANNELS, LEGACY_COND_CHANNELS, ArbitraryRescaler
-
-MANIFEST = "manifest.json"
-
-
-def shipped_dir() -> Path:
-    return Path(str(resources.files("vsr_pipe.weights")))
-
-
-def manifest() -> dict:
-    """The manifest of shipped weights: name -> architecture, scale, training data, figures."""
-    path = shipped_dir() / MANIFEST
-    if not path.exists():
-        return {}
-    return json.loads(path.read_text())
-
-
-def shipped_path(name: str) -> Path:
-    path = shipped_dir() / f"{name}.safetensors"
-    if not path.exists():
-        known = ", ".join(sorted(manifest())) or "none"
-        raise WeightsError(f"no shipped weights named {name} (shipped: {known})")
-    return path
-
-
-def shipped_sha(name: str) -> str:
-    """The manifest's sha256 of shipped weights (identifies them in a rescaling tag); "" if unknown."""
-    return str(manifest().get(name, {}).get("sha256", ""))
+from .shipped import MANIFEST, manifest, shipped_dir, shipped_path, shipped_sha  # noqa: F401 (the names callers know)
 
 
 def build_model(architecture: dict) -> torch.nn.Module:
