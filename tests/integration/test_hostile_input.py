@@ -135,7 +135,8 @@ def test_fuzz_regressions_end_cleanly(tmp_path, path):
     assert "Traceback" not in r.stderr
     assert not list(tmp_path.glob(".*.partial-*"))
     lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert all(line.startswith("vsr-pipe:") for line in lines) and len(lines) <= 4, r.stderr
+    # a line per kind of damage found (a stream not copied, a short file, frames concealed), never a flood
+    assert all(line.startswith("vsr-pipe:") for line in lines) and len(lines) <= 6, r.stderr
     if "not-utf8" not in path.name:  # each of these now makes a file; the garbled-tags one has no decodable frame
         assert r.returncode == 0, r.stderr
     if r.returncode == 0:
