@@ -11,6 +11,9 @@ from tests.conftest import run_cli
 FAST = ("--model", "bicubic", "--scale", "2", "-q")
 
 
+# Real encodes per case: the slow tier (.ci/run runs it); the fast tier stays under two minutes.
+pytestmark = pytest.mark.slow
+
 def streams(path) -> list[str]:
     with av.open(str(path)) as c:
         return [s.type for s in c.streams]

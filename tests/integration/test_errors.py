@@ -109,6 +109,7 @@ def test_unknown_codec_and_bad_pixel_format(clip, tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 @pytest.mark.parametrize("codec, software", [("h264_nvenc", "libx264"), ("hevc_qsv", "libx265")])
 def test_a_hardware_encoder_without_its_device_is_one_line_naming_what_opens(clip, tmp_path, codec, software):
     from vsr_pipe.io.encoders import encoder_opens

@@ -82,6 +82,7 @@ def test_matrix_and_range_are_kept_and_colours_do_not_shift(clip, tmp_path, spac
         assert np.allclose(mean_bar_yuv(frame, bar, src.width), bar[2], atol=2), bar
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 @pytest.mark.parametrize("suffix", [".ts", ".mp4"])
 def test_limited_range_of_an_mpeg2_transport_stream_is_kept_without_other_colour_tags(tmp_path, suffix):
     # MPEG-2 tags the range only; x264 wrote no range flag then, and MPEG-TS and MP4 have no other place for it.
@@ -105,6 +106,7 @@ def test_ten_bit_input_gives_ten_bit_output(clip, tmp_path):
         assert np.allclose(mean_bar_yuv(frame, bar, src.width, bit_depth=10), bar[2], atol=2)
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_odd_size_and_non_integer_asymmetric_scale(clip, tmp_path):
     src = clip("odd.mkv", width=853, height=481, frames=3, audio=False)
     out = tmp_path / "odd_out.mp4"
@@ -129,6 +131,7 @@ def test_lossless_ffv1_444_and_plain_reencode_at_scale_1(clip, tmp_path):
     assert got["pix_fmt"] == "yuv444p" and got["size"] == (320, 192)
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 @pytest.mark.parametrize("container", ["mp4", "mkv"])
 def test_subtitles_and_audio_are_copied_not_reencoded(clip, tmp_path, container):
     src = clip(f"subs.{container}", frames=24, subtitles=True)

@@ -136,6 +136,7 @@ def rescaler(seed: int) -> ArbitraryRescaler:
 @pytest.mark.parametrize(
     "options", [pytest.param(TorchOptions(), id="torch"), pytest.param(OrtOptions(), id="onnxruntime")]
 )
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 @pytest.mark.parametrize("direction", ["down", "up"])
 def test_rescaler_directions_swap_with_the_net_or_the_bound_module_state(cache, options, direction):
     g = RescaleGeometry.for_factor(30, 41, 1.5, 2.5)

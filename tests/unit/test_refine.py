@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from vsr_pipe.models.matlab_resize import imresize_matrix
@@ -21,6 +22,7 @@ def textured(h: int, w: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.round(np.clip(img, 0, 1) * 255) / 255).float()[None, None]
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_refined_lr_restores_better_and_stays_near_bicubic():
     net = load_model(shipped_path("irn_y"))
     g = RescaleGeometry.for_factor(48, 64, 2, 2)
