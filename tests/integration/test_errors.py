@@ -100,6 +100,7 @@ def test_unwritable_or_missing_output_folder(clip, tmp_path):
         os.chmod(locked, 0o700)
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_unknown_codec_and_bad_pixel_format(clip, tmp_path):
     src = clip("in.mp4", frames=2, audio=False)
     r = run_cli(src.path, "--codec", "nosuchcodec", "-o", tmp_path / "out.mp4")
@@ -122,6 +123,7 @@ def test_a_hardware_encoder_without_its_device_is_one_line_naming_what_opens(cli
     assert "internal error" not in r.stderr and not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_corrupt_input_decodes_what_it_can_and_says_how_many_packets_were_bad(clip, tmp_path):
     src = clip("good.mkv", frames=48, audio=False, gop_size=6)
     bad = make_corrupt_copy(src.path, tmp_path / "bad.mkv")

@@ -57,6 +57,7 @@ def test_upscale_keeps_frames_timestamps_audio_and_colours(clip, tmp_path):
     assert not list(tmp_path.glob(".*partial*")), "temporary file left behind"
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_variable_frame_rate_stays_variable(clip, tmp_path):
     pts = [0, 3000, 4500, 10500, 12000, 21000, 22500, 24000, 33000, 36000]
     src = clip("vfr.mp4", frames=len(pts), pts=pts)
@@ -67,6 +68,7 @@ def test_variable_frame_rate_stays_variable(clip, tmp_path):
     assert seconds(got["pts"], got["time_base"]) == pytest.approx(seconds(src.pts, src.time_base), abs=1e-6)
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 @pytest.mark.parametrize("space, rng", [("bt601", "limited"), ("bt709", "full"), ("bt601", "full")])
 def test_matrix_and_range_are_kept_and_colours_do_not_shift(clip, tmp_path, space, rng):
     src = clip(f"{space}_{rng}.mp4", frames=6, colorspace=space, color_range=rng, audio=False)
@@ -94,6 +96,7 @@ def test_limited_range_of_an_mpeg2_transport_stream_is_kept_without_other_colour
     assert read_frames(out)[0].color_range == 1
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_ten_bit_input_gives_ten_bit_output(clip, tmp_path):
     src = clip("deep.mkv", frames=6, pix_fmt="yuv420p10le", audio=False)
     out = tmp_path / "deep_out.mkv"
@@ -148,6 +151,7 @@ def test_subtitles_and_audio_are_copied_not_reencoded(clip, tmp_path, container)
     assert audio_in == audio_out, "audio packets must be byte-identical copies"
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_rotation_is_kept(clip, tmp_path):
     src = clip("rot.mp4", frames=4, rotation=90, audio=False)
     out = tmp_path / "rot_out.mp4"
@@ -158,6 +162,7 @@ def test_rotation_is_kept(clip, tmp_path):
     assert (frame.width, frame.height) == (320, 192)
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_size_option_and_json_summary(clip, tmp_path):
     src = clip("in.mp4", frames=5, audio=False)
     out = tmp_path / "sized.mp4"
@@ -223,6 +228,7 @@ def test_the_sample_readme_describes_the_sample_audio_as_it_is():
     assert f"AAC {layout} track ({channels} channels, {rate // 1000} kHz)" in text
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_stdin_to_stdout(clip, tmp_path):
     src = clip("pipe.mkv", frames=6)
     with open(src.path, "rb") as fin, open(tmp_path / "piped.mkv", "wb") as fout:
@@ -232,6 +238,7 @@ def test_stdin_to_stdout(clip, tmp_path):
     assert len(got["pts"]) == 6 and got["size"] == (320, 192) and got["audio_packets"] == src.audio_packets
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_metadata_of_the_container_is_kept(clip, tmp_path):
     src = clip("meta.mkv", frames=3, audio=False)
     with av.open(str(src.path)) as c:

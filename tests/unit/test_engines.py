@@ -50,6 +50,7 @@ def test_engine_cache_is_reused_and_a_corrupt_entry_is_rebuilt(cache):
     assert torch.allclose(third(x), first(x), atol=1e-5)
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_new_weights_reuse_the_cached_graph_and_swap_between_chunks(cache):
     a, b = model(seed=0), model(seed=1)
     engine = make_engine(OrtOptions(), a, "espcn_x2")

@@ -68,6 +68,7 @@ def test_training_stops_at_the_deadline_and_the_loop_is_restored(tmp_path):
     assert len(made) == 1 and made[0].stamps == []
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_the_loop_trains_on_prepared_planes_and_checkpoints(tmp_path):
     gti = load_bench("gpu_train_irn")
     made: list = []

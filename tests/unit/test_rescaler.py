@@ -93,6 +93,7 @@ def test_quantise_rounds_to_8_bit_codes_and_passes_the_gradient():
     assert torch.equal(x.grad, torch.ones(3))
 
 
+@pytest.mark.slow  # moved from the fast tier: it must stay under two minutes
 def test_onnx_graphs_match_pytorch(net, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from vsr_pipe.engines.onnx_export import export_rescaler
