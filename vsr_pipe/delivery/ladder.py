@@ -455,14 +455,10 @@ def _check_target(master: str | None, target: Path) -> None:
 
 def _move_into_place(staging: Path, target: Path) -> None:
     """Rename the finished ladder over ``target`` (an older ladder there is replaced whole)."""
+    from .server import replace_folder
+
     _check_target(None, target)  # again: something may have appeared there meanwhile
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_folder(staging, target)
 
 
 def _jsonable(value):

@@ -692,6 +692,12 @@ def _move_into_place(staging: Path, target: Path, layout: str) -> None:
         os.replace(staging / EMBEDDED, target)
         shutil.rmtree(staging, ignore_errors=True)
         return
+    replace_folder(staging, target)
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Rename the folder ``staging`` over ``target``; an older one there is moved aside first and
+    removed after, so ``target`` is always whole."""
     old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
