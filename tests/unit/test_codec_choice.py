@@ -47,3 +47,40 @@ def test_the_input_pixel_format_is_kept_where_the_codec_takes_it(codec, input_fm
 def test_a_pixel_format_the_codec_cannot_write_is_refused_with_what_it_takes():
     with pytest.raises(InvalidOption, match="cannot write pixel format rgb48le: it takes yuv420p"):
         pick_pix_fmt("libx264", "rgb48le", "yuv420p")
+
+
+@pytest.mark.parametrize(
+    "given, made",
+    [
+        ("", "log-level=error:info=0"),
+        ("scenecut=0", "log-level=error:info=0:scenecut=0"),
+        ("info=1:log-level=info", "info=1:log-level=info"),  # the user's word wins
+    ],
+)
+def test_x265_params_keep_the_users_and_add_quiet_and_no_info_sei(given, made):
+    from vsr_pipe.io.encoders import x265_params
+
+    assert x265_params(given) == made
+
+
+def test_an_x265_hls_stream_does_not_carry_the_encoder_option_string_at_each_keyframe(tmp_path):
+    """x265's info SEI (≈ 1.9 kB: version and every option) repeats with the headers at each keyframe
+    in MPEG-TS: a small delivery LR with a keyframe per chunk paid it per chunk, doubling its bytes."""
+    from tests.media import make_clip
+    from vsr_pipe.config import EncodeOptions, PipelineOptions
+    from vsr_pipe.pipeline.run import run_to_file
+
+    clip = make_clip(tmp_path / "in.mkv", width=64, height=48, frames=12, audio=False)
+    src, pts = clip.path, clip.pts
+    encode = EncodeOptions(
+        codec="libx265",
+        crf=30,
+        codec_options=(("g", "100"), ("x265-params", "scenecut=0")),  # keyframes where asked only, as a delivery LR
+        muxer_options=(("hls_time", "0.001"), ("hls_playlist_type", "vod")),
+    )
+    run_to_file(src, tmp_path / "out.m3u8", PipelineOptions(model="bicubic", encode=encode), keyframes=pts[::4])
+    with av.open(str(tmp_path / "out.m3u8")) as out:
+        keys = [p.is_keyframe for p in out.demux(video=0) if p.size]
+    assert keys == [i % 4 == 0 for i in range(12)]
+    segments = sorted(tmp_path.glob("out*.ts"))
+    assert len(segments) == 3 and not any(b"x265 (build" in s.read_bytes() for s in segments)

@@ -13,6 +13,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from .encoders import x265_params
+
 DECODERS = {"libx264": "h264", "libx265": "hevc"}
 
 
@@ -67,8 +69,7 @@ def code_frames(
 
 
 def _quiet(codec: str) -> dict[str, str]:
-    # x265 prints a banner and ~20 info lines per encoder otherwise.
-    return {"x265-params": "log-level=error"} if codec == "libx265" else {}
+    return {"x265-params": x265_params()} if codec == "libx265" else {}
 
 
 def _decode(packets, codec: str, extradata, width: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

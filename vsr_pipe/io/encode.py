@@ -23,7 +23,7 @@ from ..config import EncodeOptions
 from ..errors import EncoderUnavailable, InvalidOption, OutputError, OutputExists
 from .base import ColorInfo, Packet
 from .decode import AvSource, is_url, layout_for
-from .encoders import encoder_opens, software_encoders_like
+from .encoders import encoder_opens, software_encoders_like, x265_params
 from .layout import FrameLayout
 from .protocols import protocol_support
 from .tags import TAG
@@ -228,7 +228,7 @@ class AvSink:
             codec_options.setdefault("preset", "veryfast")
         codec_options.update(dict(o.codec_options))
         if o.codec == "libx265":
-            codec_options["x265-params"] = _x265_quiet(codec_options.get("x265-params", ""))
+            codec_options["x265-params"] = x265_params(codec_options.get("x265-params", ""))
         if o.codec == "libx264" and _range_is_the_only_colour_tag(p.color):
             codec_options["x264-params"] = _x264_range_flag(codec_options.get("x264-params", ""))
         try:
@@ -406,14 +406,6 @@ class AvSink:
 
 _AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 _AAC_OBJECT_TYPES = {"Main": 1, "LC": 2, "SSR": 3, "LTP": 4, "HE-AAC": 5}
-
-
-def _x265_quiet(params: str) -> str:
-    """x265 prints its banner and notes to stderr itself, past FFmpeg's log (which PyAV keeps silent,
-    and where x264 writes): errors only, unless the user's x265-params set a log level."""
-    if "log-level" in params:
-        return params
-    return ":".join(p for p in ("log-level=error", params) if p)
 
 
 def _range_is_the_only_colour_tag(color: ColorInfo) -> bool:

@@ -26,6 +26,17 @@ def video_encoder(name: str) -> av.Codec | None:
     return codec if codec.type == "video" else None
 
 
+def x265_params(params: str = "") -> str:
+    """The user's ``x265-params`` with two defaults of ours, each unless the user set it:
+    ``log-level=error`` (x265 prints its banner and notes to stderr itself, past FFmpeg's log, which
+    PyAV keeps silent) and ``info=0`` (x265 otherwise writes its version and whole option string,
+    ≈ 1.9 kB, as an SEI with every keyframe once headers repeat, as in MPEG-TS and HLS: it doubled
+    a small LR stream's bytes at a keyframe per chunk)."""
+    given = {p.split("=", 1)[0] for p in params.split(":") if p}
+    ours = [p for p in ("log-level=error", "info=0") if p.split("=", 1)[0] not in given]
+    return ":".join([*ours, *([params] if params else [])])
+
+
 def is_hardware(codec: av.Codec) -> bool:
     return bool(codec.capabilities & _HARDWARE)
 
