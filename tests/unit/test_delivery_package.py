@@ -261,3 +261,31 @@ def test_a_version_1_package_still_reads_as_a_folder(tmp_path):
     edit_manifest(folder, lambda m: m.update(version=1))
     pkg = read_package(folder)
     assert pkg.layout == "folder" and not pkg.joint and pkg.video.name == "lr.mp4"
+
+
+def _compact(m) -> None:
+    """Version 4 chunk entries: index and segment left to their place."""
+    for c in m["chunks"]:
+        del c["index"], c["segment"]
+
+
+def test_a_version_4_chunk_entry_leaves_index_and_segment_to_its_place(tmp_path):
+    explicit = read_package(write_hls(tmp_path / "explicit")).chunks
+    folder = write_hls(tmp_path / "compact")
+    edit_manifest(folder, _compact)
+    assert read_package(folder).chunks == explicit
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda m: m.update(version=3), "malformed"),  # version 3 said them: left out there, the entry is damaged
+        (lambda m: m["chunks"].pop(), "1 chunks for 2 segments"),
+        (lambda m: m["chunks"][1].update(index=0), "out of order"),  # said, an index must still be its place
+    ],
+)  # fmt: skip
+def test_a_compact_chunk_list_is_still_checked(tmp_path, damage, message):
+    folder = write_hls(tmp_path / "p")
+    edit_manifest(folder, lambda m: (_compact(m), damage(m)))
+    with pytest.raises(PackageError, match=message):
+        read_package(folder)

@@ -70,26 +70,24 @@ def chunk_bytes(lr_path: Path, spans) -> list[int]:
 
 
 def write_codes(
-    staging: Path, title: TitleFit, results: list[ChunkResult], spans, segments: list, lr_path: Path,
+    staging: Path, title: TitleFit, results: list[ChunkResult], spans, lr_path: Path,
     db_per_doubling: float,
 ) -> tuple[dict | None, list[dict], list[Decision]]:  # fmt: skip
     """The title's file and each chunk's that pays, into ``staging``: the manifest's ``title`` entry,
-    its chunk entries (``"file": null`` where none ships) and every decision (the title's first)."""
+    its chunk entries (no ``file`` where none ships) and every decision (the title's first)."""
     files, _, decisions = decide_chunks(title.codes, results, chunk_bytes(lr_path, spans), db_per_doubling)
     title_entry = None
     if title.file is not None:
         (staging / TITLE_FILE).write_bytes(title.file)
         title_entry = file_entry(staging / TITLE_FILE)
-    entries = []
+    entries = []  # only what the place does not imply (manifest version 4): every byte is fetched
     for span, data in zip(spans, files):
-        entry: dict = {"file": None}
+        entry: dict = {}
         if data is not None:
             name = f"chunk_{span.index:04d}.mod"
             (staging / name).write_bytes(data)
             entry = file_entry(staging / name)
-        entry.update(index=span.index, first_pts=span.first_pts, last_pts=span.last_pts, frames=span.frames)
-        if segments:
-            entry["segment"] = segments[span.index]
+        entry.update(first_pts=span.first_pts, last_pts=span.last_pts, frames=span.frames)
         entries.append(entry)
     return title_entry, entries, [title.decision, *decisions]
 

@@ -24,8 +24,11 @@ from ..errors import VsrPipeError
 from .fit import PREFIX, BaseModel
 
 FORMAT = "vsr-pipe-delivery"
-VERSION = 3  # 3: "weights_format" (modulation codes); 2: "layout" and "joint"; 1 and 2 still read
-READS = (1, 2, 3)
+# 4: a chunk entry says only what is not implied (no "index": its place; no "segment": the HLS
+# playlist's segment at its place; no "file" where it ships no weights); 3: "weights_format"
+# (modulation codes); 2: "layout" and "joint"; 1 to 3 still read
+VERSION = 4
+READS = (1, 2, 3, 4)
 WEIGHTS_FORMATS = ("correction", "modulation")
 MAX_COMPACT_BYTES = 1 << 20  # a compact weights file (zstd) in the package
 LAYOUTS = ("folder", "hls", "embed")
@@ -194,14 +197,18 @@ def _checked(place: Place, m: dict, embedded_in: Path | None, streamed: bool = F
     dtypes = ("int8",) if m["version"] >= 3 and m.get("weights_format") == "modulation" else tuple(_DTYPES)
     if not (1 <= features <= 256 and 0 <= blocks <= 32) or int(corr["scale"]) != factor or dtype not in dtypes:
         raise PackageError(f"{where}: correction {corr} / dtype {dtype} out of range")
-    chunks = tuple(_chunk_entry(c) for c in m["chunks"])
+    implied = m["version"] >= 4
+    segments = [str(s["file"]) for s in m["video"]["segments"]] if layout == "hls" else []
+    if implied and layout == "hls" and len(segments) != len(m["chunks"]):
+        raise PackageError(f"{where}: {len(m['chunks'])} chunks for {len(segments)} segments (one each)")
+    chunks = tuple(_chunk_entry(c, k, segments, implied) for k, c in enumerate(m["chunks"]))
     if not 1 <= len(chunks) <= MAX_CHUNKS:
         raise PackageError(f"{where}: {len(chunks)} chunks (1 to {MAX_CHUNKS})")
     if streamed:
         if layout == "embed":
             raise PackageError(f"{where}: an embedded package's manifest; restore its .mkv file instead")
         video = place.folder / plain_name(str(m["video"]["file"]), where)
-        if layout == "hls" and [c.segment for c in chunks] != [str(s["file"]) for s in m["video"]["segments"]]:
+        if layout == "hls" and [c.segment for c in chunks] != segments:
             raise PackageError(f"{where}: the chunks do not name the playlist's segments one each, in order")
     elif layout == "hls":
         video = _checked_playlist(place, m["video"], chunks)
@@ -329,7 +336,10 @@ def _kind(path: Path) -> str:
     return kind_of(path.read_bytes())
 
 
-def _chunk_entry(c: dict) -> ChunkEntry:
+def _chunk_entry(c: dict, k: int, segments: list[str], implied: bool) -> ChunkEntry:
+    """Chunk ``k``'s entry; ``implied`` (version 4): its index and HLS segment are its place's."""
+    if implied:
+        c = {"index": k, "file": None, **({"segment": segments[k]} if segments else {}), **c}
     if c["file"] is None:  # modulation: no weights for this chunk, the codes in effect carry on
         c = {**c, "file": "", "size": 0, "sha256": ""}
     return ChunkEntry(

@@ -604,7 +604,7 @@ def _write_modulation_package(
     from ..weights.shipped import shipped_sha
 
     title_entry, chunk_entries, decisions = write_codes(
-        staging, title, results, spans, lr.segments, lr_path, options.db_per_doubling
+        staging, title, results, spans, lr_path, options.db_per_doubling
     )
     weights = [e for e in [title_entry, *chunk_entries] if e and e.get("file")]
     weights_bytes = sum(e["size"] for e in weights)
