@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=0, help="first N frames of each clip (0: the clip's default)")
     ap.add_argument("--direct-crfs", default="23,28,33,38,43,48,51")
     ap.add_argument("--lr-crfs", default="23,28,33,38,43")
+    ap.add_argument("--ladder-lr-crfs", default="28,33,38,43,48", help="the ladder's LR candidates (x2 and x3)")
     ap.add_argument("--codecs", default="libx264,libx265")
     ap.add_argument("--steps", type=int, default=300, help="the ladder's fit budget per title (chunks get a third)")
     ap.add_argument("--max-seconds", type=float, default=10.0, help="the packages' longest chunk")
@@ -81,7 +82,7 @@ def run_clip(name: str, args) -> list[dict]:
         hull = None
         if not args.skip_ladder:
             packages, hull = ladder_curve(master_path, out / f"ladder_{short(codec)}", codec, args, ref)
-            curves[f"x2 package {short(codec)}"] = packages
+            curves.update(packages)
         rows += tabulate(name, codec, curves, hull, out)
     return rows
 
@@ -249,18 +250,17 @@ def restorers_for(factor: int) -> dict:
     return out
 
 
-def ladder_curve(master_path: Path, out: Path, codec: str, args, ref) -> tuple[list, list]:
+def ladder_curve(master_path: Path, out: Path, codec: str, args, ref) -> tuple[dict, list]:
     """Every package candidate of ``deliver --ladder`` restored through the client and measured
     here, and the rungs the ladder kept (packages at the PSNR measured here, direct at the ladder's)."""
     from vsr_pipe.delivery.ladder import LadderOptions, build_ladder, restore_rung
-    from vsr_pipe.delivery.server import DeliverOptions
     from vsr_pipe.io.keyframes import luma_frames
     from vsr_pipe.quality.rd import RdPoint
 
     started = time.perf_counter()
-    options = LadderOptions(
-        codec=codec, direct_crfs=tuple(floats(args.direct_crfs)), lr_crfs=tuple(floats(args.lr_crfs)), factors=(2,),
-        extra=DeliverOptions(down="bicubic", max_seconds=args.max_seconds, fit=ladder_fit(args)),
+    options = LadderOptions(  # what `deliver --ladder` does by default, at these rates and fit budget
+        codec=codec, direct_crfs=tuple(floats(args.direct_crfs)), lr_crfs=tuple(floats(args.ladder_lr_crfs)),
+        fit=ladder_fit(args), max_seconds=args.max_seconds, threads=args.threads,
     )  # fmt: skip
     ladder = build_ladder(str(master_path), str(out), options, on_progress=lambda d: print(
         f"  [{d.done}/{d.total}] {d.name}: {d.candidate.bytes} B, {d.candidate.psnr:.2f} dB", file=sys.stderr))
@@ -273,7 +273,10 @@ def ladder_curve(master_path: Path, out: Path, codec: str, args, ref) -> tuple[l
         restore_rung(ladder, rung, str(dst))
         measured[rung.name] = RdPoint(rung.bytes, y_psnr([y for y, _ in luma_frames(str(dst))], ref), rung.name)
         dst.unlink()
-    packages = [RdPoint(c.bytes, c.psnr, c.name) for c in ladder.candidates if c.kind == "package"]
+    packages: dict[str, list] = {}  # one curve per factor
+    for c in ladder.candidates:
+        if c.kind == "package":
+            packages.setdefault(f"x{c.factor} package {short(codec)}", []).append(RdPoint(c.bytes, c.psnr, c.name))
     hull = [measured[r.name] for r in ladder.rungs]
     print(f"  ladder {codec}: {len(ladder.candidates)} candidates, {len(hull)} rungs, "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)  # fmt: skip
@@ -283,7 +286,7 @@ def ladder_curve(master_path: Path, out: Path, codec: str, args, ref) -> tuple[l
 def ladder_fit(args):
     from vsr_pipe.delivery.fit import FitSettings
 
-    return FitSettings(steps=args.steps, threads=args.threads, train="modulation", start="espcn_y_x2_codec")
+    return FitSettings(steps=args.steps, threads=args.threads, train="modulation")
 
 
 def print_table(rows: list[dict]) -> None:

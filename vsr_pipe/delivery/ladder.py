@@ -32,7 +32,6 @@ from pathlib import Path
 from ..config import EncodeOptions
 from ..errors import InputNotFound, InvalidOption, OutputError
 from ..quality.rd import RdPoint, convex_hull
-from .chunks import ChunkRules
 from .client import RestoreOptions
 from .fit import FitSettings
 from .package import MANIFEST, MAX_PLAYLIST_BYTES, PackageError, plain_name, playlist_segments
@@ -86,12 +85,9 @@ class LadderOptions:
 
     def base(self) -> DeliverOptions:
         """The deliver options every package starts from (before scale, encoder and layout)."""
-        # Chunks at scene cuts only: each chunk starts with a keyframe, and one inside a scene (at a
-        # change of difficulty) cost the car clip's LR 4-10% more bytes than its codes bought back.
         base = self.extra or DeliverOptions(
-            down="bicubic", fit=self.fit, max_seconds=self.max_seconds, threads=self.threads,
-            rules=ChunkRules(jump_db=0.0),
-        )  # fmt: skip
+            down="bicubic", fit=self.fit, max_seconds=self.max_seconds, threads=self.threads
+        )
         if self.steps > 0:
             base = replace(base, fit=replace(base.fit, steps=self.steps, seconds=0.0))
         return base
@@ -103,6 +99,9 @@ class LadderOptions:
         options = replace(base, scale=1 / factor, encode=encode, layout="hls")
         if options.fit.train in ("auto", "modulation"):  # the codec-aware restorer of this factor is what the codes modulate
             options = replace(options, down="bicubic", fit=replace(options.fit, start=codec_aware_name(factor)))
+            # Chunks at scene cuts only: each starts with a keyframe, and one inside a scene (at a change
+            # of difficulty) cost the car clip's LR 4-10% more bytes than its codes bought back.
+            options = replace(options, rules=replace(options.rules, jump_db=0.0))
         return self.deliver_options(options, factor, crf) if self.deliver_options else options
 
     def for_direct(self, crf: float, folder: Path) -> EncodeOptions:
