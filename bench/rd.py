@@ -39,6 +39,7 @@ CLIPS = {
     "bunny": (SAMPLE, 1, 0),  # animation: reported on its own (it favours full resolution)
 }
 BAND = (26.0, 36.0)
+LOW_BAND = (26.0, 31.0)  # "the low rates": where direct coding gives 26-31 dB
 
 
 def main() -> None:
@@ -91,7 +92,7 @@ def tabulate(name: str, codec: str, curves: dict, hull: list | None, out: Path) 
     """BD-rates of every curve against direct coding — against the ladder's own direct candidates
     (coded by the same pipeline and settings as its packages: the fair anchor) where there is a
     ladder, and against the in-memory direct curve — a chart, and the rows saved."""
-    from vsr_pipe.quality.rd import RdPoint, bd_rate, convex_hull, rd_chart
+    from vsr_pipe.quality.rd import RdPoint, bd_psnr, bd_rate, convex_hull, rd_chart
 
     ladder = out / f"ladder_{short(codec)}" / "ladder.json"
     if ladder.is_file():
@@ -100,12 +101,17 @@ def tabulate(name: str, codec: str, curves: dict, hull: list | None, out: Path) 
         curves = {f"direct {short(codec)}, ladder": direct, **curves}
     anchors = {"ladder": curves.get(f"direct {short(codec)}, ladder"), "memory": curves[f"direct {short(codec)}"]}
     rows = []
+    low = low_rates(anchors["ladder"] or anchors["memory"])
     for label, points in [*curves.items(), *([("hull (shipped)", hull)] if hull else [])]:
         row = {"clip": name, "codec": codec, "curve": label, "points": [[p.bytes, round(p.psnr, 3), p.label] for p in points]}
         for key, anchor in anchors.items():
             if anchor:
                 row[f"bd_rate_band_vs_{key}"] = bd_rate(anchor, points, BAND)
                 row[f"bd_rate_all_vs_{key}"] = bd_rate(anchor, points)
+        generic = curves.get(label.replace(" package ", " LR+ESPCN (pipeline) "))
+        if " package " in label and generic:  # the package against its own LR + the generic model, at equal bytes
+            row["bd_psnr_vs_generic_all"] = bd_psnr(generic, points)
+            row["bd_psnr_vs_generic_low"] = bd_psnr(generic, points, low)
         rows.append(row)
     rd_chart(curves, out / f"rd_{short(codec)}.png", f"{name}: bytes vs Y-PSNR ({codec}, medium)", BAND,
              hull or convex_hull([p for c in curves.values() for p in c]))  # fmt: skip
@@ -129,6 +135,15 @@ def report(args) -> list[dict]:
             curves.pop(f"direct {short(codec)}, ladder", None)
             rows += tabulate(name, codec, curves, hull, Path(args.out) / name)
     return rows
+
+
+def low_rates(direct: list) -> tuple[float, float] | None:
+    """The low rates: the bytes where direct coding gives LOW_BAND dB (log-linear between its points)."""
+    pts = sorted((p.psnr, p.bytes) for p in direct)
+    if len(pts) < 2:
+        return None
+    db, size = np.array([p for p, _ in pts]), np.log10([b for _, b in pts])
+    return tuple(float(10 ** np.interp(v, db, size)) for v in LOW_BAND)
 
 
 def floats(text: str) -> list[float]:
@@ -277,6 +292,9 @@ def ladder_curve(master_path: Path, out: Path, codec: str, args, ref) -> tuple[d
     for c in ladder.candidates:
         if c.kind == "package":
             packages.setdefault(f"x{c.factor} package {short(codec)}", []).append(RdPoint(c.bytes, c.psnr, c.name))
+            # the same pipeline-coded LR, restored by the generic ESPCN alone: its video bytes only
+            generic = RdPoint(c.bytes - c.weights_bytes, c.generic_psnr, c.name)
+            packages.setdefault(f"x{c.factor} LR+ESPCN (pipeline) {short(codec)}", []).append(generic)
     hull = [measured[r.name] for r in ladder.rungs]
     print(f"  ladder {codec}: {len(ladder.candidates)} candidates, {len(hull)} rungs, "
           f"{time.perf_counter() - started:.0f} s", file=sys.stderr)  # fmt: skip
@@ -293,11 +311,16 @@ def print_table(rows: list[dict]) -> None:
     def pct(value) -> str:
         return "–" if value is None else f"{value:+.1f}%"
 
-    print("| clip | codec | curve | BD-rate vs direct (ladder), 26–36 dB | whole overlap | vs direct (in memory), 26–36 dB |")
-    print("|---|---|---|---|---|---|")
+    def db(value) -> str:
+        return "–" if value is None else f"{value:+.2f} dB"
+
+    print("| clip | codec | curve | BD-rate vs direct (ladder), 26–36 dB | whole overlap | vs direct (in memory), 26–36 dB "
+          "| package vs its LR + ESPCN at equal bytes: low rates / all |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['clip']} | {short(r['codec'])} | {r['curve']} | {pct(r.get('bd_rate_band_vs_ladder'))} | "
-              f"{pct(r.get('bd_rate_all_vs_ladder'))} | {pct(r.get('bd_rate_band_vs_memory'))} |")  # fmt: skip
+              f"{pct(r.get('bd_rate_all_vs_ladder'))} | {pct(r.get('bd_rate_band_vs_memory'))} | "
+              f"{db(r.get('bd_psnr_vs_generic_low'))} / {db(r.get('bd_psnr_vs_generic_all'))} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -132,13 +132,15 @@ def test_rungs_are_on_the_hull_and_bytes_are_what_a_client_fetches(title):
         home = folder / rung.folder
         video = video_packet_bytes(home / rung.playlist)  # packets only: no container, no playlist
         if rung.kind == "direct":
-            assert rung.bytes == video and rung.weights_bytes == 0
+            assert rung.bytes == video and rung.weights_bytes == 0 and rung.generic_psnr is None
         else:
             manifest = json.loads((home / MANIFEST).read_text())
             entries = [e for e in [manifest.get("title"), *manifest["chunks"]] if e and e.get("file")]
             weights = sum({e["file"]: e["size"] for e in entries}.values())  # files that ship, each once
             assert rung.weights_bytes == weights + (home / MANIFEST).stat().st_size
             assert rung.bytes == video + rung.weights_bytes
+            report = json.loads((home / "report.json").read_text())["quality"]
+            assert rung.generic_psnr == report["generic_psnr"]  # its LR with the generic model alone
         assert rung.average_bandwidth == pytest.approx(rung.bytes * 8 / rung.duration_s, abs=1)
         assert rung.bandwidth >= rung.average_bandwidth - 1
     assert all(c.why for c in ladder.candidates)

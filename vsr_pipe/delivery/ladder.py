@@ -150,6 +150,9 @@ class Candidate:
     why: str = ""
     folder: str = ""
     playlist: str = ""
+    # A package's same LR restored by the generic model alone (its base ESPCN, no weights): what
+    # its codec-aware start and codes bought, at the LR's bytes (``bytes - weights_bytes``).
+    generic_psnr: float | None = None
 
     def point(self) -> RdPoint:
         return RdPoint(self.bytes, self.psnr, self.name)
@@ -295,7 +298,10 @@ def _make_package(
     summary = deliver(master, str(folder), options.for_package(factor, crf), runner)
     side = summary.weights_bytes + (folder / MANIFEST).stat().st_size
     rates = _rates(folder, PACKAGE_PLAYLIST, _weights_per_segment(folder, side))
-    return Candidate(name, "package", factor, crf, rates.bytes, side, summary.tuned_psnr, *rates.fields())
+    return Candidate(
+        name, "package", factor, crf, rates.bytes, side, summary.tuned_psnr, *rates.fields(),
+        generic_psnr=summary.generic_psnr,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -524,7 +530,10 @@ def _candidate(entry: dict, where: Path) -> Candidate:
     size = entry["size"]
     if len(size) != 2 or not all(isinstance(v, int) and 0 < v <= 1 << 16 for v in size):
         raise PackageError(f"{where}: candidate size {size!r} is not [width, height]")
-    return Candidate(**{k: entry[k] for k in _TYPES if k != "size"}, size=(size[0], size[1]))
+    generic = entry.get("generic_psnr")  # a package's; ladders before it was measured lack it
+    if not (generic is None or (isinstance(generic, (int, float)) and not isinstance(generic, bool))):
+        raise PackageError(f"{where}: candidate field 'generic_psnr' is {type(generic).__name__}, not a number")
+    return Candidate(**{k: entry[k] for k in _TYPES if k != "size"}, size=(size[0], size[1]), generic_psnr=generic)
 
 
 def _rung(entry: dict, k: int, folder: Path, where: Path) -> Candidate:
