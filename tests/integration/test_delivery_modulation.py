@@ -33,8 +33,18 @@ def package(tmp_path_factory):
     folder = tmp_path_factory.mktemp("modulation")
     master = make_clip(folder / "master.mp4", width=128, height=72, frames=24, audio=True)
     options = DeliverOptions(down="bicubic", max_seconds=0.5, fit=TINY, db_per_doubling=0.01)
-    summary = deliver(str(master.path), str(folder / "title"), options)
-    return folder / "title", summary, master
+    stages: list[tuple] = []
+    summary = deliver(str(master.path), str(folder / "title"), options, on_stage=lambda *a: stages.append(a))
+    return folder / "title", summary, master, stages
+
+
+def test_the_titles_fit_is_a_stage_of_its_own_before_any_chunks(package):
+    """The title's codes are fitted before any chunk's, for a minute or more on a long title: a line
+    says so, rather than silence after the LR is decoded."""
+    stages = package[3]
+    starts = [name for name, done, _ in stages if done == 0]
+    assert starts == ["scan", "lr", "decode", "title", "fit"]
+    assert ("title", TINY.steps, TINY.steps) in stages
 
 
 def _restored(folder, dst, engine="torch") -> list[np.ndarray]:
@@ -43,7 +53,7 @@ def _restored(folder, dst, engine="torch") -> list[np.ndarray]:
 
 
 def test_a_modulation_package_is_small_and_says_what_shipped(package):
-    folder, summary, _ = package
+    folder, summary, _, _ = package
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["version"] == 4 and manifest["weights_format"] == "modulation"
     assert manifest["architecture"]["start"]["weights"] == "espcn_y_x2_codec"
@@ -58,7 +68,7 @@ def test_a_modulation_package_is_small_and_says_what_shipped(package):
 
 @pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
 def test_the_client_gets_exactly_the_servers_figure(package, tmp_path, engine):
-    folder, summary, master = package
+    folder, summary, master, _ = package
     _restored(folder, tmp_path / "r.mkv", engine)
     measured = compare_videos(str(master.path), str(tmp_path / "r.mkv"), with_ssim=False).mean_psnr
     assert measured == pytest.approx(summary.tuned_psnr, abs=0.02)

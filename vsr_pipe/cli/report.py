@@ -64,9 +64,10 @@ def print_stage(name: str, done: int, total: int) -> None:
     """A delivery stage's progress; a fit's end is print_chunk's line."""
     if name == "fit" and done:
         return
-    what = {"scan": "scanning the master", "lr": "making the LR", "decode": "decoding the LR"}
+    what = {"scan": "scanning the master", "lr": "making the LR", "decode": "decoding the LR",
+            "title": "fitting the title's codes"}  # fmt: skip
     count = f"{done}/{total}" if total else f"{done}"
-    unit = "chunks" if name == "fit" else "frames"
+    unit = {"fit": "chunks", "title": "steps"}.get(name, "frames")
     click.echo(f"{what.get(name, 'fitting')}: {count} {unit}", err=True)
 
 

@@ -45,7 +45,7 @@ from .report import write_chart
 from .resume import ChunkCache, cache_folder, task_key
 
 REPORT, CHART = "report.json", "psnr.png"
-STAGES = ("scan", "lr", "decode", "fit")  # what ``on_stage`` names, in the order they run
+STAGES = ("scan", "lr", "decode", "title", "fit")  # what ``on_stage`` names, in the order they run
 EMBEDDED = ".embedded.mkv"  # --embed: the finished file in the staging folder, renamed onto the target
 JOINT_NAME = "joint.safetensors"  # --joint: the one correction every chunk entry names
 
@@ -174,7 +174,8 @@ def deliver(
     after another. ``on_chunk``: called as each chunk ends. ``on_stage(stage, done, total)``: called
     as each of :data:`STAGES` starts (``done`` 0), every few seconds while it runs, and as it ends
     (``done == total``); "scan", "lr" and "decode" count frames ("scan"'s ``total`` is the
-    container's count, 0 when it does not say), "fit" counts chunks (called again as each ends)."""
+    container's count, 0 when it does not say), "title" (compact weights only: the title's codes,
+    fitted before any chunk's) counts steps, "fit" counts chunks (called again as each ends)."""
     from ..io.keyframes import stream_facts, video_bytes
 
     options = options.resolved()
@@ -228,10 +229,11 @@ def deliver(
         cache = ChunkCache(cache_folder(target))
         title = None
         if options.fit.train == "modulation":  # the title's codes first: every chunk's fit starts from them
-            stage("fit", 0, len(spans))
+            stage("title", 0, options.fit.steps)
             title = fit_title(
                 lr_path, master, spans, frames, base, options.fit, cache, video_bytes(str(lr_path)), options.db_per_doubling
             )  # fmt: skip
+            stage("title", options.fit.steps, options.fit.steps)
         stage("fit", 0, len(spans))
         decoding = {"s": 0.0}  # the chunks' planes are decoded during the fit stage: counted as decode
         planes = _timed(chunk_planes(str(lr_path), master, spans), decoding)
