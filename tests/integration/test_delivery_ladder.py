@@ -35,16 +35,20 @@ LADDER_ARGS = ("--direct-crfs", "18", "--lr-crfs", "33,48", "--budget", "2", "--
                "--max-seconds", "0.5", "--threads", "1")  # fmt: skip
 
 
-def textured_clip(path: Path, width: int = WIDTH, height: int = HEIGHT, frames: int = FRAMES) -> Path:
+def textured_clip(path: Path, width: int = WIDTH, height: int = HEIGHT, frames: int = FRAMES, cut: int = 10) -> Path:
     """A lossless clip of fine texture panning with grain, 24 fps: costly to code at full size, so
-    an LR package can undercut direct coding in bytes."""
+    an LR package can undercut direct coding in bytes; a scene cut (another texture, darker) at
+    frame ``cut``, off the 0.5 s chunk grid."""
     rng = np.random.default_rng(0)
-    field = rng.integers(0, 256, (height + frames, width + 2 * frames)).astype(np.float32)
-    field = (field + np.roll(field, 1, 0) + np.roll(field, 1, 1)) / 3
+    shape = (height + frames, width + 2 * frames)
+    fields = [rng.integers(0, 256, shape).astype(np.float32) for _ in range(2)]
+    fields[1] = fields[1] * 0.5
+    fields = [(f + np.roll(f, 1, 0) + np.roll(f, 1, 1)) / 3 for f in fields]
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=24, options={"qp": "0"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(frames):
+            field = fields[int(i >= cut)]
             y = field[i : i + height, 2 * i : 2 * i + width] + rng.normal(0, 6, (height, width))
             frame = av.VideoFrame(width, height, "yuv420p")
             planes = [np.clip(y, 0, 255).astype(np.uint8), *(np.full((height // 2, width // 2), 128, np.uint8),) * 2]
@@ -110,6 +114,26 @@ def test_ladder_writes_a_master_playlist_whose_variants_are_the_rungs_by_bandwid
     # Only the rungs are left in the folder; the candidates not kept are gone.
     assert sorted(p.name for p in folder.iterdir()) == sorted([LADDER, MASTER_PLAYLIST, *(r["folder"] for r in rungs)])
     assert "[1/3] direct_crf18" in stderr and "[3/3] x2_crf48" in stderr
+
+
+@pytest.mark.slow
+def test_every_rungs_segments_start_at_the_same_frames(title):
+    """A player switches rungs at segment boundaries: the direct rungs are cut where the packages'
+    chunks start, each segment starting with a keyframe."""
+    folder, _, _ = title
+    starts = {}
+    for rung in read_ladder(str(folder)).rungs:
+        with av.open(str(folder / rung.folder / rung.playlist)) as c:
+            packets = [p for p in c.demux(video=0) if p.size]
+        keys = [p.pts * p.time_base for p in packets if p.is_keyframe]
+        segments = _media_segment_count(folder / rung.folder / rung.playlist)
+        assert len(keys) == segments, rung.name  # no keyframe inside a segment
+        starts[rung.name] = keys
+    assert len(set(map(tuple, starts.values()))) == 1 and len(next(iter(starts.values()))) > 1, starts
+
+
+def _media_segment_count(playlist: Path) -> int:
+    return sum(1 for line in playlist.read_text().splitlines() if line and not line.startswith("#"))
 
 
 @pytest.mark.slow

@@ -33,17 +33,24 @@ _MIME = {".json": "application/json"}
 
 def lr_encode(encode: EncodeOptions, layout: str, staging: Path, frames: int) -> EncodeOptions:
     """The LR's encoder and muxer options for ``layout``. Folder: the MP4's index (moov) before its
-    media (``faststart``), so a client reads it from a web server as it arrives. HLS: the muxer
-    cuts a segment at every keyframe (a tiny ``hls_time``), and the encoder makes none but the
-    chunk starts (a GOP longer than the video, no scene-cut keyframes), so the segments are exactly
-    the chunks."""
+    media (``faststart``), so a client reads it from a web server as it arrives. HLS: a segment per
+    chunk (:func:`segment_per_keyframe`)."""
     if layout == "folder":
         if any(k == "movflags" for k, _ in encode.muxer_options):
             return encode
         return replace(encode, muxer_options=(*encode.muxer_options, ("movflags", "+faststart")))
     if layout != "hls":
         return encode
-    muxer = {"hls_time": "0.001", "hls_playlist_type": "vod", "hls_segment_filename": str(staging / SEGMENTS)}
+    return segment_per_keyframe(encode, frames, staging / SEGMENTS)
+
+
+def segment_per_keyframe(encode: EncodeOptions, frames: int, segments: Path) -> EncodeOptions:
+    """``encode`` for an HLS playlist (VOD) whose segments, named by the pattern ``segments``, start
+    exactly at the keyframes the caller forces: the muxer cuts at every keyframe (a tiny
+    ``hls_time``), and the encoder makes none unasked (a GOP longer than the ``frames``, no
+    scene-cut keyframes). A package's LR (a segment per chunk) and a ladder's direct rungs (the
+    same segments, so a player switches rungs at any segment) are made so."""
+    muxer = {"hls_time": "0.001", "hls_playlist_type": "vod", "hls_segment_filename": str(segments)}
     codec = {"g": str(frames + 1)}
     if encode.codec == "libx264":
         codec["sc_threshold"] = "0"

@@ -42,6 +42,7 @@ VERSION = 1
 LADDER = "ladder.json"
 MASTER_PLAYLIST = "master.m3u8"
 DIRECT_PLAYLIST = "video.m3u8"
+DIRECT_SEGMENTS = "video_%04d.ts"
 PACKAGE_PLAYLIST = "lr.m3u8"
 MAX_LADDER_BYTES = 1 << 20
 MAX_CANDIDATES = 1000
@@ -104,15 +105,21 @@ class LadderOptions:
             options = replace(options, rules=replace(options.rules, jump_db=0.0))
         return self.deliver_options(options, factor, crf) if self.deliver_options else options
 
-    def for_direct(self, crf: float, folder: Path) -> EncodeOptions:
-        """The encoder of the direct candidate at ``crf``: an HLS media playlist in ``folder``,
-        segments of ``max_seconds`` (a keyframe starts each), every segment listed (VOD)."""
+    def for_direct(self, crf: float, folder: Path, frames: int = 0) -> EncodeOptions:
+        """The encoder of the direct candidate at ``crf``: an HLS media playlist in ``folder``, every
+        segment listed (VOD). ``frames`` (the title's count) given: a segment starts at each keyframe
+        the caller forces, and only there (the packages' chunk starts); else every ``max_seconds``."""
+        from .containers import segment_per_keyframe
+
+        plain = EncodeOptions(codec=self.codec, crf=crf, preset=self.preset)
+        if frames:
+            return segment_per_keyframe(plain, frames, folder / DIRECT_SEGMENTS)
         muxer = (
             ("hls_time", f"{self.base().max_seconds:g}"),
             ("hls_playlist_type", "vod"),
-            ("hls_segment_filename", str(folder / "video_%04d.ts")),
+            ("hls_segment_filename", str(folder / DIRECT_SEGMENTS)),
         )
-        return EncodeOptions(codec=self.codec, crf=crf, preset=self.preset, muxer_options=muxer)
+        return replace(plain, muxer_options=muxer)
 
     def describe(self) -> dict:
         """The options as JSON values (for ``ladder.json``)."""
@@ -221,9 +228,10 @@ def build_ladder(
     staging.mkdir()
     try:
         made = []
+        segments = _segment_starts(master, options, plan)
         for kind, factor, crf in plan:
             name = _name(kind, factor, crf)
-            made.append(_make(master, staging, name, kind, factor, crf, options, runner))
+            made.append(_make(master, staging, name, kind, factor, crf, options, runner, segments))
             if on_progress:
                 on_progress(CandidateDone(name, len(made), len(plan), made[-1]))
         candidates, rungs = choose_rungs(made)
@@ -264,27 +272,50 @@ def _name(kind: str, factor: int, crf: float) -> str:
     return f"direct_crf{crf:g}" if kind == "direct" else f"x{factor}_crf{crf:g}"
 
 
+def _segment_starts(master: str, options: LadderOptions, plan) -> tuple[list[int], int]:
+    """The pts where the packages' chunks start (the first package's rules; those that cut at
+    scenes only are the same for every factor): the direct rungs start their segments there too,
+    so that every rung's segments are the same stretches of the title and a player may switch
+    rungs at any segment boundary. Empty when there is no package (direct segments by length);
+    with the title's frame count."""
+    from ..io.keyframes import stream_facts
+    from .planes import scan_master
+    from .server import chunk_spans
+
+    packages = [(factor, crf) for kind, factor, crf in plan if kind == "package"]
+    if not packages or not any(kind == "direct" for kind, _, _ in plan):
+        return [], 0
+    factor, crf = packages[0]
+    scan = scan_master(master, factor)
+    spans = chunk_spans(scan, stream_facts(master).rate, options.for_package(factor, crf))
+    return [scan.pts[s.first] for s in spans], scan.frames
+
+
 def _make(
-    master: str, staging: Path, name: str, kind: str, factor: int, crf: float, options: LadderOptions, runner
-) -> Candidate:
-    """Make the candidate ``name`` in ``staging / name`` and measure it."""
+    master: str, staging: Path, name: str, kind: str, factor: int, crf: float, options: LadderOptions, runner,
+    segments: tuple[list[int], int],
+) -> Candidate:  # fmt: skip
+    """Make the candidate ``name`` in ``staging / name`` and measure it; a direct one's segments
+    start at the pts ``segments[0]`` (empty: every ``max_seconds``) of the title's ``segments[1]`` frames."""
     folder = staging / name
     if kind == "direct":
-        return _make_direct(master, folder, name, crf, options)
+        return _make_direct(master, folder, name, crf, options, segments)
     return _make_package(master, folder, name, factor, crf, options, runner)
 
 
-def _make_direct(master: str, folder: Path, name: str, crf: float, options: LadderOptions) -> Candidate:
+def _make_direct(
+    master: str, folder: Path, name: str, crf: float, options: LadderOptions, segments: tuple[list[int], int]
+) -> Candidate:
     from ..config import PipelineOptions, Scale
     from ..pipeline.run import run_to_file
     from ..quality.video import compare_videos
 
     folder.mkdir()
     playlist = folder / DIRECT_PLAYLIST
-    pipeline = PipelineOptions(
-        scale=Scale(1.0, 1.0), model="bicubic", encode=options.for_direct(crf, folder), threads=options.base().threads
-    )
-    run_to_file(master, str(playlist), pipeline)
+    starts, frames = segments
+    encode = options.for_direct(crf, folder, frames if starts else 0)
+    pipeline = PipelineOptions(scale=Scale(1.0, 1.0), model="bicubic", encode=encode, threads=options.base().threads)
+    run_to_file(master, str(playlist), pipeline, keyframes=starts)
     scores = compare_videos(master, str(playlist), with_ssim=False).psnr
     rates = _rates(folder, DIRECT_PLAYLIST, [])
     return Candidate(name, "direct", 1, crf, rates.bytes, 0, _mean_db(scores), *rates.fields())
@@ -330,7 +361,7 @@ def _rates(folder: Path, playlist: str, side: list[int]) -> _Rates:
     duration = sum(s for _, s in segments)
     total = sum(per_segment) + sum(side)
     peak = max((v + w) * 8 / max(s, 1e-3) for (_, s), v, w in zip(segments, per_segment, side))
-    layout = stream_facts(str(folder / segments[0][0])).layout
+    layout = stream_facts(str(folder / playlist)).layout
     average = total * 8 / max(duration, 1e-3)
     return _Rates(total, duration, math.ceil(peak), math.ceil(average), (layout.width, layout.height))
 

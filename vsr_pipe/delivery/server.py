@@ -40,7 +40,7 @@ from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
 from .joint import joint_task, split_result
 from .modulated import TitleFit, chunk_settings, effective_psnr, fit_title, start_shape, write_codes
 from .package import FORMAT, LAYOUTS, MANIFEST, VERSION, file_entry
-from .planes import ChunkPlanes, ReportEvery, chunk_planes, frame_pts, scan_master
+from .planes import ChunkPlanes, MasterScan, ReportEvery, chunk_planes, frame_pts, scan_master
 from .report import write_chart
 from .resume import ChunkCache, cache_folder, task_key
 
@@ -194,9 +194,8 @@ def deliver(
     if frames == 0:
         raise DeliveryFailed(f"{master} has no video frames to deliver")
     stage("scan", frames, frames)
+    spans = chunk_spans(scan, facts.rate, options)
     rate = float(facts.rate) if facts.rate else 25.0
-    rules = replace(options.rules, max_frames=max(1, int(round(options.max_seconds * rate))))
-    spans = split_chunks(list(range(frames)), scan.scores, rules, scan.difficulties)
     clock["scan"] = time.perf_counter() - t
     staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -260,6 +259,14 @@ def deliver(
         server_s_per_minute={k: v / minutes for k, v in clock.items()},
         **summary_fields,
     )
+
+
+def chunk_spans(scan: MasterScan, rate, options: DeliverOptions) -> list[ChunkSpan]:
+    """The chunks of a master scanned as ``scan`` at frame ``rate`` (None: 25 fps assumed), by
+    ``options``' rules and longest chunk."""
+    fps = float(rate) if rate else 25.0
+    rules = replace(options.rules, max_frames=max(1, int(round(options.max_seconds * fps))))
+    return split_chunks(list(range(scan.frames)), scan.scores, rules, scan.difficulties)
 
 
 def make_lr(

@@ -12,9 +12,15 @@ from .base import Frame, StreamFacts
 from .decode import AvSource
 
 
+def _demux(path) -> av.container.InputContainer:
+    """``path`` opened for demuxing. An MPEG-TS file (an HLS segment) is opened as one: FFmpeg's
+    format probe needs more than a short segment's few packets, and fails with "End of file"."""
+    return av.open(str(path), format="mpegts" if str(path).lower().endswith(".ts") else None)
+
+
 def keyframe_pts(path: str) -> list[int]:
     """The pts of the video packets flagged as keyframes, in presentation order (demux only)."""
-    with av.open(str(path)) as container:
+    with _demux(path) as container:
         stream = container.streams.video[0]
         found = [p.pts for p in container.demux(stream) if p.size and p.is_keyframe and p.pts is not None]
     return sorted(found)
@@ -36,13 +42,13 @@ def luma_frames(path: str) -> Iterator[tuple[np.ndarray, int | None]]:
 
 def video_bytes(path: str) -> int:
     """Bytes of the video stream's packets alone (what the picture costs, without audio or container)."""
-    with av.open(str(path)) as container:
+    with _demux(path) as container:
         stream = container.streams.video[0]
         return sum(p.size for p in container.demux(stream) if p.size)
 
 
 def video_packet_sizes(path: str) -> list[tuple[int, int]]:
     """(pts, bytes) of each video packet, in stream order: what each stretch of the picture costs."""
-    with av.open(str(path)) as container:
+    with _demux(path) as container:
         stream = container.streams.video[0]
         return [(int(p.pts), p.size) for p in container.demux(stream) if p.size and p.pts is not None]
