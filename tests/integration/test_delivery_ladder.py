@@ -4,6 +4,7 @@ playlist over them; restore --rung / --bandwidth plays one rung."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def test_ladder_writes_a_master_playlist_whose_variants_are_the_rungs_by_bandwid
     assert [int(a["BANDWIDTH"]) for a, _ in found] == [r["bandwidth"] for r in rungs]
     assert [int(a["AVERAGE-BANDWIDTH"]) for a, _ in found] == [r["average_bandwidth"] for r in rungs]
     assert [a["RESOLUTION"] for a, _ in found] == [f"{r['size'][0]}x{r['size'][1]}" for r in rungs]
+    assert all(re.fullmatch(r'"avc1\.64[0-9a-f]{4}"', a["CODECS"]) for a, _ in found)  # x264 medium: High
     assert [r["bandwidth"] for r in rungs] == sorted(r["bandwidth"] for r in rungs)
     assert summary["rungs"] == rungs and len(doc["candidates"]) == 3  # x3 skipped: 64 is not divisible by 6
     assert any(s.startswith("x3") for s in doc["skipped"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import threading
 import time
@@ -160,6 +161,7 @@ class Candidate:
     # A package's same LR restored by the generic model alone (its base ESPCN, no weights): what
     # its codec-aware start and codes bought, at the LR's bytes (``bytes - weights_bytes``).
     generic_psnr: float | None = None
+    codecs: str = ""  # its video as RFC 6381 says it (the master playlist's CODECS); "" if unknown
 
     def point(self) -> RdPoint:
         return RdPoint(self.bytes, self.psnr, self.name)
@@ -318,7 +320,7 @@ def _make_direct(
     run_to_file(master, str(playlist), pipeline, keyframes=starts)
     scores = compare_videos(master, str(playlist), with_ssim=False).psnr
     rates = _rates(folder, DIRECT_PLAYLIST, [])
-    return Candidate(name, "direct", 1, crf, rates.bytes, 0, _mean_db(scores), *rates.fields())
+    return Candidate(name, "direct", 1, crf, rates.bytes, 0, _mean_db(scores), *rates.fields(), codecs=rates.codecs)
 
 
 def _make_package(
@@ -331,20 +333,21 @@ def _make_package(
     rates = _rates(folder, PACKAGE_PLAYLIST, _weights_per_segment(folder, side))
     return Candidate(
         name, "package", factor, crf, rates.bytes, side, summary.tuned_psnr, *rates.fields(),
-        generic_psnr=summary.generic_psnr,
+        generic_psnr=summary.generic_psnr, codecs=rates.codecs,
     )  # fmt: skip
 
 
 @dataclass(frozen=True)
 class _Rates:
     """A candidate's ``bytes`` (video packets and side files), its duration in seconds, its peak
-    and mean bits per second over its segments, and its coded (width, height)."""
+    and mean bits per second over its segments, its coded (width, height) and RFC 6381 codec string."""
 
     bytes: int
     duration_s: float
     peak: int
     average: int
     size: tuple[int, int]
+    codecs: str
 
     def fields(self) -> tuple:
         return self.duration_s, self.peak, self.average, self.size
@@ -353,6 +356,7 @@ class _Rates:
 def _rates(folder: Path, playlist: str, side: list[int]) -> _Rates:
     """Bytes and bit rates of the media playlist ``folder / playlist``; ``side[k]``: bytes fetched
     with segment k besides its video (a package's weights and manifest)."""
+    from ..io.codec_string import codec_string
     from ..io.keyframes import stream_facts, video_bytes
 
     segments = _media_segments((folder / playlist).read_text())
@@ -363,7 +367,8 @@ def _rates(folder: Path, playlist: str, side: list[int]) -> _Rates:
     peak = max((v + w) * 8 / max(s, 1e-3) for (_, s), v, w in zip(segments, per_segment, side))
     layout = stream_facts(str(folder / playlist)).layout
     average = total * 8 / max(duration, 1e-3)
-    return _Rates(total, duration, math.ceil(peak), math.ceil(average), (layout.width, layout.height))
+    codecs = codec_string(str(folder / playlist)) or ""
+    return _Rates(total, duration, math.ceil(peak), math.ceil(average), (layout.width, layout.height), codecs)
 
 
 def _media_segments(text: str) -> list[tuple[str, float]]:
@@ -460,9 +465,10 @@ def master_playlist(rungs: list[Candidate] | tuple[Candidate, ...]) -> str:
     """The HLS master playlist: one variant per rung, in the order given."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3"]
     for r in rungs:
+        codecs = f',CODECS="{r.codecs}"' if r.codecs else ""  # a player skips a variant it cannot decode
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={r.bandwidth},AVERAGE-BANDWIDTH={r.average_bandwidth},"
-            f"RESOLUTION={r.size[0]}x{r.size[1]}"
+            f"RESOLUTION={r.size[0]}x{r.size[1]}{codecs}"
         )
         lines.append(f"{r.folder}/{r.playlist}")
     return "\n".join(lines) + "\n"
@@ -564,7 +570,12 @@ def _candidate(entry: dict, where: Path) -> Candidate:
     generic = entry.get("generic_psnr")  # a package's; ladders before it was measured lack it
     if not (generic is None or (isinstance(generic, (int, float)) and not isinstance(generic, bool))):
         raise PackageError(f"{where}: candidate field 'generic_psnr' is {type(generic).__name__}, not a number")
-    return Candidate(**{k: entry[k] for k in _TYPES if k != "size"}, size=(size[0], size[1]), generic_psnr=generic)
+    codecs = entry.get("codecs", "")
+    if not (isinstance(codecs, str) and re.fullmatch(r"[A-Za-z0-9.]{0,64}", codecs)):  # it goes into a playlist
+        raise PackageError(f"{where}: candidate field 'codecs' {codecs!r} is not a codec string")
+    return Candidate(
+        **{k: entry[k] for k in _TYPES if k != "size"}, size=(size[0], size[1]), generic_psnr=generic, codecs=codecs
+    )
 
 
 def _rung(entry: dict, k: int, folder: Path, where: Path) -> Candidate:

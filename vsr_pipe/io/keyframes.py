@@ -52,3 +52,14 @@ def video_packet_sizes(path: str) -> list[tuple[int, int]]:
     with _demux(path) as container:
         stream = container.streams.video[0]
         return [(int(p.pts), p.size) for p in container.demux(stream) if p.size and p.pts is not None]
+
+
+def first_keyframe(path: str) -> tuple[str, bytes, bytes] | None:
+    """(codec name, extradata, bytes) of the video stream's first keyframe packet, as muxed (Annex B
+    in MPEG-TS; MP4 and Matroska keep the parameter sets in the extradata), or None when it has none."""
+    with _demux(path) as container:
+        stream = container.streams.video[0]
+        for p in container.demux(stream):
+            if p.size and p.is_keyframe:
+                return stream.codec_context.name, bytes(stream.codec_context.extradata or b""), bytes(p)
+    return None
