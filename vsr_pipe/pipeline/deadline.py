@@ -9,28 +9,46 @@ import numpy as np
 # each chunk, so it is tried again once the overload is over ("switching back when there is headroom").
 EWMA_WEIGHT = 0.3
 UNUSED_DECAY = 0.98
+# The queue the controller keeps: the oldest waiting frame at most this many frame intervals old
+# when the next chunk starts. One frame: latency near one frame's cost, not near the deadline.
+TARGET_BACKLOG_FRAMES = 1.0
 
 
 class PathChooser:
-    """Chooses among processing paths ordered best (and dearest) first, e.g. the model, then bicubic.
+    """Chooses among processing paths ordered best (and dearest) first, e.g. the model, a light
+    model, then bicubic, so that the queue stays short.
 
-    ``choose`` takes the first path whose estimated time for the chunk fits the slack left before
-    the oldest frame's deadline; when none fits, the cheapest. Costs are learnt from ``record``.
+    ``choose`` predicts, for each path from the best down, how long the next chunk's oldest frame
+    will have waited once this chunk is done: it waited ``now - oldest_arrival`` already, this chunk
+    adds its cost, and the frames keep arriving one per ``interval_s``. It takes the first path that
+    leaves that wait at most ``TARGET_BACKLOG_FRAMES`` intervals and that meets the deadline
+    (``budget_s``, the hard ceiling); when none does, the cheapest. A path dearer than the frame
+    interval is therefore taken while the queue is short and given up while it drains, so the mix of
+    paths follows the rates the CPU actually gives. Costs are learnt from ``record``.
     """
 
-    def __init__(self, names: tuple[str, ...], budget_s: float):
+    def __init__(self, names: tuple[str, ...], budget_s: float, interval_s: float = 0.0):
         self.names = names
         self.budget_s = budget_s
+        self.interval_s = interval_s  # between frames; 0: unknown (a file not paced), the deadline alone
         self.cost_s: list[float | None] = [None] * len(names)  # seconds per frame
         self.counts = dict.fromkeys(names, 0)  # chunks per path
 
     def choose(self, now: float, oldest_arrival: float, frames: int, downstream_s: float = 0.0) -> int:
         """Path index for a chunk of ``frames`` whose oldest frame arrived at ``oldest_arrival``
         (``now``'s clock); ``downstream_s``: what encoding it and the chunks ahead of it will take."""
-        slack = oldest_arrival + self.budget_s - now - downstream_s
+        waited = max(0.0, now - oldest_arrival)
+        slack = self.budget_s - waited - downstream_s
         for index, cost in enumerate(self.cost_s):
-            if cost is None or cost * frames <= slack:
-                return index
+            if cost is None:
+                return index  # not measured yet: measure it
+            if cost * frames > slack:
+                continue  # the hard ceiling
+            if self.interval_s > 0:
+                next_wait = waited + frames * (cost - self.interval_s)
+                if next_wait > TARGET_BACKLOG_FRAMES * self.interval_s:
+                    continue  # the queue would grow past a frame
+            return index
         return len(self.names) - 1
 
     def record(self, index: int, seconds: float, frames: int) -> None:

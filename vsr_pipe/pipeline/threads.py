@@ -37,7 +37,9 @@ class StreamRun:
         self.latency = LatencyHistogram()
         self.path_frames = dict.fromkeys(stages.path_names, 0)
         budget = plan.live.max_latency_ms / 1000 if plan.live else 0.0
-        self.chooser = PathChooser(stages.path_names, budget) if plan.live and len(stages.paths) > 1 else None
+        rate = source.facts.rate
+        interval = float(1 / rate) if rate else 0.0  # a live input's frames come at its frame rate
+        self.chooser = PathChooser(stages.path_names, budget, interval) if plan.live and len(stages.paths) > 1 else None
         self._encode_cost_s = 0.0  # per frame, as the consumer reports it
         self._queued_frames = 0  # processed but not yet written
         if plan.live is not None:
@@ -211,7 +213,7 @@ class StreamRun:
         return self.abort.is_set() or self.stop.is_set()
 
     def _choose_path(self, chunk: Chunk) -> int:
-        """0 (the model) unless a live chunk would miss its deadline that way."""
+        """0 (the model) unless a live chunk would grow the queue past a frame or miss its deadline."""
         if self.chooser is None or not chunk.count:
             return 0
         downstream = self._encode_cost_s * (self._queued_frames + chunk.count)
