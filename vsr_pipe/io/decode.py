@@ -97,6 +97,9 @@ class AvSource:
         self.bad_packets = 0
         self.corrupt_frames = 0  # decoded with errors the decoder concealed (its packets were not refused)
         self.lost: str | None = None  # why the input ended early: no data within the read timeout
+        # A network stream that went silent after its frames (a sender that stopped; UDP has no
+        # end-of-stream) ended as live streams end: said in a note, not an error.
+        self.ended: str | None = None
         self._layout = layout
         self._read_timeout = timeout[1] if timeout else None
         target = self._target(spec)
@@ -296,7 +299,13 @@ class AvSource:
                 return
             except (av.error.ExitError, av.error.TimeoutError):
                 wait = f" for {self._read_timeout:g} s" if self._read_timeout else ""
-                self.lost = f"{self.name}: no data{wait}; the input stalled"
+                if getattr(self, "pts_span", None) is not None:
+                    self.ended = f"{self.name}: no data{wait} after its last frame; the stream ended there"
+                    # The read timeout was waited for nothing: not the frames' time. (The demuxer's
+                    # last packet can come out only then: MPEG-TS ends a PES at the next one.)
+                    self.idle_tail_s = self._read_timeout or 0.0
+                else:
+                    self.lost = f"{self.name}: no data{wait}; the input stalled"
                 return
             except av.error.FFmpegError:
                 self.bad_packets += 1  # the demuxer gave up: the rest of the input is unreadable

@@ -107,17 +107,19 @@ def drive(
     them copied; ``on_progress`` after each chunk. The caller opens and closes the source and the
     sink; ``output`` names the sink in the summary."""
     frames, started = 0, time.perf_counter()  # the streaming part: opening and planning are set-up
+    last_frame = started  # fps counts the time the frames took, not a wait for more after the last
 
     def chunk_done(count: int) -> None:
-        nonlocal frames
+        nonlocal frames, last_frame
         frames += count
+        last_frame = time.perf_counter()
         if on_progress:
             on_progress(_progress(opened.run, frames, opened.source.facts.frame_count, time.perf_counter() - started))
 
     with contextlib.closing(_frames(opened.run, sink.copy, chunk_done)) as frames_out:
         for planes, pts in frames_out:
             sink.write(planes, pts)
-    return _summary(opened, output, frames, time.perf_counter() - started)
+    return _summary(opened, output, frames, time.perf_counter() - started, last_frame - started)
 
 
 def _frames(
@@ -185,14 +187,18 @@ def _progress(run: StreamRun, frames: int, total: int, elapsed: float) -> Progre
     return Progress(frames, total, elapsed, run.latency.percentile(50), fallback, run.dropped, size)
 
 
-def _summary(opened: OpenedRun, output: str, frames: int, seconds: float) -> RunSummary:
+def _summary(opened: OpenedRun, output: str, frames: int, seconds: float, busy: float | None = None) -> RunSummary:
+    """``seconds``: the whole streaming part; ``busy``: up to the last frame written (the fps)."""
     source, plan, run = opened.source, opened.plan, opened.run
     lost = getattr(source, "lost", None)
     live = plan.live is not None
+    # The frames' time: to the last frame written, less a wait at the end for data that never came
+    # (a decoder holding frames for reordering lets them out only once the input has ended).
+    busy = max(1e-9, (busy or seconds) - float(getattr(source, "idle_tail_s", 0.0) or 0.0))
     return RunSummary(
         frames=frames,
         seconds=seconds,
-        fps=frames / seconds if seconds > 0 else 0.0,
+        fps=frames / busy if frames else 0.0,
         model=f"{plan.model} ({plan.chain})",
         engine=opened.engine,
         input=source.facts.name,
@@ -203,7 +209,7 @@ def _summary(opened: OpenedRun, output: str, frames: int, seconds: float) -> Run
         bad_packets=run.bad_packets,
         interrupted=run.stopped_early,
         corrupt_frames=getattr(source, "corrupt_frames", 0),
-        notes=plan.notes + _input_notes(source, run) + _concealment_notes(source),
+        notes=plan.notes + _input_notes(source, run) + _concealment_notes(source) + _ended_notes(source),
         latency_ms=run.latency.summary() if live or plan.realtime else None,
         paths=dict(run.path_frames) if live else None,
         dropped=run.dropped,
@@ -224,6 +230,11 @@ def _input_notes(source, run: StreamRun) -> tuple[str, ...]:
     if found >= 0.9 * declared - 0.1:
         return ()
     return (f"the input ends early: {found:.2f} s of its declared {declared:.2f} s were found",)
+
+
+def _ended_notes(source) -> tuple[str, ...]:
+    ended = getattr(source, "ended", None)
+    return (ended,) if isinstance(ended, str) else ()
 
 
 def _concealment_notes(source) -> tuple[str, ...]:
