@@ -20,9 +20,11 @@ class PathChooser:
 
     ``choose`` predicts, for each path from the best down, how long the next chunk's oldest frame
     will have waited once this chunk is done: it waited ``now - oldest_arrival`` already, this chunk
-    adds its cost, and the frames keep arriving one per ``interval_s``. It takes the first path that
-    leaves that wait at most ``TARGET_BACKLOG_FRAMES`` intervals and that meets the deadline
-    (``budget_s``, the hard ceiling); when none does, the cheapest. A path dearer than the frame
+    adds its cost, and the frames keep arriving one per ``interval_s``. Among the paths that meet
+    the deadline (``budget_s``, the hard ceiling) and are not the last resort (the cheapest, i.e.
+    bicubic) it takes the first that leaves that wait at most ``TARGET_BACKLOG_FRAMES`` intervals;
+    failing that, the first that still drains the queue (a light model drains it more slowly than
+    bicubic, but is a learned model); failing that, the cheapest. A path dearer than the frame
     interval is therefore taken while the queue is short and given up while it drains, so the mix of
     paths follows the rates the CPU actually gives. Costs are learnt from ``record``.
     """
@@ -39,17 +41,18 @@ class PathChooser:
         (``now``'s clock); ``downstream_s``: what encoding it and the chunks ahead of it will take."""
         waited = max(0.0, now - oldest_arrival)
         slack = self.budget_s - waited - downstream_s
-        for index, cost in enumerate(self.cost_s):
-            if cost is None:
-                return index  # not measured yet: measure it
-            if cost * frames > slack:
-                continue  # the hard ceiling
-            if self.interval_s > 0:
-                next_wait = waited + frames * (cost - self.interval_s)
-                if next_wait > TARGET_BACKLOG_FRAMES * self.interval_s:
-                    continue  # the queue would grow past a frame
-            return index
-        return len(self.names) - 1
+        costs = [0.0 if cost is None else cost for cost in self.cost_s]  # unmeasured: try it, to measure it
+        fits = [i for i, cost in enumerate(costs) if cost * frames <= slack]  # the hard ceiling
+        if self.interval_s <= 0:
+            return fits[0] if fits else len(self.names) - 1
+        last = len(self.names) - 1  # the cheapest (bicubic): the last resort, not a way to a shorter queue
+        for index in fits[: fits.index(last)] if last in fits else fits:
+            if waited + frames * (costs[index] - self.interval_s) <= TARGET_BACKLOG_FRAMES * self.interval_s:
+                return index  # the best path that leaves at most the target queue behind it
+        for index in fits:
+            if index != last and costs[index] < self.interval_s:
+                return index  # past the target: the best path that still drains the queue, if slowly
+        return last
 
     def record(self, index: int, seconds: float, frames: int) -> None:
         """A chunk of ``frames`` took ``seconds`` on path ``index``."""
