@@ -185,3 +185,32 @@ def _export(module, args, path: Path, inputs, outputs, axes, opset: int) -> None
             opset_version=opset, dynamo=False,
         )  # fmt: skip
     os.replace(tmp, path)
+
+
+RECURRENT_INPUTS = ("frame", "prev_frame", "prev_out", "state")
+RECURRENT_OUTPUTS = ("out", "next_state")
+
+
+def export_recurrent(model: torch.nn.Module, path: str | Path, opset: int = OPSET) -> Path:
+    """Write a recurrent model (``models/temporal.py``: ``forward(frame, prev_frame, prev_out,
+    state) -> (out, state)``) as ONNX, its state an explicit input and output, so the caller carries
+    it from frame to frame (and resets it at a cut); batch, height and width dynamic; atomic."""
+    model = model.eval().float().cpu()
+    r = model.scale
+    frame = torch.rand(1, 1, 24, 32)
+    example = (frame, frame, torch.rand(1, 1, 24 * r, 32 * r), torch.rand(1, model.state_channels, 24, 32))
+    lr_axes, hr_axes = {0: "batch", 2: "height", 3: "width"}, {0: "batch", 2: "out_height", 3: "out_width"}
+    axes = dict(zip(RECURRENT_INPUTS + RECURRENT_OUTPUTS, (lr_axes, lr_axes, hr_axes, lr_axes, hr_axes, lr_axes)))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, example, buffer, input_names=list(RECURRENT_INPUTS), output_names=list(RECURRENT_OUTPUTS),
+            dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,
+        )  # fmt: skip
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
+    return path

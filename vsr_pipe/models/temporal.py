@@ -1,0 +1,81 @@
+"""A causal recurrent video SR model in the manner of RLSP (Fuoli et al., ICCVW 2019), on luma.
+
+Per frame it sees the current LR frame, the previous LR frame, its own previous output (folded to
+LR size by pixel unshuffle) and a hidden state, and predicts a residual over a frozen single-frame
+ESPCN's output plus the next hidden state. Alignment is left to the convolutions (RLSP's implicit
+motion handling): small motion, which is what a stream mostly has, falls inside their reach.
+Starting from ESPCN (the residual's tail starts at zero) means training only has to learn what the
+frames before add; a reset state (zeros, with the current frame standing in for the previous
+ones) gives ESPCN's output exactly before any training.
+
+The state is an explicit input and output, so ONNX Runtime and TensorRT run the same graph and the
+pipeline carries it from chunk to chunk.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .espcn import ESPCN
+
+
+class TemporalSR(nn.Module):
+    """Causal recurrent SR for one integer scale, Y only.
+
+    Args:
+        scale: upscale factor r (2 or 4; any integer works).
+        features: channels of the recurrent cell's convolutions.
+        layers: 3x3 conv + ReLU layers between the cell's head and tail.
+        state: channels of the hidden state carried from frame to frame (at LR size).
+
+    ``forward(frame, prev_frame, prev_out, state) -> (out, state)``:
+      frame, prev_frame: (N, 1, h, w) float32 in [0, 1]; prev_out: (N, 1, r*h, r*w);
+      state: (N, state, h, w). out: (N, 1, r*h, r*w), unclipped; the new state, same shape.
+    """
+
+    def __init__(self, scale: int, features: int = 32, layers: int = 2, state: int = 16):
+        super().__init__()
+        self.scale, self.state_channels = int(scale), int(state)
+        r2 = self.scale * self.scale
+        self.base = ESPCN(self.scale)
+        self.base.requires_grad_(False)
+        self.head = nn.Conv2d(2 + 2 * r2 + state, features, 3, padding=1)
+        self.body = nn.ModuleList(nn.Conv2d(features, features, 3, padding=1) for _ in range(layers))
+        self.tail = nn.Conv2d(features, r2 + state, 3, padding=1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def initial_state(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(prev_frame, prev_out, state) for the first frame after a reset (a cut, a seek, a
+        split's start): the frame itself, its ESPCN output, and zeros."""
+        n, _, h, w = frame.shape
+        with torch.no_grad():
+            prev_out = self.base(frame)
+        return frame, prev_out, frame.new_zeros(n, self.state_channels, h, w)
+
+    def forward(
+        self, frame: torch.Tensor, prev_frame: torch.Tensor, prev_out: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r = self.scale
+        base = self.base(frame)
+        x = torch.cat(
+            [frame, prev_frame, F.pixel_unshuffle(base, r), F.pixel_unshuffle(prev_out, r), state], dim=1
+        )
+        feat = F.relu(self.head(x))
+        for conv in self.body:
+            feat = F.relu(conv(feat))
+        y = self.tail(feat)
+        residual, new_state = y[:, : r * r], y[:, r * r :]
+        return base + F.pixel_shuffle(residual, r), torch.tanh(new_state)
+
+    def run(self, frames: torch.Tensor) -> torch.Tensor:
+        """A whole sequence from a reset state: (T, 1, h, w) -> (T, 1, r*h, r*w)."""
+        prev, prev_out, state = self.initial_state(frames[:1])
+        outs = []
+        for t in range(frames.shape[0]):
+            out, state = self(frames[t : t + 1], prev, prev_out, state)
+            outs.append(out)
+            prev, prev_out = frames[t : t + 1], out
+        return torch.cat(outs)

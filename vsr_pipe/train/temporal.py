@@ -1,0 +1,159 @@
+"""Training the causal recurrent model (``models/temporal.py``) on this CPU, resumable.
+
+Sequences are made from still images moved as a camera would move over them: a window sliding by a
+constant velocity of a few HR pixels a frame (sub-pixel at LR size, which is where the frames
+before hold detail the current one lacks), a quarter of them standing still (so the model learns
+not to invent motion). LR frames by MATLAB bicubic, as the pipeline's LR and the field's protocol.
+The single-frame ESPCN under the model stays frozen; only the recurrent cell trains, by
+backpropagation through the whole sequence. A checkpoint (safetensors) every few minutes; run the
+same command again to resume.
+
+  python -m vsr_pipe.train.temporal --scale 2 --steps 4000 --out runs/temporal_x2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.matlab_resize import imresize
+from ..models.temporal import TemporalSR
+from ..quality.imagefiles import list_images, load_rgb
+from ..quality.metrics import rgb_to_y
+from .checkpoint import load_checkpoint, save_checkpoint
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+class MotionSequences:
+    """(LR, HR) sequences over still images: (N, T, 1, p, p) and (N, T, 1, p*r, p*r), float32 in [0, 1]."""
+
+    def __init__(self, folders: list[str], scale: int, lr_patch: int, frames: int, seed: int = 0, max_speed: int = 3):
+        self.scale, self.lr_patch, self.frames, self.max_speed = scale, lr_patch, frames, max_speed
+        self.images = [rgb_to_y(load_rgb(f)).astype(np.float32) for d in folders for f in list_images(d)]
+        need = lr_patch * scale + 2 * max_speed * frames
+        self.images = [y for y in self.images if min(y.shape) >= need]
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lrs, hrs = zip(*(self.sequence() for _ in range(size)))
+        return torch.from_numpy(np.stack(lrs)), torch.from_numpy(np.stack(hrs))
+
+    def sequence(self) -> tuple[np.ndarray, np.ndarray]:
+        r, p, t = self.scale, self.lr_patch, self.frames
+        y = self.images[self.rng.integers(len(self.images))]
+        still = self.rng.random() < 0.25
+        v = np.zeros(2, int) if still else self.rng.integers(-self.max_speed, self.max_speed + 1, 2)
+        hp = p * r
+        span = np.abs(v) * (t - 1)
+        y0 = self.rng.integers(0, y.shape[0] - hp - span[0] + 1) + (span[0] if v[0] < 0 else 0)
+        x0 = self.rng.integers(0, y.shape[1] - hp - span[1] + 1) + (span[1] if v[1] < 0 else 0)
+        hr = np.stack([y[y0 + k * v[0] : y0 + k * v[0] + hp, x0 + k * v[1] : x0 + k * v[1] + hp] for k in range(t)])
+        if self.rng.random() < 0.5:
+            hr = hr[:, :, ::-1]
+        lr = np.stack([np.clip(np.round(imresize(f, 1.0 / r)), 0, 255) for f in hr])
+        return (lr[:, None] / 255.0).astype(np.float32), (np.ascontiguousarray(hr)[:, None] / 255.0).astype(np.float32)
+
+
+def unroll(model: TemporalSR, lr: torch.Tensor) -> torch.Tensor:
+    """Outputs of a batch of sequences from a reset state: (N, T, 1, p, p) -> (N, T, 1, p*r, p*r)."""
+    prev, prev_out, state = model.initial_state(lr[:, 0])
+    outs = []
+    for t in range(lr.shape[1]):
+        out, state = model(lr[:, t], prev, prev_out, state)
+        outs.append(out)
+        prev, prev_out = lr[:, t], out
+    return torch.stack(outs, 1)
+
+
+def psnr_y(a: torch.Tensor, b: torch.Tensor, border: int) -> float:
+    a = a[..., border:-border, border:-border].clamp(0, 1)
+    b = b[..., border:-border, border:-border]
+    return float(10 * torch.log10(1 / F.mse_loss(a, b).clamp_min(1e-12)))
+
+
+def with_base(scale: int, **kw) -> TemporalSR:
+    """A fresh model on the shipped ESPCN of its scale."""
+    from ..weights.shipped import shipped_path
+    from ..weights.store import load_model
+
+    model = TemporalSR(scale, **kw)
+    model.base.load_state_dict(load_model(shipped_path(f"espcn_y_x{scale}")).state_dict())
+    return model
+
+
+def train(args, log=print) -> Path:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = with_base(args.scale)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
+    step, curve = 0, []
+    if (out / CHECKPOINT).exists():
+        info = load_checkpoint(out / CHECKPOINT, model, optimizer)
+        step, curve = int(info["step"]), info.get("curve", [])
+        log(f"resumed at step {step}")
+    data_dir = Path(args.data)
+    train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch, args.frames, args.seed + step)
+    val_set = MotionSequences([str(data_dir / "Set14")], args.scale, 48, args.frames, seed=1234)
+    val = [val_set.sequence() for _ in range(16)]
+    val_lr = torch.from_numpy(np.stack([v[0] for v in val]))
+    val_hr = torch.from_numpy(np.stack([v[1] for v in val]))
+    saved = time.monotonic()
+    while step < args.steps:
+        lr_now = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_now
+        lr, hr = train_set.batch(args.batch)
+        loss = F.mse_loss(unroll(model, lr), hr)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % args.every == 0 or step == args.steps:
+            curve.append(evaluate(model, val_lr, val_hr, step, loss.item()))
+            log(json.dumps(curve[-1]))
+        if time.monotonic() - saved > 120 or step == args.steps:
+            save_checkpoint(out / CHECKPOINT, model, optimizer, {"step": step, "curve": curve, "args": vars(args)})
+            saved = time.monotonic()
+    return out / CHECKPOINT
+
+
+@torch.no_grad()
+def evaluate(model: TemporalSR, lr: torch.Tensor, hr: torch.Tensor, step: int, loss: float) -> dict:
+    """Validation Y-PSNR of the model and of its ESPCN alone, on moving Set14 sequences."""
+    model.eval()
+    out = unroll(model, lr)
+    base = model.base(lr.flatten(0, 1)).view_as(hr)
+    model.train()
+    r = model.scale
+    return {"step": step, "loss": round(loss, 6), "val_db": round(psnr_y(out, hr, r), 3),
+            "espcn_db": round(psnr_y(base, hr, r), 3)}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=6)
+    ap.add_argument("--patch", type=int, default=32, help="LR patch side")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--every", type=int, default=100, help="validate every N steps")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
+    ap.add_argument("--out", required=True)
+    train(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()
