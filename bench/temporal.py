@@ -1,0 +1,170 @@
+"""The causal recurrent model (``models/temporal.py``) measured the field's way (papers.md §1, video).
+
+On real camera clips held out from its training (``shared/data/video/``): Y-PSNR and SSIM per frame
+against the clip's own luma, borders cropped by the scale, LR by MATLAB bicubic; bicubic and the
+shipped ESPCN beside it; a flicker figure, the mean over t >= 1 of |(o_t - o_t-1) - (r_t - r_t-1)|
+in 8-bit luma levels (lower is steadier); CPU time per frame against ESPCN on torch (1 thread);
+ONNX Runtime against torch in dB over the same sequence; a PSNR-per-frame chart per clip.
+
+  python bench/temporal.py --scale 2 4 --frames 24 --crop 384
+  python bench/temporal.py --scale 4 --checkpoint runs/temporal_x{scale}/checkpoint.safetensors
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, bench_parser, decoded_planes  # noqa: E402
+from vsr_pipe.models.matlab_resize import imresize  # noqa: E402
+from vsr_pipe.quality.metrics import psnr, shave, ssim  # noqa: E402
+
+CLIPS = ("car-detection.mp4", "one-by-one-person-detection.mp4")
+
+
+@dataclass
+class Scores:
+    """One method on one clip: per-frame Y-PSNR (dB) and SSIM, and the flicker figure."""
+
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    flicker: float = float("nan")
+
+    @property
+    def mean_psnr(self) -> float:
+        return float(np.mean(self.psnr))
+
+
+def hr_frames(path: Path, frames: int, crop: int, scale: int) -> list[np.ndarray]:
+    """The clip's first ``frames`` luma planes, centre-cropped to ``crop`` (a multiple of the scale), float64."""
+    out = []
+    for planes in decoded_planes(path, frames):
+        y = planes[0].astype(np.float64)
+        h, w = (min(crop, y.shape[0]) // scale * scale, min(crop, y.shape[1]) // scale * scale)
+        top, left = (y.shape[0] - h) // 2, (y.shape[1] - w) // 2
+        out.append(y[top : top + h, left : left + w])
+    return out
+
+
+def score(outputs: list[np.ndarray], refs: list[np.ndarray], border: int) -> Scores:
+    s = Scores()
+    for o, r in zip(outputs, refs):
+        s.psnr.append(psnr(shave(o, border), shave(r, border)))
+        s.ssim.append(ssim(shave(o, border), shave(r, border)))
+    diffs = [np.abs((o1 - o0) - (r1 - r0)).mean() for o0, o1, r0, r1 in zip(outputs, outputs[1:], refs, refs[1:])]
+    s.flicker = float(np.mean(diffs)) if diffs else float("nan")
+    return s
+
+
+def to_levels(t: torch.Tensor) -> np.ndarray:
+    """(1, 1, H, W) in [0, 1] -> (H, W) 8-bit levels, rounded as the pipeline writes them."""
+    return np.clip(np.round(t[0, 0].numpy() * 255.0), 0, 255).astype(np.float64)
+
+
+def load_temporal(scale: int, checkpoint: str | None):
+    from vsr_pipe.train.checkpoint import load_checkpoint
+    from vsr_pipe.train.temporal import with_base
+
+    model = with_base(scale)
+    if checkpoint:
+        load_checkpoint(checkpoint.format(scale=scale), model, None)
+    return model.eval()
+
+
+@torch.no_grad()
+def seconds_per_frame(step, lr: list[torch.Tensor], warm: int = 2) -> float:
+    for x in lr[:warm]:
+        step(x)
+    t0 = time.perf_counter()
+    for x in lr[warm:]:
+        step(x)
+    return (time.perf_counter() - t0) / max(len(lr) - warm, 1)
+
+
+@torch.no_grad()
+def onnx_agreement_db(model, lr: list[torch.Tensor], want: list[torch.Tensor]) -> float:
+    import onnxruntime as ort
+
+    from vsr_pipe.engines.onnx_export import export_recurrent
+
+    with tempfile.TemporaryDirectory() as tmp:
+        session = ort.InferenceSession(
+            str(export_recurrent(model, Path(tmp) / "t.onnx")), providers=["CPUExecutionProvider"]
+        )
+        prev, prev_out, state = (t.numpy() for t in model.initial_state(lr[0]))
+        mse = []
+        for x, w in zip(lr, want):
+            frame = x.numpy()
+            out, state = session.run(None, {"frame": frame, "prev_frame": prev, "prev_out": prev_out, "state": state})
+            mse.append(float(np.mean((out - w.numpy()) ** 2)))
+            prev, prev_out = frame, out
+    return float(10 * np.log10(1 / max(np.mean(mse), 1e-20)))
+
+
+def run_clip(path: Path, scale: int, args, espcn, temporal) -> tuple[dict[str, Scores], float, float]:
+    refs = hr_frames(path, args.frames, args.crop, scale)
+    lr_np = [np.clip(np.round(imresize(r, 1.0 / scale)), 0, 255) for r in refs]
+    lr = [torch.from_numpy((x / 255.0).astype(np.float32))[None, None] for x in lr_np]
+    with torch.no_grad():
+        esp = [espcn(x) for x in lr]
+        temporal_out = temporal.run(torch.cat(lr)).split(1)
+    methods = {
+        "bicubic": [np.clip(np.round(imresize(x, float(scale))), 0, 255) for x in lr_np],
+        "ESPCN": [to_levels(o) for o in esp],
+        "temporal": [to_levels(o) for o in temporal_out],
+    }
+    scores = {name: score(outs, refs, scale) for name, outs in methods.items()}
+    carried = {}
+
+    def temporal_step(x):
+        if "prev" not in carried:
+            carried["prev"], carried["prev_out"], carried["state"] = temporal.initial_state(x)
+        out, carried["state"] = temporal(x, carried["prev"], carried["prev_out"], carried["state"])
+        carried["prev"], carried["prev_out"] = x, out
+
+    ratio = seconds_per_frame(temporal_step, lr) / seconds_per_frame(espcn, lr)
+    return scores, ratio, onnx_agreement_db(temporal, lr, list(temporal_out))
+
+
+def main() -> None:
+    ap = bench_parser(__doc__)
+    ap.add_argument("--scale", type=int, nargs="+", default=[2, 4])
+    ap.add_argument("--frames", type=int, default=24, help="frames per clip, from its start")
+    ap.add_argument("--crop", type=int, default=384, help="HR centre crop side (pixels)")
+    ap.add_argument("--checkpoint", default="runs/temporal_x{scale}/checkpoint.safetensors",
+                    help="trained cell ('' for the untrained one, which is ESPCN exactly)")  # fmt: skip
+    ap.add_argument("--charts", default=str(ROOT / "runs" / "temporal_bench"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    from vsr_pipe.quality.plots import plot_series
+    from vsr_pipe.weights.shipped import shipped_path
+    from vsr_pipe.weights.store import load_model
+
+    Path(args.charts).mkdir(parents=True, exist_ok=True)
+    print(
+        f"{'clip':<34} {'x':>2} {'method':<9} {'Y-PSNR':>7} {'SSIM':>7} {'flicker':>8} {'vs ESPCN':>9} {'time':>6} {'ORT dB':>7}"
+    )
+    for scale in args.scale:
+        espcn = load_model(shipped_path(f"espcn_y_x{scale}")).eval()
+        checkpoint = args.checkpoint if args.checkpoint and Path(args.checkpoint.format(scale=scale)).exists() else None
+        temporal = load_temporal(scale, checkpoint)
+        for clip in CLIPS:
+            scores, ratio, ort_db = run_clip(Path(args.data) / "video" / clip, scale, args, espcn, temporal)
+            base = scores["ESPCN"].mean_psnr
+            for name, s in scores.items():
+                extra = f"{ratio:>5.2f}x {ort_db:>7.1f}" if name == "temporal" else ""
+                print(f"{clip:<34} {scale:>2} {name:<9} {s.mean_psnr:>7.2f} {np.mean(s.ssim):>7.4f} "
+                      f"{s.flicker:>8.3f} {s.mean_psnr - base:>+9.2f} {extra}")  # fmt: skip
+            plot_series(scores, Path(args.charts) / f"{Path(clip).stem}_x{scale}.png", f"{clip} x{scale}")
+
+
+if __name__ == "__main__":
+    main()
