@@ -100,6 +100,7 @@ class AvSource:
         # A network stream that went silent after its frames (a sender that stopped; UDP has no
         # end-of-stream) ended as live streams end: said in a note, not an error.
         self.ended: str | None = None
+        self.idle_tail_s = 0.0  # seconds waited after the last frame for data that never came
         self._layout = layout
         self._read_timeout = timeout[1] if timeout else None
         target = self._target(spec)

@@ -107,19 +107,17 @@ def drive(
     them copied; ``on_progress`` after each chunk. The caller opens and closes the source and the
     sink; ``output`` names the sink in the summary."""
     frames, started = 0, time.perf_counter()  # the streaming part: opening and planning are set-up
-    last_frame = started  # fps counts the time the frames took, not a wait for more after the last
 
     def chunk_done(count: int) -> None:
-        nonlocal frames, last_frame
+        nonlocal frames
         frames += count
-        last_frame = time.perf_counter()
         if on_progress:
             on_progress(_progress(opened.run, frames, opened.source.facts.frame_count, time.perf_counter() - started))
 
     with contextlib.closing(_frames(opened.run, sink.copy, chunk_done)) as frames_out:
         for planes, pts in frames_out:
             sink.write(planes, pts)
-    return _summary(opened, output, frames, time.perf_counter() - started, last_frame - started)
+    return _summary(opened, output, frames, time.perf_counter() - started)
 
 
 def _frames(
@@ -187,14 +185,12 @@ def _progress(run: StreamRun, frames: int, total: int, elapsed: float) -> Progre
     return Progress(frames, total, elapsed, run.latency.percentile(50), fallback, run.dropped, size)
 
 
-def _summary(opened: OpenedRun, output: str, frames: int, seconds: float, busy: float | None = None) -> RunSummary:
-    """``seconds``: the whole streaming part; ``busy``: up to the last frame written (the fps)."""
+def _summary(opened: OpenedRun, output: str, frames: int, seconds: float) -> RunSummary:
     source, plan, run = opened.source, opened.plan, opened.run
     lost = getattr(source, "lost", None)
     live = plan.live is not None
-    # The frames' time: to the last frame written, less a wait at the end for data that never came
-    # (a decoder holding frames for reordering lets them out only once the input has ended).
-    busy = max(1e-9, (busy or seconds) - float(getattr(source, "idle_tail_s", 0.0) or 0.0))
+    # fps counts the frames' time, not a wait at the end for data that never came.
+    busy = max(1e-9, seconds - getattr(source, "idle_tail_s", 0.0))
     return RunSummary(
         frames=frames,
         seconds=seconds,
