@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import EncodeOptions, PipelineOptions, WeightSchedule, WeightsSwap
-from .package import MANIFEST, MAX_MANIFEST_BYTES, MAX_WEIGHTS_BYTES, Package, PackageError, read_package
+from .package import MANIFEST, MAX_MANIFEST_BYTES, MAX_WEIGHTS_BYTES, Package, PackageError, expanded, read_package
 
 FETCH_TIMEOUT_S = 30.0
 MAX_LR_OFFSET_S = 60  # a manifest's lr_offset: a muxer's few frames, never minutes
@@ -72,7 +72,9 @@ def _restore_streamed(url: str, dst: str, work: Path, options: RestoreOptions, o
     pkg = streamed.package
     _check_base(pkg, streamed.place.show(MANIFEST))
     if pkg.weights_format == "modulation":  # a few hundred bytes of codes: all fetched and checked first
-        pkg = replace(pkg, chunk_codes=chunk_codes(pkg, lambda e: fetch_checked(streamed.place, e), streamed.place.show))
+        pkg = replace(
+            pkg, chunk_codes=chunk_codes(pkg, lambda e: fetch_checked(streamed.place, e), streamed.place.show)
+        )
         pipeline = replace(restore_pipeline(pkg, options), source=streamed.source)
         summary = run_to_file(streamed.video, dst, pipeline, on_progress=on_progress, stop=stop)
         return replace(summary, input=url, notes=summary.notes + streamed.notes)  # not the temporary copy's path
@@ -130,7 +132,7 @@ def _check_base(pkg: Package, where: str | None = None) -> None:
         where = where or (pkg.video if pkg.layout == "embed" else pkg.folder / MANIFEST)
         if name == pkg.start and not known:
             raise PackageError(f"{where}: made for {name} weights, which this vsr-pipe does not ship")
-        if sha and known and known != sha:
+        if sha and known and not known.startswith(sha.lower()):  # version 5 lists the first 16 hex digits
             raise PackageError(f"{where}: made for other {name} weights ({sha[:12]}); this vsr-pipe ships {known[:12]}")
 
 
@@ -212,7 +214,7 @@ def _download(url: str, folder: Path) -> Path:
     manifest_url = urllib.parse.urljoin(base, MANIFEST) if playlist else url
     (folder / MANIFEST).write_bytes(_fetch(manifest_url, MAX_MANIFEST_BYTES))
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = expanded(json.loads((folder / MANIFEST).read_text()))
         video = manifest["video"]
         if manifest.get("layout") == "embed":
             raise PackageError(f"{manifest_url}: an embedded package's manifest; restore its .mkv file instead")

@@ -55,7 +55,9 @@ def decode(
         raise CompactWeightsError(f"{where}: holds {sorted(tensors)[:3]}, not the one tensor '{TENSOR}'")
     flat = tensors[TENSOR]
     if flat.dtype != np.int8 or flat.shape != (count,):
-        raise CompactWeightsError(f"{where}: {TENSOR} is {flat.dtype} {flat.shape}, expected int8 ({count},): not this correction's")
+        raise CompactWeightsError(
+            f"{where}: {TENSOR} is {flat.dtype} {flat.shape}, expected int8 ({count},): not this correction's"
+        )
     if kind == "delta" and previous is None:
         raise CompactWeightsError(f"{where}: a delta with no weights before it")
     out, at = {}, 0

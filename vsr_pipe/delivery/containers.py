@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config import EncodeOptions
 from ..errors import NotAVideo
+from .lean_manifest import SEGMENT_NAMES
 from .package import (
     EMBEDDED_VIDEO,
     MANIFEST,
@@ -25,7 +26,7 @@ from .package import (
 )
 
 LR_FILES = {"folder": "lr.mp4", "hls": "lr.m3u8", "embed": "lr.mkv"}  # the LR as encoded into the staging folder
-SEGMENTS = "lr_%04d.ts"
+SEGMENTS = SEGMENT_NAMES
 MAX_ATTACHMENTS = 100_010  # chunks, and the manifest, report and chart
 # Not image/png for the chart: FFmpeg reads an image attachment back as a cover-art video stream.
 _MIME = {".json": "application/json"}

@@ -35,7 +35,7 @@ from ..errors import InputNotFound, InvalidOption, OutputError
 from ..quality.rd import RdPoint, convex_hull
 from .client import RestoreOptions
 from .fit import FitSettings
-from .package import MANIFEST, MAX_PLAYLIST_BYTES, PackageError, plain_name, playlist_segments
+from .package import MANIFEST, MAX_PLAYLIST_BYTES, PackageError, expanded, plain_name, playlist_segments
 from .server import DeliverOptions
 
 FORMAT = "vsr-pipe-ladder"
@@ -99,7 +99,10 @@ class LadderOptions:
         base = self.base()
         encode = replace(base.encode, codec=self.codec, crf=crf, preset=self.preset)
         options = replace(base, scale=1 / factor, encode=encode, layout="hls")
-        if options.fit.train in ("auto", "modulation"):  # the codec-aware restorer of this factor is what the codes modulate
+        if options.fit.train in (
+            "auto",
+            "modulation",
+        ):  # the codec-aware restorer of this factor is what the codes modulate
             options = replace(options, down="bicubic", fit=replace(options.fit, start=codec_aware_name(factor)))
             # Chunks at scene cuts only: each starts with a keyframe, and one inside a scene (at a change
             # of difficulty) cost the car clip's LR 4-10% more bytes than its codes bought back.
@@ -388,7 +391,7 @@ def _weights_per_segment(folder: Path, side: int) -> list[int]:
     """Bytes of a package's weights fetched with each segment: a chunk's weights file with the
     chunk's segment (a file several chunks name, with the first); the rest of ``side`` (the
     manifest, a title's file) with the first segment."""
-    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest = expanded(json.loads((folder / MANIFEST).read_text()))
     names = playlist_segments((folder / PACKAGE_PLAYLIST).read_text())
     per = [0] * len(names)
     seen: set[str] = set()

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
+from .lean_manifest import CHUNK_NAMES, TITLE_NAME
 from .package import file_entry
 from .planes import chunk_planes
 from .resume import ChunkCache, task_key
 from .title import Decision, decide_chunks, decide_title, title_frames
 
-TITLE_FILE = "title.mod"
+TITLE_FILE = TITLE_NAME
 CHUNK_STEPS_SHARE = 1 / 3  # a chunk's fit starts from the title's codes: a third of the title's steps
 
 
@@ -84,7 +85,7 @@ def write_codes(
     for span, data in zip(spans, files):
         entry: dict = {}
         if data is not None:
-            name = f"chunk_{span.index:04d}.mod"
+            name = CHUNK_NAMES % span.index
             (staging / name).write_bytes(data)
             entry = file_entry(staging / name)
         entry.update(first_pts=span.first_pts, last_pts=span.last_pts, frames=span.frames)

@@ -22,13 +22,16 @@ from pathlib import Path
 
 from ..errors import VsrPipeError
 from .fit import PREFIX, BaseModel
+from .lean_manifest import VERSION as LEAN_VERSION
+from .lean_manifest import digest_matches, unpack
 
 FORMAT = "vsr-pipe-delivery"
 # 4: a chunk entry says only what is not implied (no "index": its place; no "segment": the HLS
 # playlist's segment at its place; no "file" where it ships no weights); 3: "weights_format"
-# (modulation codes); 2: "layout" and "joint"; 1 to 3 still read
+# (modulation codes); 2: "layout" and "joint"; 1 to 3 still read. 5 (lean_manifest.py): a
+# modulation package's manifest with only what its shape does not imply, read as a 4.
 VERSION = 4
-READS = (1, 2, 3, 4)
+READS = (1, 2, 3, 4, LEAN_VERSION)
 WEIGHTS_FORMATS = ("correction", "modulation")
 MAX_COMPACT_BYTES = 1 << 20  # a compact weights file (zstd) in the package
 LAYOUTS = ("folder", "hls", "embed")
@@ -146,11 +149,16 @@ def read_manifest(place: Place, embedded_in: Path | None = None, streamed: bool 
     except (ValueError, UnicodeDecodeError) as e:
         raise PackageError(f"{where}: not valid JSON ({e})") from None
     try:
-        return _checked(place, manifest, embedded_in, streamed)
+        return _checked(place, expanded(manifest), embedded_in, streamed)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         if isinstance(e, PackageError):
             raise
         raise PackageError(f"{where}: malformed ({type(e).__name__}: {e})") from None
+
+
+def expanded(manifest):
+    """A manifest as the checks read it: a version-5 one in the version-4 shape it stands for."""
+    return unpack(manifest) if isinstance(manifest, dict) and manifest.get("version") == LEAN_VERSION else manifest
 
 
 def playlist_segments(text: str) -> list[str]:
@@ -170,7 +178,9 @@ def _checked(place: Place, m: dict, embedded_in: Path | None, streamed: bool = F
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise PackageError(f"{where}: not a {FORMAT} manifest")
     if m.get("version") not in READS:
-        raise PackageError(f"{where}: format version {m.get('version')!r}; this vsr-pipe reads versions 1 to {VERSION}")
+        raise PackageError(
+            f"{where}: format version {m.get('version')!r}; this vsr-pipe reads versions 1 to {max(READS)}"
+        )
     layout = m.get("layout", "folder") if m["version"] >= 2 else "folder"
     if layout not in LAYOUTS:
         raise PackageError(f"{where}: layout {layout!r} is unknown (folder, hls or embed)")
@@ -248,7 +258,11 @@ def _modulation_package(place: Place, m: dict, pkg: Package, streamed: bool) -> 
     names = [c.file for c in pkg.chunks if c.file]
     if len(set(names)) != len(names):
         raise PackageError(f"{where}: two chunks name the same weights file")
-    return pkg if streamed else replace(pkg, chunk_codes=chunk_codes(pkg, lambda e: check_file(place, e, MAX_COMPACT_BYTES), place.show))
+    return (
+        pkg
+        if streamed
+        else replace(pkg, chunk_codes=chunk_codes(pkg, lambda e: check_file(place, e, MAX_COMPACT_BYTES), place.show))
+    )
 
 
 def chunk_codes(pkg: Package, checked: Callable[[dict], Path], show: Callable[[str], str]) -> tuple:
@@ -353,7 +367,7 @@ def check_file(place: Place, entry: dict, limit: int) -> Path:
     """The file an entry names, checked: a plain name, present, its size and sha256 as listed."""
     name = plain_name(str(entry["file"]), place.show(MANIFEST))
     path, shown = place.folder / name, place.show(name)
-    size, digest = int(entry["size"]), str(entry["sha256"]).lower()
+    size, digest = int(entry["size"]), str(entry["sha256"])
     if size > limit:
         raise PackageError(f"{shown}: the manifest lists {size} bytes, more than {limit} allowed")
     if not path.is_file():
@@ -365,7 +379,7 @@ def check_file(place: Place, entry: dict, limit: int) -> Path:
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    if h.hexdigest() != digest:
+    if not digest_matches(h.digest(), digest):
         raise PackageError(f"{shown}: sha256 does not match the manifest (damaged or tampered with)")
     return path
 

@@ -34,6 +34,7 @@ import numpy as np
 from ..config import EncodeOptions, PipelineOptions, Scale
 from ..errors import InputNotFound, InvalidOption, OutputError, VsrPipeError
 from ..runners import InProcessRunner, TaskResources, cluster_slots, task_resources
+from . import lean_manifest
 from .chunks import ChunkRules, ChunkSpan, split_chunks
 from .containers import LR_FILES, holds_package, lr_encode, lr_video, write_embedded
 from .fit import BaseModel, ChunkResult, ChunkTask, FitSettings, fit_chunk
@@ -632,7 +633,7 @@ def _write_modulation_package(
         },
         "video": lr.video, "title": title_entry, "chunks": chunk_entries,
     }  # fmt: skip
-    (staging / MANIFEST).write_text(json.dumps(manifest, separators=(",", ":"), allow_nan=False))
+    (staging / MANIFEST).write_text(json.dumps(lean_manifest.pack(manifest), separators=(",", ":"), allow_nan=False))
     generic = [p for r in results for p in r.generic_psnr]
     tuned = effective_psnr(results, decisions)
     video = video_bytes(str(lr_path))

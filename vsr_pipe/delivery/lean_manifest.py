@@ -1,0 +1,143 @@
+"""Manifest version 5: a modulation package's manifest in as few bytes as plain JSON allows.
+
+Every byte of the manifest is fetched by every client, and at the low rates where a package pays
+the LR is only a few kB: version 4's 1.3-1.5 kB manifest was up to 15 % of a rung. Version 5 says
+the same things, keeping only what the package's shape does not imply:
+
+- file names follow fixed patterns (``lr_%04d.ts`` per chunk, ``title.mod``, ``chunk_%04d.mod``);
+- a file's digest is the first 128 bits of its SHA-256 in unpadded base64url (22 characters), still
+  far beyond any collision or second preimage: a tampered or damaged file is caught as before;
+- a shipped model is named with the first 64 bits of its SHA-256 (it is checked against the copy
+  this vsr-pipe ships, not against an adversary);
+- what modulation fixes (the corrected architecture, int8 codes, the correction's scale, the LR
+  size as the master's over the factor, one set of codes per chunk) is left out.
+
+:func:`unpack` turns a version-5 manifest into the version-4 shape the reader checks, so one set
+of checks covers both; :func:`pack` is its inverse for the server. Neither trusts its input:
+unpack raises ValueError/KeyError/TypeError on anything malformed (the reader reports it).
+"""
+
+from __future__ import annotations
+
+import base64
+
+VERSION = 5
+SEGMENT_NAMES = "lr_%04d.ts"  # an HLS package's segments, one per chunk
+TITLE_NAME = "title.mod"
+CHUNK_NAMES = "chunk_%04d.mod"
+SHORT_DIGEST_BYTES = 16
+SHORT_MODEL_HEX = 16
+# The version-5 manifest of an embedded package: its video is the Matroska file that holds it.
+EMBEDDED = "embedded"
+
+
+def short_digest(sha256_hex: str) -> str:
+    """The first 128 bits of a SHA-256 (hex) as unpadded base64url: 22 characters."""
+    raw = bytes.fromhex(sha256_hex)[:SHORT_DIGEST_BYTES]
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def digest_matches(digest: bytes, listed: str) -> bool:
+    """Whether a file's SHA-256 ``digest`` is the one a manifest lists: 64 hex digits (versions
+    1-4) or the short form of version 5."""
+    listed = listed.strip()
+    if len(listed) == 64:
+        return digest.hex() == listed.lower()
+    return len(listed) == 22 and short_digest(digest.hex()) == listed
+
+
+def pack(m: dict) -> dict:
+    """The version-5 form of a version-4-shaped modulation manifest ``m`` (as the server builds it)."""
+    arch = m["architecture"]
+    if m["weights_format"] != "modulation" or m["joint"] or arch["dtype"] != "int8":
+        raise ValueError("manifest version 5 is for modulation packages")
+    out = {
+        "format": m["format"], "version": VERSION, "factor": m["factor"], "master_size": m["master_size"],
+        "time_base": m["time_base"], "frame_rate": m["frame_rate"], "lr_offset": m["lr_offset"],
+    }  # fmt: skip
+    if m["layout"] != "hls":
+        out["layout"] = m["layout"]
+    if m["down"] != "bicubic":
+        out["down"] = m["down"]
+    base, start, corr = arch["base"], arch["start"], arch["correction"]
+    out["base"] = [base["kind"], base["weights"], base["sha256"][:SHORT_MODEL_HEX]]
+    out["start"] = [start["weights"], start["sha256"][:SHORT_MODEL_HEX]]
+    out["correction"] = [corr["features"], corr["blocks"]]
+    video = m["video"]
+    if m["layout"] == "embed":
+        out["video"] = EMBEDDED
+    else:
+        out["video"] = [video["file"], video["size"], short_digest(video["sha256"])]
+    if m["layout"] == "hls":
+        for k, s in enumerate(video["segments"]):
+            _named(s["file"], SEGMENT_NAMES % k)
+        out["segments"] = [[s["size"], short_digest(s["sha256"])] for s in video["segments"]]
+    if m.get("title"):
+        _named(m["title"]["file"], TITLE_NAME)
+        out["title"] = [m["title"]["size"], short_digest(m["title"]["sha256"])]
+    chunks = []
+    for k, c in enumerate(m["chunks"]):
+        row = [c["first_pts"], c["last_pts"], c["frames"]]
+        if c.get("file"):
+            _named(c["file"], CHUNK_NAMES % k)
+            row += [c["size"], short_digest(c["sha256"])]
+        chunks.append(row)
+    out["chunks"] = chunks
+    return out
+
+
+def unpack(v: dict) -> dict:
+    """The version-4 shape of a version-5 manifest ``v`` (its "version" stays 5)."""
+    from .package import EMBEDDED_VIDEO
+
+    factor, (w, h) = int(v["factor"]), v["master_size"]
+    layout = v.get("layout", "hls")
+    kind, base_name, base_sha = v["base"]
+    start_name, start_sha = v["start"]
+    if not all(isinstance(s, str) and len(s) >= SHORT_MODEL_HEX for s in (base_sha, start_sha)):
+        raise ValueError("a shipped model's sha256 needs at least 16 hex digits")
+    features, blocks = v["correction"]
+    m = {
+        "format": v["format"], "version": VERSION, "factor": factor, "down": v.get("down", "bicubic"),
+        "master_size": [w, h], "lr_size": [int(w) // factor, int(h) // factor],
+        "time_base": v["time_base"], "frame_rate": v["frame_rate"], "lr_offset": v["lr_offset"],
+        "layout": layout, "joint": False, "weights_format": "modulation",
+        "architecture": {
+            "model": "corrected",
+            "base": {"kind": kind, "weights": base_name, "sha256": base_sha},
+            "correction": {"scale": factor, "features": features, "blocks": blocks},
+            "dtype": "int8",
+            "start": {"weights": start_name, "sha256": start_sha},
+        },
+    }  # fmt: skip
+    if layout == "embed":
+        if v["video"] != EMBEDDED:
+            raise ValueError(f"an embedded package's video must be {EMBEDDED!r}")
+        m["video"] = dict(EMBEDDED_VIDEO)
+    else:
+        name, size, digest = v["video"]
+        m["video"] = {"file": name, "size": size, "sha256": digest}
+    if layout == "hls":
+        m["video"]["segments"] = [_entry(SEGMENT_NAMES % k, *s) for k, s in enumerate(v["segments"])]
+    if v.get("title") is not None:
+        m["title"] = _entry(TITLE_NAME, *v["title"])
+    chunks = []
+    for k, row in enumerate(v["chunks"]):
+        first, last, frames, *weights = row
+        c = {"first_pts": first, "last_pts": last, "frames": frames}
+        if weights:
+            c.update(_entry(CHUNK_NAMES % k, *weights))
+        chunks.append(c)
+    m["chunks"] = chunks
+    return m
+
+
+def _entry(name: str, size: int, digest: str) -> dict:
+    if not isinstance(digest, str):
+        raise TypeError(f"{name}'s digest is not a string")
+    return {"file": name, "size": size, "sha256": digest}
+
+
+def _named(name: str, want: str) -> None:
+    if name != want:
+        raise ValueError(f"manifest version 5 implies the name {want}, not {name}")
