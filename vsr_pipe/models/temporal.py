@@ -4,9 +4,10 @@ Per frame it sees the current LR frame, the previous LR frame, its own previous 
 LR size by pixel unshuffle) and a hidden state, and predicts a residual over a frozen single-frame
 ESPCN's output plus the next hidden state. Alignment is left to the convolutions (RLSP's implicit
 motion handling): small motion, which is what a stream mostly has, falls inside their reach.
-Starting from ESPCN (the residual's tail starts at zero) means training only has to learn what the
-frames before add; a reset state (zeros, with the current frame standing in for the previous
-ones) gives ESPCN's output exactly before any training.
+Starting from ESPCN means training only has to learn what the frames before add: the residual
+passes through a learnable gain that starts at zero (ReZero, Bachlechner et al. 2020), so an
+untrained model is exactly ESPCN while every layer of the cell starts random and gets gradient
+from the first step (a zero tail instead leaves the layers before it none).
 
 The state is an explicit input and output, so ONNX Runtime and TensorRT run the same graph and the
 pipeline carries it from chunk to chunk.
@@ -44,8 +45,7 @@ class TemporalSR(nn.Module):
         self.head = nn.Conv2d(2 + 2 * r2 + state, features, 3, padding=1)
         self.body = nn.ModuleList(nn.Conv2d(features, features, 3, padding=1) for _ in range(layers))
         self.tail = nn.Conv2d(features, r2 + state, 3, padding=1)
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        self.gain = nn.Parameter(torch.zeros(1))
 
     def initial_state(self, frame: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(prev_frame, prev_out, state) for the first frame after a reset (a cut, a seek, a
@@ -68,7 +68,7 @@ class TemporalSR(nn.Module):
             feat = F.relu(conv(feat))
         y = self.tail(feat)
         residual, new_state = y[:, : r * r], y[:, r * r :]
-        return base + F.pixel_shuffle(residual, r), torch.tanh(new_state)
+        return base + self.gain * F.pixel_shuffle(residual, r), torch.tanh(new_state)
 
     def run(self, frames: torch.Tensor) -> torch.Tensor:
         """A whole sequence from a reset state: (T, 1, h, w) -> (T, 1, r*h, r*w)."""

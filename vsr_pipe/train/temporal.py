@@ -97,9 +97,6 @@ def train(args, log=print) -> Path:
     model = with_base(args.scale)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     step, curve = 0, []
-    # The cell's tail starts at zero (the model is then exactly ESPCN), which leaves the layers
-    # before it no gradient: a small random start lets them learn from the first step.
-    torch.nn.init.normal_(model.tail.weight, std=1e-3)
     if (out / CHECKPOINT).exists():
         info = load_checkpoint(out / CHECKPOINT, model, optimizer)
         step, curve = int(info["step"]), info.get("curve", [])
@@ -116,7 +113,9 @@ def train(args, log=print) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = lr_now
         lr, hr = train_set.batch(args.batch)
-        loss = F.mse_loss(unroll(model, lr), hr)
+        # L1, as EDSR and the recurrent VSR models train: MSE's gradient vanishes as the
+        # residual over ESPCN gets small, which is where this model starts.
+        loss = F.l1_loss(unroll(model, lr), hr)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
