@@ -3,12 +3,15 @@ each chunk is that of plain PyTorch with that chunk's weights, and the engine ca
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
 from vsr_pipe.engines.base import make_engine
 from vsr_pipe.engines.options import CompileOptions, OrtOptions, TorchOptions
 from vsr_pipe.errors import WeightsError
+from vsr_pipe.models.espcn import ESPCN
 from vsr_pipe.models.rescaler import ArbitraryRescaler, BoundDown, BoundUp, RescaleGeometry
 from vsr_pipe.weights.store import load_model, shipped_path
 
@@ -177,3 +180,15 @@ def test_compile_falls_back_to_eager_with_one_warning_where_compilation_fails(mo
     engine.load_weights(perturbed(a))
     assert (engine(x) - forward(espcn(perturbed(a)), x)).abs().max().item() <= 1e-6
     torch._dynamo.reset()
+
+
+def test_a_cached_graph_opens_without_parsing_it_again(tmp_path, monkeypatch):
+    """The initializer names are kept beside the graph: a live run's start skips importing onnx."""
+    from vsr_pipe.engines.onnx_export import export_graph, graph_initializers
+
+    model = ESPCN(2)
+    path = export_graph(model, tmp_path / "g.onnx")
+    first = graph_initializers(path)
+    assert (tmp_path / "g.onnx.names.json").is_file()
+    monkeypatch.setitem(sys.modules, "onnx", None)  # any import of onnx now fails
+    assert graph_initializers(path) == first == {k: tuple(v.shape) for k, v in model.state_dict().items()}

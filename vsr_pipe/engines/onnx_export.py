@@ -81,11 +81,32 @@ def cached_graph(model_name: str, model: torch.nn.Module, channels: int = 1) -> 
 
 
 def graph_initializers(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the initializers of an ONNX file, without reading their data."""
+    """Names and shapes of the initializers of an ONNX file, without reading their data.
+
+    Kept beside the file (``.names.json``) once read: importing ``onnx`` to parse the graph is the
+    slowest part of opening a cached engine (about a second here), and a live run starts with it."""
+    import json
+
+    path = Path(path)
+    sidecar = path.with_name(path.name + ".names.json")
+    try:
+        listed = json.loads(sidecar.read_text())
+        if listed.get("graph_bytes") == path.stat().st_size:  # a graph exported again is read again
+            return {name: tuple(dims) for name, dims in listed["initializers"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
-    return {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    names = {t.name: tuple(t.dims) for t in proto.graph.initializer}
+    record = {"graph_bytes": path.stat().st_size, "initializers": [[k, list(v)] for k, v in names.items()]}
+    try:
+        tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, sidecar)
+    except OSError:
+        pass  # a read-only cache: parse again next time
+    return names
 
 
 def weight_arrays(state: Mapping[str, torch.Tensor], names: Container[str] | None = None) -> dict[str, np.ndarray]:
