@@ -5,12 +5,15 @@
 
 1. The sample clip (640x360, x2) paced at its frame rate through the API: a file job's settings
    (4-frame chunks) against --live (1-frame chunks, encoder tuned for latency); fps and the added
-   latency per frame, arrival to encoded and muxed, p50/p95/p99.
+   latency per frame, arrival to encoded and muxed, p50/p95/p99; CPU seconds per frame (all
+   threads). Then --live on moving bars at 320x180 / 30 fps and 960x540 / 24 fps.
 2. As fast as it goes, the model path only (no fallback): fps per input size; the largest >= 30 fps.
 3. Overload: a clip whose frame rate is 1.5x what the model sustains, --live: frames per path.
 4. Over real UDP on the loopback, the same sender and receiver around vsr-pipe --live and around
    ``ffmpeg -i udp://... -vf scale=...:flags=lanczos -tune zerolatency -f mpegts udp://...``: the
    latency each adds, k-th frame sent to k-th frame received (neither reorders nor drops here).
+5. Start-up: the command started on the sample file, --live, MPEG-TS to a pipe: seconds until its
+   first output byte (imports, probe, engines built and warmed, first frame), beside FFmpeg's chain.
 """
 
 from __future__ import annotations
@@ -37,10 +40,34 @@ from vsr_pipe.config import LiveOptions  # noqa: E402
 
 
 def paced(src: Path, live: bool, out: Path, **kw) -> dict:
-    """One real-time run of ``src``: fps, latency percentiles, frames per path."""
+    """One real-time run of ``src``: fps, latency percentiles, frames per path, CPU per frame."""
+    import resource
+
     options = {"live": LiveOptions(**kw)} if live else {}
+    before = resource.getrusage(resource.RUSAGE_SELF)
     s = vsr_pipe.upscale(str(src), str(out), scale=2, realtime=True, **options)
-    return {"frames": s.frames, "fps": round(s.fps, 2), "latency_ms": s.latency_ms, "paths": s.paths}
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"frames": s.frames, "fps": round(s.fps, 2), "latency_ms": s.latency_ms, "paths": s.paths,
+            "dropped": s.dropped, "cpu_ms_per_frame": round(1000 * cpu / max(1, s.frames), 1)}  # fmt: skip
+
+
+def first_output_s(command: list[str]) -> float | None:
+    """Seconds from starting ``command`` to its first byte on standard output."""
+    started = time.monotonic()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    first = proc.stdout.read(1)
+    elapsed = time.monotonic() - started
+    proc.kill()
+    proc.wait()
+    return round(elapsed, 2) if first else None
+
+
+def show(name: str, r: dict) -> None:
+    lat = r["latency_ms"] or {}
+    print(f"  {name}: {r['fps']} fps, latency p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
+          f"p99 {lat.get('p99_ms')} ms, paths {r['paths']}, dropped {r['dropped']}, "
+          f"CPU {r['cpu_ms_per_frame']} ms/frame", flush=True)  # fmt: skip
 
 
 def throughput(sizes: list[tuple[int, int]], frames: int, folder: Path) -> dict:
@@ -135,10 +162,11 @@ def main() -> None:
         folder = Path(tmp)
         print("1. the sample clip paced at its frame rate, x2:", flush=True)
         for name, live in (("file settings", False), ("--live", True)):
-            r = results.setdefault("paced", {})[name] = paced(SAMPLE, live, folder / "p.mkv")
-            lat = r["latency_ms"] or {}
-            print(f"  {name}: {r['fps']} fps, latency p50 {lat.get('p50_ms')} ms, p95 {lat.get('p95_ms')} ms, "
-                  f"p99 {lat.get('p99_ms')} ms, paths {r['paths']}", flush=True)  # fmt: skip
+            show(name, results.setdefault("paced", {}).setdefault(name, paced(SAMPLE, live, folder / "p.mkv")))
+        for w, h, rate in ((320, 180, 30), (960, 540, 24)):
+            clip = bars_clip(folder / f"paced{w}.mp4", w, h, int(rate * args.seconds), fps=rate)
+            name = f"--live {w}x{h} at {rate} fps"
+            show(name, results["paced"].setdefault(name, paced(clip, True, folder / "p.mkv")))
         print("2. --live model path unpaced, x2, per input size:", flush=True)
         sizes = [(320, 180), (480, 270), (640, 360), (960, 540)]
         fps = results["throughput_fps"] = throughput(sizes, 30, folder)
@@ -172,6 +200,18 @@ def main() -> None:
             print(f"  {name}: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms; after 2 s p50 {r['steady_p50_ms']} ms, "
                   f"p99 {r['steady_p99_ms']} ms; first packet {r['first_packet_after_send_s']} s after the first "
                   f"frame sent ({r['frames_received']}/{r['frames_sent']} frames)", flush=True)  # fmt: skip
+        print("5. start-up: command started to first output byte, the sample, MPEG-TS to a pipe:", flush=True)
+        starts = results["first_output_s"] = {}
+        starts["vsr-pipe --live"] = first_output_s(
+            [sys.executable, "-m", "vsr_pipe", str(SAMPLE), "--live", "--scale", "2", "-f", "mpegts", "-o", "-", "-q"]
+        )
+        if shutil.which("ffmpeg") and not args.no_ffmpeg:
+            starts["ffmpeg lanczos"] = first_output_s(
+                ["ffmpeg", "-loglevel", "error", "-re", "-i", str(SAMPLE), "-vf", "scale=1280:720:flags=lanczos",
+                 "-c:v", "libx264", "-tune", "zerolatency", "-crf", "18", "-f", "mpegts", "-"]
+            )  # fmt: skip
+        for name, seconds in starts.items():
+            print(f"  {name}: {seconds} s", flush=True)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
