@@ -57,3 +57,41 @@ def test_onnx_runtime_carries_the_state_as_torch_does(tmp_path, scale):
         prev, prev_out = frame, out
     mse = float(np.mean((np.concatenate(got) - want) ** 2))
     assert 10 * np.log10(1 / max(mse, 1e-20)) >= 50
+
+
+def scenes(seed: int = 3) -> torch.Tensor:
+    """Seven frames: a smooth scene panning a pixel a frame, then a cut to an unrelated one."""
+    g = torch.Generator().manual_seed(seed)
+
+    def smooth() -> torch.Tensor:
+        return torch.nn.functional.interpolate(torch.rand(1, 1, 5, 10, generator=g), size=(20, 40), mode="bilinear")
+
+    a, b = smooth(), 1 - smooth()
+    first = [a[..., k : k + 24] for k in range(4)]
+    second = [b[..., k : k + 24] for k in range(3)]
+    return torch.cat(first + second)
+
+
+def test_the_runner_carries_state_across_chunks_and_forgets_it_at_a_cut():
+    from vsr_pipe.engines.recurrent import RecurrentRunner
+
+    model = trained_looking(2)
+    frames = scenes()
+    whole = RecurrentRunner(model, "t")(frames)
+    chunked = RecurrentRunner(model, "t")
+    pieces = torch.cat([chunked(frames[i : i + 3]) for i in range(0, 7, 3)])
+    assert torch.equal(whole, pieces)  # how the stream is cut into chunks does not matter
+    assert chunked.resets == 2  # the first frame and the cut
+    with torch.no_grad():
+        assert torch.equal(whole[4:], model.run(frames[4:]))  # after the cut: a fresh start
+        assert not torch.allclose(whole[1:4], model.base(frames[1:4]))  # within the scene: the past counts
+
+
+def test_onnx_runtime_steps_the_runner_as_torch_does():
+    from vsr_pipe.engines.recurrent import RecurrentRunner
+
+    model = trained_looking(2)
+    frames = scenes()
+    ours, theirs = RecurrentRunner(model, "t")(frames), RecurrentRunner(model, "t", onnxruntime_threads=1)(frames)
+    mse = float(((ours - theirs) ** 2).mean())
+    assert 10 * np.log10(1 / max(mse, 1e-20)) > 50

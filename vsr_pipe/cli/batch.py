@@ -39,7 +39,7 @@ from .signals import stop_on_signals
 @output("Folder for the outputs.", name="--output-dir", type=click.Path(file_okay=False))
 @scale("Factor 1 to 8, e.g. 2, 1.5 or 1.5x2 (width x height). Default 2.")
 @SIZE
-@model("auto, espcn, irn, bicubic, lanczos or bilinear.")
+@model("auto, espcn, temporal, irn, bicubic, lanczos or bilinear.")
 @encoding()
 @PIX_FMT
 @click.option("--ext", default=None, help="Output container by extension (mkv, mp4, ...); default: each input's own.")

@@ -27,8 +27,14 @@ TITLE_NAME = "title.mod"
 CHUNK_NAMES = "chunk_%04d.mod"
 SHORT_DIGEST_BYTES = 16
 SHORT_MODEL_HEX = 16
-# The version-5 manifest of an embedded package: its video is the Matroska file that holds it.
+# What an embedded package's manifest says of its video (version 5: just EMBEDDED): it cannot hold
+# the hash of the file it is in.
 EMBEDDED = "embedded"
+EMBEDDED_VIDEO = {
+    "embedded": True,
+    "sha256": None,
+    "checked": "nothing: the video is the Matroska file this manifest is attached to",
+}
 
 
 def short_digest(sha256_hex: str) -> str:
@@ -88,8 +94,6 @@ def pack(m: dict) -> dict:
 
 def unpack(v: dict) -> dict:
     """The version-4 shape of a version-5 manifest ``v`` (its "version" stays 5)."""
-    from .package import EMBEDDED_VIDEO
-
     factor, (w, h) = int(v["factor"]), v["master_size"]
     layout = v.get("layout", "hls")
     kind, base_name, base_sha = v["base"]

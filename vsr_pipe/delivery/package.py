@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ..errors import VsrPipeError
 from .fit import PREFIX, BaseModel
+from .lean_manifest import EMBEDDED_VIDEO, digest_matches, unpack
 from .lean_manifest import VERSION as LEAN_VERSION
-from .lean_manifest import digest_matches, unpack
 
 FORMAT = "vsr-pipe-delivery"
 # 4: a chunk entry says only what is not implied (no "index": its place; no "segment": the HLS
@@ -40,12 +40,6 @@ MAX_MANIFEST_BYTES = 8 << 20
 MAX_WEIGHTS_BYTES = 64 << 20
 MAX_PLAYLIST_BYTES = 1 << 20
 MAX_VIDEO_BYTES = 1 << 40
-# What an embedded package's manifest says of its video: it cannot hold the hash of the file it is in.
-EMBEDDED_VIDEO = {
-    "embedded": True,
-    "sha256": None,
-    "checked": "nothing: the video is the Matroska file this manifest is attached to",
-}
 MAX_CHUNKS = 100_000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _DTYPES = {"float16": "F16", "float32": "F32"}

@@ -18,7 +18,7 @@ from ..io.tags import RescaleTag
 
 CLASSIC_MODELS = ("bicubic", "lanczos", "bilinear")
 LIGHT_FEATURES = (16, 8)  # the light ESPCN a live run falls back to before bicubic
-NEURAL_MODELS = ("espcn", "irn")
+NEURAL_MODELS = ("espcn", "irn", "temporal")
 IRN_WEIGHTS = "irn_y"
 
 
@@ -35,8 +35,8 @@ class LumaStage:
     lr: tuple[int, int] = (0, 0)
 
     def describe(self) -> str:
-        if self.kind == "espcn":
-            return f"espcn x{self.factor}"
+        if self.kind in ("espcn", "temporal"):
+            return f"{self.kind} x{self.factor}"
         fx, fy = self.hr[1] / self.lr[1], self.hr[0] / self.lr[0]
         return f"irn {self.kind[4:]} {fx:.4g}x{fy:.4g}"
 
@@ -117,7 +117,9 @@ def make_plan(
     tag = facts.rescale_tag or (RescaleTag.parse(options.rescale_tag) if options.rescale_tag else None)
     model = options.model if options.model != "auto" else ("irn" if tag else "espcn")
     if model not in CLASSIC_MODELS + NEURAL_MODELS:
-        raise InvalidOption(f"model '{model}' is unknown: choose auto, espcn, irn, bicubic, lanczos or bilinear")
+        raise InvalidOption(
+            f"model '{model}' is unknown: choose auto, espcn, temporal, irn, bicubic, lanczos or bilinear"
+        )
     align_x, align_y = 1 << out_format.chroma_shift_x, 1 << out_format.chroma_shift_y
     w, h = _output_size(options, src, tag if model == "irn" else None, align_x, align_y, out_format.pix_fmt)
     shrinking = w <= src.width and h <= src.height  # for irn: its learned downscale, else its inverse
@@ -130,6 +132,8 @@ def make_plan(
     _check_combination(options, model, shrinking)
     dst = replace(out_format, width=w, height=h)
     luma = _luma_stages(model, src, dst, shrinking)
+    if model == "temporal":
+        _check_temporal(options, luma, shipped)
     if options.weights is not None and len(luma) != 1:
         raise InvalidOption(f"a weights schedule needs exactly one model stage; {model} here has {len(luma)}")
     if options.weights is not None and options.weights.base:  # the stage is built from the schedule's own model
@@ -254,7 +258,28 @@ def _luma_stages(model: str, src: FrameLayout, dst: FrameLayout, shrinking: bool
         kind = "irn_down" if shrinking else "irn_up"
         return (LumaStage(kind, IRN_WEIGHTS, hr=(hr.height, hr.width), lr=(lr.height, lr.width)),)
     factor = max(dst.width / src.width, dst.height / src.height)
+    if model == "temporal":
+        return tuple(LumaStage("temporal", temporal_weights(s), factor=s) for s in neural_stages(factor))
     return tuple(LumaStage("espcn", f"espcn_y_x{s}", factor=s) for s in neural_stages(factor))
+
+
+def temporal_weights(factor: int) -> str:
+    return f"temporal_y_x{factor}"
+
+
+def _check_temporal(options: PipelineOptions, luma: tuple[LumaStage, ...], shipped: frozenset[str]) -> None:
+    """The recurrent model runs as the one model stage, on the torch engine, from weights that ship."""
+    if len(luma) != 1 or luma[0].weights not in shipped:
+        have = sorted(n[len("temporal_y_x") :] for n in shipped if n.startswith("temporal_y_x"))
+        factors = ", ".join(f"x{f}" for f in have) or "none yet"
+        raise InvalidOption(
+            f"--model temporal: the recurrent model ships for {factors}; this scale needs "
+            f"{' then '.join(f'x{s.factor}' for s in luma) or 'no model'} (use --model espcn)"
+        )
+    if options.engine not in ("auto", "torch", "onnxruntime"):
+        raise InvalidOption("--model temporal runs on the torch or onnxruntime engine (its state carried frame to frame)")
+    if options.weights is not None or options.tile:
+        raise InvalidOption("--model temporal takes no weights schedule and no --tile")
 
 
 def light_weights(factor: int) -> str:
@@ -267,6 +292,6 @@ def _fallbacks(luma: tuple[LumaStage, ...], shipped: frozenset[str]) -> tuple[st
     if not luma:
         return ()
     light = light_weights(luma[0].factor)
-    if len(luma) == 1 and luma[0].kind == "espcn" and light in shipped:
+    if len(luma) == 1 and luma[0].kind in ("espcn", "temporal") and light in shipped:
         return (light, "bicubic")
     return ("bicubic",)

@@ -156,6 +156,8 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     options = resolve_engine(request.engine, request.device, request.precision, request.threads)
     if plan.refine:  # the refinement loop needs autograd: eager fp32 torch
         options = TorchOptions(options.device, "fp32", request.threads, cuda_graphs=False)
+    if plan.luma[0].kind == "temporal":
+        return _recurrent_stages(plan, process)
     nets = [load_model(_stage_weights(stage.weights)) for stage in plan.luma]
     modules = [_stage_module(stage, net, plan.refine) for stage, net in zip(plan.luma, nets)]
     calib = _calibration(calibration, plan, options)
@@ -169,6 +171,26 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     fallbacks = tuple(_fallback(name, plan, options, device) for name in plan.fallbacks)
     stages = ChunkStages(plan, engines, rescaler, states, fallbacks, load_entry)
     return stages, f"{options.kind} ({options.device})"
+
+
+def _recurrent_stages(plan: RunPlan, process: ProcessPlan) -> tuple[ChunkStages, str]:
+    """The recurrent model as the one Y stage: its state carried from chunk to chunk on the
+    processing thread, which runs the chunks in order (``engines/recurrent.py``): fp32, each step
+    in ONNX Runtime on a CPU (what ``auto`` picks there), else in torch."""
+    from ..engines.recurrent import RecurrentRunner
+
+    request = plan.engine
+    options = resolve_engine(request.engine, request.device, "fp32", request.threads)
+    if request.threads:
+        torch.set_num_threads(request.threads)
+    stage = plan.luma[0]
+    on_cpu_runtime = options.kind == "onnxruntime" and options.device == "cpu"
+    model = load_model(shipped_path(stage.weights)).to("cpu" if on_cpu_runtime else options.device)
+    runner = RecurrentRunner(model, f"temporal_x{stage.factor}", request.threads if on_cpu_runtime else None)
+    rescaler = PlaneRescaler(process, [runner], runner.device, stage_scales=[stage.factor])
+    fallback_options = resolve_engine("auto", request.device, request.precision, request.threads)
+    fallbacks = tuple(_fallback(name, plan, fallback_options, runner.device) for name in plan.fallbacks)
+    return ChunkStages(plan, [runner], rescaler, {}, fallbacks), f"{runner.name.split(':')[0]} ({runner.device}), recurrent"
 
 
 def _fallback(name: str, plan: RunPlan, options: EngineOptions, device: torch.device) -> PlaneRescaler:

@@ -9,6 +9,7 @@ backpropagation through the whole sequence. A checkpoint (safetensors) every few
 same command again to resume.
 
   python -m vsr_pipe.train.temporal --scale 2 --steps 4000 --out runs/temporal_x2
+  python -m vsr_pipe.train.temporal --scale 2 --out runs/temporal_x2 --release   # ship its checkpoint
 """
 
 from __future__ import annotations
@@ -141,6 +142,34 @@ def evaluate(model: TemporalSR, lr: torch.Tensor, hr: torch.Tensor, step: int, l
             "espcn_db": round(psnr_y(base, hr, r), 3)}  # fmt: skip
 
 
+def release(args, folder: Path | None = None, log=print) -> dict:
+    """Ship the run's checkpoint as ``temporal_y_xS`` (package weights folder unless ``folder``),
+    its manifest entry saying how it was trained and its last validation figures."""
+    from ..weights.shipped import shipped_dir
+    from .checkpoint import read_info
+    from .release import INPUT, publish
+
+    path = Path(args.out) / CHECKPOINT
+    if not path.is_file():
+        raise SystemExit(f"{path}: no checkpoint to release")
+    info = read_info(path)
+    model = with_base(args.scale)
+    load_checkpoint(path, model, None)
+    trained = info.get("args", {})
+    curve = info.get("curve", [])
+    entry = {
+        "file": f"temporal_y_x{args.scale}.safetensors", "architecture": "temporal", "scale": args.scale,
+        "input": INPUT, "base": f"espcn_y_x{args.scale} (frozen)",
+        "training": {
+            "data": "T91 + BSD200 windows moving 0-3 HR px a frame (a quarter still), 6 frames, MATLAB bicubic LR",
+            "steps": int(info["step"]), "batch": trained.get("batch"), "lr_patch": trained.get("patch"),
+            "optimiser": f"Adam {trained.get('lr')}, cosine, L1, backpropagation through the sequence",
+        },
+        "figures": {"protocol": "moving Set14 windows, 16 sequences, Y-PSNR dB, border = scale", "last": curve[-1] if curve else {}},
+    }  # fmt: skip
+    return publish(model, f"temporal_y_x{args.scale}", entry, folder or shipped_dir(), log)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=2)
@@ -154,7 +183,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--out", required=True)
-    train(ap.parse_args())
+    ap.add_argument("--release", action="store_true", help="ship the run's checkpoint (no training)")
+    args = ap.parse_args()
+    release(args) if args.release else train(args)
 
 
 if __name__ == "__main__":

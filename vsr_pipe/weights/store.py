@@ -18,6 +18,7 @@ from ..errors import WeightsError
 from ..models.correction import Corrected, CorrectionNet
 from ..models.espcn import ESPCN
 from ..models.rescaler import COND_CHANNELS, LEGACY_COND_CHANNELS, ArbitraryRescaler
+from ..models.temporal import TemporalSR
 from .shipped import MANIFEST, manifest, shipped_dir, shipped_path, shipped_sha  # noqa: F401 (the names callers know)
 
 
@@ -42,6 +43,8 @@ def build_model(architecture: dict) -> torch.nn.Module:
             return ArbitraryRescaler(blocks, int(architecture["growth"]), int(architecture["convs"]), cond)
         if kind == "corrected":
             return _build_corrected(architecture)
+        if kind == "temporal":
+            return _build_temporal(architecture)
     except (KeyError, ValueError) as e:
         raise WeightsError(f"weights header for {kind} is malformed: {e}") from None
     raise WeightsError(f"unknown architecture '{kind}' in weights header")
@@ -61,6 +64,19 @@ def _build_corrected(architecture: dict) -> Corrected:
         raise ValueError(f"features {features} / blocks {blocks} out of range")
     base = build_model({str(k): str(v) for k, v in base_header.items()})
     return Corrected(base, CorrectionNet(int(architecture["scale"]), features, blocks))
+
+
+MAX_TEMPORAL_FEATURES, MAX_TEMPORAL_LAYERS, MAX_TEMPORAL_STATE = 128, 16, 64
+
+
+def _build_temporal(architecture: dict) -> TemporalSR:
+    """The causal recurrent model (``models/temporal.py``) over its single-frame ESPCN."""
+    scale, features = int(architecture["scale"]), int(architecture["features"])
+    layers, state = int(architecture["layers"]), int(architecture["state"])
+    if not (2 <= scale <= 8 and 1 <= features <= MAX_TEMPORAL_FEATURES and 0 <= layers <= MAX_TEMPORAL_LAYERS
+            and 1 <= state <= MAX_TEMPORAL_STATE):  # fmt: skip
+        raise ValueError(f"scale {scale} / features {features} / layers {layers} / state {state} out of range")
+    return TemporalSR(scale, features, layers, state)
 
 
 def load_model(weights: str | Path | bytes) -> torch.nn.Module:
@@ -142,6 +158,7 @@ def _check_tensors(name: str, header: dict, state: dict[str, torch.Tensor]) -> N
 
 # Header fields within which the two shipped architectures stay small (the shipped weights are far inside).
 _SMALL = {"espcn": {"scale": 8, "channels": 4, "num_feat": 128},
+          "temporal": {"scale": 8, "features": 128, "layers": 16, "state": 64},
           "irn_arbitrary": {"blocks": 8, "growth": 32, "convs": 4, "cond_channels": 16, "channels": 4}}  # fmt: skip
 
 
@@ -167,6 +184,14 @@ def architecture_header(model: torch.nn.Module) -> dict[str, str]:
             "scale": str(c.scale),
             "features": str(c.features),
             "blocks": str(c.blocks),
+        }
+    if isinstance(model, TemporalSR):
+        return {
+            "architecture": "temporal",
+            "scale": str(model.scale),
+            "features": str(model.head.out_channels),
+            "layers": str(len(model.body)),
+            "state": str(model.state_channels),
         }
     if isinstance(model, ESPCN):
         return {
