@@ -6,7 +6,7 @@ shipped ESPCN beside it; a flicker figure, the mean over t >= 1 of |(o_t - o_t-1
 in 8-bit luma levels (lower is steadier); CPU time per frame against ESPCN on torch (1 thread);
 ONNX Runtime against torch in dB over the same sequence; a PSNR-per-frame chart per clip.
 
-  python bench/temporal.py --scale 2 4 --frames 24 --crop 384
+  python bench/temporal.py --scale 2 4 --frames 24 --crop 384     # the shipped temporal_y_xS
   python bench/temporal.py --scale 4 --checkpoint runs/temporal_x{scale}/checkpoint.safetensors
 """
 
@@ -70,9 +70,15 @@ def to_levels(t: torch.Tensor) -> np.ndarray:
 
 
 def load_temporal(scale: int, checkpoint: str | None):
+    """The shipped model (``checkpoint`` "shipped"), a training checkpoint's, or the untrained cell."""
     from vsr_pipe.train.checkpoint import load_checkpoint
     from vsr_pipe.train.temporal import with_base
+    from vsr_pipe.weights.shipped import manifest, shipped_path
+    from vsr_pipe.weights.store import load_model
 
+    if checkpoint == "shipped":
+        name = f"temporal_y_x{scale}"
+        return load_model(shipped_path(name)).eval() if name in manifest() else with_base(scale).eval()
     model = with_base(scale)
     if checkpoint:
         load_checkpoint(checkpoint.format(scale=scale), model, None)
@@ -139,8 +145,9 @@ def main() -> None:
     ap.add_argument("--scale", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--frames", type=int, default=24, help="frames per clip, from its start")
     ap.add_argument("--crop", type=int, default=384, help="HR centre crop side (pixels)")
-    ap.add_argument("--checkpoint", default="runs/temporal_x{scale}/checkpoint.safetensors",
-                    help="trained cell ('' for the untrained one, which is ESPCN exactly)")  # fmt: skip
+    ap.add_argument("--checkpoint", default="shipped",
+                    help="shipped (the weights that ship, else untrained), a training checkpoint "
+                         "(runs/temporal_x{scale}/checkpoint.safetensors), or '' for the untrained cell (ESPCN exactly)")  # fmt: skip
     ap.add_argument("--charts", default=str(ROOT / "runs" / "temporal_bench"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -154,7 +161,8 @@ def main() -> None:
     )
     for scale in args.scale:
         espcn = load_model(shipped_path(f"espcn_y_x{scale}")).eval()
-        checkpoint = args.checkpoint if args.checkpoint and Path(args.checkpoint.format(scale=scale)).exists() else None
+        given = args.checkpoint
+        checkpoint = given if given == "shipped" or (given and Path(given.format(scale=scale)).exists()) else None
         temporal = load_temporal(scale, checkpoint)
         for clip in CLIPS:
             scores, ratio, ort_db = run_clip(Path(args.data) / "video" / clip, scale, args, espcn, temporal)
