@@ -57,6 +57,9 @@ class StreamRun:
                 self.stages.process(chunk, out, path)
                 if attempt and self.chooser is not None:
                     self.chooser.cost_s[path] = (time.perf_counter() - started) / frames
+        for engine in self.stages.engines:  # a recurrent model forgets the blank warm-up frames
+            if hasattr(engine, "reset"):
+                engine.reset()
 
     def chunks(self) -> Iterator[Chunk]:
         plan = self.plan
