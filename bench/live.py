@@ -8,6 +8,9 @@
    latency per frame, arrival to encoded and muxed, p50/p95/p99; CPU seconds per frame (all
    threads). Then --live on moving bars at 320x180 / 30 fps and 960x540 / 24 fps.
 2. As fast as it goes, the model path only (no fallback): fps per input size; the largest >= 30 fps.
+   Then each path --live can take (the model, the light model, bicubic) alone on a 640x360 frame:
+   ms per frame for the processing stage (Y and chroma), beside its Set5/Set14 x2 Y-PSNR from the
+   shipped weights' manifest (bicubic's from the same protocol).
 3. Overload: a clip whose frame rate is 1.5x what the model sustains, --live: frames per path.
 4. Over real UDP on the loopback, the same sender and receiver around vsr-pipe --live and around
    ``ffmpeg -i udp://... -vf scale=...:flags=lanczos -tune zerolatency -f mpegts udp://...``: the
@@ -50,6 +53,39 @@ def paced(src: Path, live: bool, out: Path, **kw) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"frames": s.frames, "fps": round(s.fps, 2), "latency_ms": s.latency_ms, "paths": s.paths,
             "dropped": s.dropped, "cpu_ms_per_frame": round(1000 * cpu / max(1, s.frames), 1)}  # fmt: skip
+
+
+def path_costs(src: Path, repeats: int = 10) -> dict:
+    """Each --live path alone on one frame of ``src``: ms per frame, and its Set5/Set14 x2 quality."""
+    from vsr_pipe.config import PipelineOptions, Scale
+    from vsr_pipe.pipeline.plan import light_weights
+    from vsr_pipe.pipeline.ring import allocate_chunk
+    from vsr_pipe.pipeline.run import prepare
+    from vsr_pipe.weights.shipped import manifest
+
+    opened = prepare(str(src), PipelineOptions(scale=Scale(2, 2), live=LiveOptions()))
+    figures = manifest()
+    quality = {name: figures.get(weights, {}).get("figures", {}) for name, weights in
+               zip(opened.run.stages.path_names, ("espcn_y_x2", light_weights(2), "espcn_y_x2"))}  # fmt: skip
+    try:
+        stages, plan = opened.run.stages, opened.plan
+        chunk, out = allocate_chunk(plan.src, 1), allocate_chunk(plan.dst, 1)
+        chunk.count = 1
+        chunk.planes[0][0] = opened.source.preview().planes[0]
+        rows = {}
+        for path, name in enumerate(stages.path_names):
+            stages.process(chunk, out, path)
+            started = time.perf_counter()
+            for _ in range(repeats):
+                stages.process(chunk, out, path)
+            ms = 1000 * (time.perf_counter() - started) / repeats
+            q = quality[name]
+            key = "bicubic_psnr" if name == "bicubic" else "psnr"
+            rows[name] = {"ms_per_frame": round(ms, 1), "set5_x2_db": q.get("Set5", {}).get(key),
+                          "set14_x2_db": q.get("Set14", {}).get(key)}  # fmt: skip
+        return rows
+    finally:
+        opened.close()
 
 
 def first_output_s(command: list[str]) -> float | None:
@@ -173,6 +209,9 @@ def main() -> None:
         keeps = [s for s, f in fps.items() if f >= 30]
         results["largest_at_30fps"] = keeps[-1] if keeps else None
         print(f"  largest input that keeps 30 fps: {results['largest_at_30fps']}", flush=True)
+        print("  each --live path alone, one 640x360 frame (processing stage; Set5 / Set14 x2 Y-PSNR):", flush=True)
+        for name, r in results.setdefault("paths", path_costs(SAMPLE)).items():
+            print(f"    {name}: {r['ms_per_frame']} ms/frame; {r['set5_x2_db']} / {r['set14_x2_db']} dB", flush=True)
         model_fps = fps["640x360"]
         rate = max(1, round(1.5 * model_fps))
         print(f"3. overload: 640x360 at {rate} fps, 1.5x the {model_fps} fps the model sustains:", flush=True)
