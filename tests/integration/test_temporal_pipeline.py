@@ -3,6 +3,8 @@ over chunks, a time split frame-exact against one run, and what it cannot do sai
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.integration.test_jobs_split import assert_same_run
 from tests.media import make_clip
@@ -29,6 +31,7 @@ def test_temporal_keeps_every_frame_and_its_time_and_stays_near_espcn(tmp_path):
     assert min(assert_same_run(tmp_path / "t.mkv", tmp_path / "t1.mkv")) == 99.0  # chunking changes nothing
 
 
+@pytest.mark.slow
 def test_a_time_split_is_frame_exact_against_one_run(tmp_path):
     src = make_clip(tmp_path / "in.mkv", frames=36, max_b_frames=2, crf=10, gop_size=12, audio=True).path
     run_to_file(src, tmp_path / "single.mkv", options("temporal"))
