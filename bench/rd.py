@@ -59,6 +59,7 @@ def main() -> None:
     args = ap.parse_args()
     table = report(args) if args.report else [row for name in args.clips.split(",") for row in run_clip(name, args)]
     print_table(table)
+    print_side_bytes(Path(args.out), args.clips.split(","), args.codecs.split(","))
     (Path(args.out) / "table.json").write_text(json.dumps(table, indent=1) + "\n")
 
 
@@ -135,6 +136,29 @@ def report(args) -> list[dict]:
             curves.pop(f"direct {short(codec)}, ladder", None)
             rows += tabulate(name, codec, curves, hull, Path(args.out) / name)
     return rows
+
+
+def print_side_bytes(out: Path, clips: list[str], codecs: list[str]) -> None:
+    """Per package rung the ladder ships: its weights files, its manifest and its video packets, in
+    bytes, and the weights' and all side bytes' shares of the video (the issue's bar: weights <= 10 %)."""
+    from vsr_pipe.delivery.package import MANIFEST
+
+    print("| clip | codec | rung | weights B | manifest B | video B | weights / video | side / video |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in clips:
+        for codec in codecs:
+            folder = out / name / f"ladder_{short(codec)}"
+            if not (folder / "ladder.json").is_file():
+                continue
+            for rung in json.loads((folder / "ladder.json").read_text())["rungs"]:
+                if rung["kind"] != "package":
+                    continue
+                home = folder / rung["folder"]
+                weights = sum(f.stat().st_size for f in home.glob("*.mod"))
+                manifest = (home / MANIFEST).stat().st_size
+                video = rung["bytes"] - rung["weights_bytes"]
+                print(f"| {name} | {short(codec)} | {rung['name']} | {weights} | {manifest} | {video} | "
+                      f"{100 * weights / video:.1f} % | {100 * (weights + manifest) / video:.1f} % |")  # fmt: skip
 
 
 def low_rates(direct: list) -> tuple[float, float] | None:
