@@ -132,7 +132,8 @@ def _check_base(pkg: Package, where: str | None = None) -> None:
         where = where or (pkg.video if pkg.layout == "embed" else pkg.folder / MANIFEST)
         if name == pkg.start and not known:
             raise PackageError(f"{where}: made for {name} weights, which this vsr-pipe does not ship")
-        if sha and known and not known.startswith(sha.lower()):  # version 5 lists the first 16 hex digits
+        # Version 5 lists the first 16 hex digits; fewer would not tell two weights apart.
+        if sha and known and (len(sha) < 16 or not known.startswith(sha.lower())):
             raise PackageError(f"{where}: made for other {name} weights ({sha[:12]}); this vsr-pipe ships {known[:12]}")
 
 
