@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch only for the annotations: a run that needs no torch finds its cache without it
+    import torch
 
 ENV_VAR = "VSR_PIPE_CACHE"
 

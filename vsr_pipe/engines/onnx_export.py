@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-OPSET = 17
+from .ort_session import OPSET, graph_initializers, graph_with_weights  # noqa: F401 (torch-free; the names callers know)
 
 
 def export_onnx(model: torch.nn.Module, path: str | Path, channels: int = 1, opset: int = OPSET) -> Path:
@@ -80,35 +80,6 @@ def cached_graph(model_name: str, model: torch.nn.Module, channels: int = 1) -> 
     return export_graph(model, path, channels=channels), False
 
 
-def graph_initializers(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the initializers of an ONNX file, without reading their data.
-
-    Kept beside the file (``.names.json``) once read: importing ``onnx`` to parse the graph is the
-    slowest part of opening a cached engine (about a second here), and a live run starts with it."""
-    import json
-
-    path = Path(path)
-    sidecar = path.with_name(path.name + ".names.json")
-    try:
-        listed = json.loads(sidecar.read_text())
-        if listed.get("graph_bytes") == path.stat().st_size:  # a graph exported again is read again
-            return {name: tuple(dims) for name, dims in listed["initializers"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    names = {t.name: tuple(t.dims) for t in proto.graph.initializer}
-    record = {"graph_bytes": path.stat().st_size, "initializers": [[k, list(v)] for k, v in names.items()]}
-    try:
-        tmp = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, sidecar)
-    except OSError:
-        pass  # a read-only cache: parse again next time
-    return names
-
-
 def weight_arrays(state: Mapping[str, torch.Tensor], names: Container[str] | None = None) -> dict[str, np.ndarray]:
     """``state``'s tensors (those in ``names``, if given) as CPU arrays for initializers of the same
     names: float32 where floating, shapes kept (0-d too)."""
@@ -119,19 +90,6 @@ def weight_arrays(state: Mapping[str, torch.Tensor], names: Container[str] | Non
             # .contiguous().numpy() keeps 0-d tensors 0-d (np.ascontiguousarray would make them 1-d).
             arrays[key] = (tensor.float() if tensor.is_floating_point() else tensor).contiguous().numpy()
     return arrays
-
-
-def graph_with_weights(path: str | Path, weights: dict[str, np.ndarray]):
-    """The ``onnx.ModelProto`` of ``path`` (an :func:`export_graph` file) with ``weights`` in place
-    of its initializers of those names, every tensor held in the proto itself."""
-    import onnx
-    from onnx import numpy_helper
-
-    proto = onnx.load(str(path))  # reads {path}.data too
-    for tensor in proto.graph.initializer:
-        if tensor.name in weights:
-            tensor.CopyFrom(numpy_helper.from_array(weights[tensor.name], tensor.name))
-    return proto
 
 
 def _trace(model: torch.nn.Module, channels: int, opset: int, fold: bool) -> bytes:

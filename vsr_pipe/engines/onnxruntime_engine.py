@@ -8,18 +8,17 @@ set has been prepared; nothing is re-exported or written.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import EngineUnavailable
-from .onnx_export import cached_graph, graph_initializers, graph_with_weights, weight_arrays
+from .onnx_export import cached_graph, weight_arrays
 from .options import OrtOptions
+from .ort_session import graph_initializers, open_session, weights_key
 from .state import match_state
 
 # Prepared sessions kept per engine, least recently used dropped first (and rebuilt if needed);
@@ -98,7 +97,7 @@ class OrtEngine:
     def _session_for(self, weights: dict[str, np.ndarray]):
         # prepare() may run on a thread that delivers weights while the run swaps on its own: the
         # table is shared under a lock, a session is built outside it.
-        key = _weights_key(weights)
+        key = weights_key(weights)
         with self._sessions_lock:
             session = self._sessions.get(key)
         if session is None:
@@ -111,65 +110,4 @@ class OrtEngine:
         return session
 
     def _open(self, weights: dict[str, np.ndarray]):
-        import onnxruntime as ort
-
-        session_options = ort.SessionOptions()
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self.options.threads:
-            session_options.intra_op_num_threads = self.options.threads
-        session_options.log_severity_level = 3
-        # Idle intra-op threads otherwise spin for a while after each call, taking the cores the
-        # decoder and encoder threads of the pipeline need in the meantime.
-        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = self._providers()
-        if self.options.precision == "int8":
-            # Dynamic quantisation derives the INT8 weights and their scales from the weights
-            # themselves, so each weight set is quantised anew (in memory; nothing is cached).
-            return ort.InferenceSession(
-                _quantise_dynamic(self.graph_path, weights), session_options, providers=providers
-            )
-        names = sorted(weights)
-        # Copied into the graph before optimisation (ONNX Runtime's documented behaviour), so the
-        # arrays need not outlive the session and the session runs as fast as one from a file.
-        session_options.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(weights[n]) for n in names])
-        return ort.InferenceSession(str(self.graph_path), session_options, providers=providers)
-
-    def _providers(self) -> list[str]:
-        import onnxruntime as ort
-
-        if self.options.device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise EngineUnavailable(
-                    "onnxruntime has no CUDA provider here: install onnxruntime-gpu, or use --device cpu"
-                )
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
-
-
-def _weights_key(weights: Mapping[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(weights):
-        h.update(name.encode())
-        h.update(str(weights[name].shape).encode())
-        h.update(weights[name].tobytes())
-    return h.hexdigest()
-
-
-def _quantise_dynamic(graph_path: Path, weights: dict[str, np.ndarray]) -> bytes:
-    """The graph with ``weights``, INT8 weights and activations quantised per call (ONNX Runtime's
-    dynamic quantisation), as serialised ONNX."""
-    import logging
-    import tempfile
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs a pre-processing hint on the root logger
-    try:
-        with tempfile.TemporaryDirectory(prefix="vsr-pipe-int8-") as tmp:
-            out = Path(tmp) / "int8.onnx"
-            quantize_dynamic(graph_with_weights(graph_path, weights), out, weight_type=QuantType.QInt8)
-            return out.read_bytes()
-    finally:
-        root.setLevel(level)
+        return open_session(self.graph_path, weights, self.options)

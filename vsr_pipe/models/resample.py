@@ -8,32 +8,11 @@ chroma does not drift against luma when the frame is rescaled.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
 
-KERNELS = ("bicubic", "lanczos", "bilinear")
-
-
-def _cubic(x: torch.Tensor) -> torch.Tensor:
-    ax = x.abs()
-    return torch.where(
-        ax <= 1,
-        1.5 * ax**3 - 2.5 * ax**2 + 1,
-        torch.where(ax < 2, -0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2, torch.zeros_like(ax)),
-    )
-
-
-def _lanczos3(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x.abs() < 3, torch.sinc(x) * torch.sinc(x / 3), torch.zeros_like(x))
-
-
-def _linear(x: torch.Tensor) -> torch.Tensor:
-    return (1 - x.abs()).clamp(min=0)
-
-
-_SUPPORT = {"bicubic": (_cubic, 2.0), "lanczos": (_lanczos3, 3.0), "bilinear": (_linear, 1.0)}
+from .resample_weights import KERNELS, resize_weights  # noqa: F401 (KERNELS: the names callers know)
 
 
 @lru_cache(maxsize=64)
@@ -46,36 +25,8 @@ def resize_matrix(
     out_sub: int = 1,
     left_sited: bool = False,
 ) -> torch.Tensor:
-    """(out_len, in_len) float64 weights; rows sum to 1.
-
-    Args:
-        in_len, out_len: samples along the axis, in the input and output plane.
-        scale: output / input size of the *luma* axis (all planes of a frame share it).
-        in_sub, out_sub: subsampling of the input and output plane along this axis (1 luma, 2 chroma).
-        left_sited: a subsampled sample j sits on luma sample ``sub * j`` (else centred between).
-    """
-    if kernel not in _SUPPORT:
-        raise ValueError(f"unknown kernel '{kernel}': choose from {', '.join(KERNELS)}")
-    fn, support = _SUPPORT[kernel]
-
-    def siting(sub: int) -> float:
-        return 0.0 if (left_sited or sub == 1) else (sub - 1) / 2
-
-    j = torch.arange(out_len, dtype=torch.float64)
-    luma_pos = (out_sub * j + siting(out_sub) + 0.5) / scale - 0.5  # input luma index of output sample j
-    centre = (luma_pos - siting(in_sub)) / in_sub  # in input-plane samples
-    step = out_sub / (scale * in_sub)  # input-plane samples per output sample
-    stretch = max(1.0, step)  # antialias: widen the kernel when shrinking
-    radius = support * stretch
-    taps = int(math.ceil(2 * radius)) + 2
-    first = torch.floor(centre - radius).long() + 1
-    idx = first[:, None] + torch.arange(taps)[None, :]
-    w = fn((centre[:, None] - idx) / stretch)
-    w = w / w.sum(dim=1, keepdim=True)
-    idx = idx.clamp(0, in_len - 1)
-    matrix = torch.zeros(out_len, in_len, dtype=torch.float64)
-    matrix.scatter_add_(1, idx, w)
-    return matrix
+    """:func:`resize_weights` as a float64 tensor (see there for the arguments)."""
+    return torch.tensor(resize_weights(in_len, out_len, scale, kernel, in_sub, out_sub, left_sited))
 
 
 def resize_planes(

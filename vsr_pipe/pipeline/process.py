@@ -8,7 +8,6 @@ through RGB. Works on whole chunks, on whichever device the engines use.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,25 +15,9 @@ import torch
 from ..engines.tiling import run_tiled
 from ..io.layout import FrameLayout
 from ..models.resample import resize_planes
+from .process_plan import ProcessPlan  # noqa: F401 (the name callers know)
 
 LumaModel = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ProcessPlan:
-    """Input and output layouts and how Y and chroma get from one to the other."""
-
-    src: FrameLayout
-    dst: FrameLayout
-    kernel: str = "bicubic"
-
-    @property
-    def scale_x(self) -> float:
-        return self.dst.width / self.src.width
-
-    @property
-    def scale_y(self) -> float:
-        return self.dst.height / self.src.height
 
 
 class PlaneRescaler:

@@ -24,9 +24,10 @@ from ..io.base import Packet, Sink, Source
 from ..io.encode import AvSink, OutputSpec, check_output_path, output_format, resolve_codec
 from ..io.live import open_source
 from ..io.tags import TAG, without_tag
-from ..weights.store import manifest, shipped_sha
+from ..weights.shipped import manifest, shipped_sha
+from .chunk_stages import ChunkStages
+from .host_stages import host_stages
 from .plan import IRN_WEIGHTS, RunPlan, make_plan
-from .stages import build_stages
 from .threads import StreamRun
 
 
@@ -95,6 +96,17 @@ def prepare(src, options: PipelineOptions, stop: threading.Event | None = None, 
         source.close()
         raise
     return OpenedRun(source, plan, StreamRun(source, plan, stages, stop), engine)
+
+
+def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[ChunkStages, str]:
+    """The stages of ``plan`` and the engine's name: built without torch where they can be
+    (``host_stages.py``), else around torch modules (``stages.py``)."""
+    built = host_stages(plan)
+    if built is None:
+        from .stages import build_stages as torch_stages  # torch: about a second to import
+
+        built = torch_stages(plan, calibration)
+    return built
 
 
 def drive(

@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterator
 
 from ..io.base import End, Frame, Packet, Source
+from .chunk_stages import ChunkStages
 from .deadline import LatencyHistogram, Pacer, PathChooser
 from .plan import RunPlan
 from .ring import Chunk, ChunkRing, allocate_chunk
-from .stages import ChunkStages
 
 _END = object()
 
