@@ -33,7 +33,7 @@ def cache(tmp_path, monkeypatch):
 
 def plan_and_chunk(**options):
     with open_source(str(SAMPLE), PipelineOptions().source) as source:
-        opts = dataclasses.replace(PipelineOptions(), **options)
+        opts = dataclasses.replace(PipelineOptions(model="espcn"), **options)
         plan = make_plan(opts, source.facts, source.facts.layout, shipped_sha(IRN_WEIGHTS)[:12], frozenset(manifest()))
         chunk = allocate_chunk(plan.src, FRAMES)
         frames = (item for item in source.items() if isinstance(item, Frame))

@@ -28,7 +28,7 @@ def weights(tmp_path_factory):
 
 
 def luma(src, engine, schedule=None) -> list[np.ndarray]:
-    frames = vsr_pipe.frames(src, scale=2, engine=engine, chunk_frames=4, weights=schedule)
+    frames = vsr_pipe.frames(src, scale=2, model="espcn", engine=engine, chunk_frames=4, weights=schedule)
     return [f.to_ndarray()[: f.height].astype(int) for f in frames]  # the Y rows of a yuv420p frame
 
 

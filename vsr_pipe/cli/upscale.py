@@ -45,7 +45,8 @@ from .signals import stop_on_signals
     "Default 2, or the size a rescaling tag in INPUT records."
 )
 @SIZE
-@model("auto (espcn; irn's inverse on a video irn made), espcn, temporal (recurrent, x2), irn, bicubic, lanczos or bilinear.")
+@model("auto (on a file temporal where it ships for the factor, else espcn; irn's inverse on a video irn made), "
+       "espcn, temporal (recurrent), irn, bicubic, lanczos or bilinear.")
 @encoding()
 @CONTAINER
 @TRIM

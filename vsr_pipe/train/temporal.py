@@ -36,8 +36,10 @@ CHECKPOINT = "checkpoint.safetensors"
 class MotionSequences:
     """(LR, HR) sequences over still images: (N, T, 1, p, p) and (N, T, 1, p*r, p*r), float32 in [0, 1]."""
 
-    def __init__(self, folders: list[str], scale: int, lr_patch: int, frames: int, seed: int = 0, max_speed: int = 3):
+    def __init__(self, folders: list[str], scale: int, lr_patch: int, frames: int, seed: int = 0, max_speed: int = 3,
+                 noise: float = 0.0):  # fmt: skip
         self.scale, self.lr_patch, self.frames, self.max_speed = scale, lr_patch, frames, max_speed
+        self.noise = noise  # up to this many 8-bit levels of Gaussian noise on each LR frame, as a camera adds
         self.images = [rgb_to_y(load_rgb(f)).astype(np.float32) for d in folders for f in list_images(d)]
         need = lr_patch * scale + 2 * max_speed * frames
         self.images = [y for y in self.images if min(y.shape) >= need]
@@ -59,7 +61,10 @@ class MotionSequences:
         hr = np.stack([y[y0 + k * v[0] : y0 + k * v[0] + hp, x0 + k * v[1] : x0 + k * v[1] + hp] for k in range(t)])
         if self.rng.random() < 0.5:
             hr = hr[:, :, ::-1]
-        lr = np.stack([np.clip(np.round(imresize(f, 1.0 / r)), 0, 255) for f in hr])
+        lr = np.stack([imresize(f, 1.0 / r) for f in hr])
+        if self.noise:  # new noise each frame: what a still camera's frames differ by
+            lr = lr + self.rng.normal(0, self.rng.uniform(0, self.noise), lr.shape)
+        lr = np.clip(np.round(lr), 0, 255)
         return (lr[:, None] / 255.0).astype(np.float32), (np.ascontiguousarray(hr)[:, None] / 255.0).astype(np.float32)
 
 
@@ -96,6 +101,10 @@ def train(args, log=print) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = with_base(args.scale)
+    if args.init:  # fine-tune a trained model (e.g. the shipped one) rather than start the cell afresh
+        from ..weights.store import load_model
+
+        model.load_state_dict(load_model(args.init).state_dict())
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     step, curve = 0, []
     if (out / CHECKPOINT).exists():
@@ -103,7 +112,8 @@ def train(args, log=print) -> Path:
         step, curve = int(info["step"]), info.get("curve", [])
         log(f"resumed at step {step}")
     data_dir = Path(args.data)
-    train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch, args.frames, args.seed + step)
+    train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch, args.frames, args.seed + step,
+                                 noise=args.noise)
     val_set = MotionSequences([str(data_dir / "Set14")], args.scale, 48, args.frames, seed=1234)
     val = [val_set.sequence() for _ in range(16)]
     val_lr = torch.from_numpy(np.stack([v[0] for v in val]))
@@ -116,7 +126,10 @@ def train(args, log=print) -> Path:
         lr, hr = train_set.batch(args.batch)
         # L1, as EDSR and the recurrent VSR models train: MSE's gradient vanishes as the
         # residual over ESPCN gets small, which is where this model starts.
-        loss = F.l1_loss(unroll(model, lr), hr)
+        out_seq = unroll(model, lr)
+        loss = F.l1_loss(out_seq, hr)
+        if args.temporal_weight:  # flicker: each frame's change should be the reference's change
+            loss = loss + args.temporal_weight * F.l1_loss(out_seq.diff(dim=1), hr.diff(dim=1))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -139,7 +152,12 @@ def evaluate(model: TemporalSR, lr: torch.Tensor, hr: torch.Tensor, step: int, l
     model.train()
     r = model.scale
     return {"step": step, "loss": round(loss, 6), "val_db": round(psnr_y(out, hr, r), 3),
-            "espcn_db": round(psnr_y(base, hr, r), 3)}  # fmt: skip
+            "espcn_db": round(psnr_y(base, hr, r), 3), "flicker": _flicker(out, hr), "espcn_flicker": _flicker(base, hr)}  # fmt: skip
+
+
+def _flicker(out: torch.Tensor, hr: torch.Tensor) -> float:
+    """Mean |change of the output - change of the reference| between consecutive frames, 8-bit codes."""
+    return round(255 * float((out.clamp(0, 1).diff(dim=1) - hr.diff(dim=1)).abs().mean()), 4)
 
 
 def release(args, folder: Path | None = None, log=print) -> dict:
@@ -163,7 +181,10 @@ def release(args, folder: Path | None = None, log=print) -> dict:
         "training": {
             "data": "T91 + BSD200 windows moving 0-3 HR px a frame (a quarter still), 6 frames, MATLAB bicubic LR",
             "steps": int(info["step"]), "batch": trained.get("batch"), "lr_patch": trained.get("patch"),
-            "optimiser": f"Adam {trained.get('lr')}, cosine, L1, backpropagation through the sequence",
+            "optimiser": f"Adam {trained.get('lr')}, cosine, L1, backpropagation through the sequence"
+                         + (f", + {trained['temporal_weight']} x L1 of frame-to-frame change" if trained.get("temporal_weight") else ""),
+            "lr_noise_sigma_max": trained.get("noise", 0.0),
+            "init": Path(trained["init"]).name if trained.get("init") else "ESPCN, cell afresh",
         },
         "figures": {"protocol": "moving Set14 windows, 16 sequences, Y-PSNR dB, border = scale", "last": curve[-1] if curve else {}},
     }  # fmt: skip
@@ -183,6 +204,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--out", required=True)
+    ap.add_argument("--init", help="a temporal weights file to start from (fine-tuning)")
+    ap.add_argument("--temporal-weight", type=float, default=0.0,
+                    help="weight of an L1 term on consecutive frames' change against the reference's (flicker)")
+    ap.add_argument("--noise", type=float, default=0.0, help="LR noise, up to this sigma in 8-bit levels per frame")
     ap.add_argument("--release", action="store_true", help="ship the run's checkpoint (no training)")
     args = ap.parse_args()
     release(args) if args.release else train(args)
