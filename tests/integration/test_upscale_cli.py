@@ -256,8 +256,8 @@ def test_metadata_of_the_container_is_kept(clip, tmp_path):
 def test_tiled_run_gives_the_same_frames_as_whole_frames(clip, tmp_path):
     src = clip("in.mkv", width=96, height=64, frames=3, audio=False, codec="ffv1")
     whole, tiled = tmp_path / "whole.mkv", tmp_path / "tiled.mkv"
-    assert run_cli(src.path, "--codec", "ffv1", "-o", whole, "-q").returncode == 0
-    assert run_cli(src.path, "--codec", "ffv1", "--tile", "24", "-o", tiled, "-q").returncode == 0
+    assert run_cli(src.path, "-m", "espcn", "--codec", "ffv1", "-o", whole, "-q").returncode == 0
+    assert run_cli(src.path, "-m", "espcn", "--codec", "ffv1", "--tile", "24", "-o", tiled, "-q").returncode == 0
     for a, b in zip(read_frames(whole), read_frames(tiled)):
         for pa, pb in zip(frame_planes(a), frame_planes(b)):
             assert np.array_equal(pa, pb)
