@@ -68,18 +68,34 @@ def _to_float(plane: np.ndarray, layout: FrameLayout) -> np.ndarray:
 
 
 def _resize(x, out_h, out_w, scale_y, scale_x, kernel, in_sub=(1, 1), out_sub=(1, 1), left_sited=False) -> np.ndarray:
-    """(..., h, w) float32 planes resampled to (..., out_h, out_w) as ``Wy @ x @ Wx^T``."""
+    """(..., h, w) float32 planes resampled to (..., out_h, out_w): ``Wy @ x @ Wx^T`` computed from
+    each matrix's band of non-zero taps, elementwise. A dense matmul would call a multithreaded BLAS
+    whose spinning threads take the cores from the model and the encoder beside a busy job."""
     h, w = x.shape[-2:]
     if (h, w) == (out_h, out_w) and scale_x == 1 and scale_y == 1 and in_sub == out_sub:
         return x
-    wy = _weights32(h, out_h, scale_y, kernel, in_sub[0], out_sub[0], False)
-    wx = _weights32(w, out_w, scale_x, kernel, in_sub[1], out_sub[1], left_sited)
-    return wy @ x @ wx.T
+    rows, row_w = _band(h, out_h, scale_y, kernel, in_sub[0], out_sub[0], False)
+    cols, col_w = _band(w, out_w, scale_x, kernel, in_sub[1], out_sub[1], left_sited)
+    y = row_w[:, 0, None] * x[..., rows[:, 0], :]
+    for t in range(1, rows.shape[1]):
+        y += row_w[:, t, None] * x[..., rows[:, t], :]
+    out = col_w[:, 0] * y[..., cols[:, 0]]
+    for t in range(1, cols.shape[1]):
+        out += col_w[:, t] * y[..., cols[:, t]]
+    return out
 
 
 @lru_cache(maxsize=64)
-def _weights32(*args) -> np.ndarray:
-    return resize_weights(*args).astype(np.float32)
+def _band(*args) -> tuple[np.ndarray, np.ndarray]:
+    """The (out, taps) input indices and float32 weights of :func:`resize_weights`'s rows."""
+    m = resize_weights(*args)
+    nonzero = m != 0
+    first = nonzero.argmax(axis=1)
+    last = m.shape[1] - 1 - nonzero[:, ::-1].argmax(axis=1)
+    taps = first[:, None] + np.arange(int((last - first).max()) + 1)
+    inside = taps <= last[:, None]
+    idx = np.where(inside, taps, first[:, None])
+    return idx, np.where(inside, np.take_along_axis(m, idx, axis=1), 0.0).astype(np.float32)
 
 
 def _store(x: np.ndarray, out: np.ndarray, layout: FrameLayout) -> None:
