@@ -164,13 +164,15 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--steps", type=int, default=CodecAwareConfig.steps)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--features", type=int, default=CodecAwareConfig.features, help="the correction's width")
+    ap.add_argument("--blocks", type=int, default=CodecAwareConfig.blocks, help="the correction's residual blocks")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--release", action="store_true", help="ship the result in vsr_pipe/weights/")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = CodecAwareConfig(scale=args.scale, steps=args.steps)
+    cfg = CodecAwareConfig(scale=args.scale, steps=args.steps, features=args.features, blocks=args.blocks)
     model = train(cfg, Path(args.data), Path(args.out), lambda m: print(m, flush=True))
     if args.release:
         curve = json.loads((Path(args.out) / "curve.json").read_text())
