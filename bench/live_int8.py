@@ -36,6 +36,8 @@ WAYS = {  # name: (calibration, nodes left in fp32 besides every non-Conv op)
     "int8 min-max": (CalibrationMethod.MinMax, []),
     "int8 percentile": (CalibrationMethod.Percentile, []),
     "int8 all but last conv": (CalibrationMethod.MinMax, ["/conv_last/Conv"]),
+    "int8 middle conv only": (CalibrationMethod.Percentile, ["/conv_first/Conv", "/conv_last/Conv"]),
+    "int8 middle conv, entropy": (CalibrationMethod.Entropy, ["/conv_first/Conv", "/conv_last/Conv"]),
 }
 
 

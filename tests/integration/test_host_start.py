@@ -50,7 +50,7 @@ def test_host_stages_compute_the_torch_stages_frames(cache, scale):
     assert host_stages(plan) is None  # nothing exported yet: the torch way, which indexes its graphs
     torch_way, _ = build_stages(plan)
     host_way, engine = host_stages(plan)
-    assert engine == "onnxruntime (cpu)" and host_way.path_names == torch_way.path_names
+    assert engine == "onnxruntime (cpu, model int8)" and host_way.path_names == torch_way.path_names
     for path in range(len(torch_way.paths)):  # the model, the light model, bicubic
         outs = []
         for stages in (torch_way, host_way):
@@ -65,7 +65,7 @@ def test_what_needs_torch_goes_the_torch_way(cache):
     plan, _ = plan_and_chunk()
     build_stages(plan)
     assert host_stages(plan) is not None
-    for asked in ({"engine": "torch"}, {"device": "cuda"}, {"precision": "int8"}, {"tile": 64}):
+    for asked in ({"engine": "torch"}, {"device": "cuda"}, {"precision": "fp16"}, {"tile": 64}):
         other, _ = plan_and_chunk(**asked)
         assert host_stages(other) is None, asked
 
@@ -78,7 +78,7 @@ def test_a_live_start_with_cached_graphs_imports_no_torch(tmp_path):
                            timeout=120) for k in range(2)]  # fmt: skip
     for run in runs:
         assert run.returncode == 0, run.stderr[-2000:]
-        assert json.loads(run.stdout)["engine"] == "onnxruntime (cpu)"
+        assert json.loads(run.stdout)["engine"] == "onnxruntime (cpu, model int8)"
     first, second = (
         {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if "import time" in line} for run in runs
     )

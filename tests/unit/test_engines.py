@@ -145,6 +145,27 @@ def test_onnxruntime_int8_stays_within_40_db_of_fp32(cache):
     assert graph.name.endswith("-fp32.onnx")
 
 
+def test_int8_quantises_the_convolution_between_two_tanh_statically(cache):
+    """ESPCN's middle layer in INT8 with ranges fixed by tanh (no calibration data); its first and
+    last layers, where a small input or output range costs dB, stay fp32."""
+    import onnx
+
+    from vsr_pipe.engines.onnx_export import cached_graph, weight_arrays
+    from vsr_pipe.engines.ort_session import graph_initializers, quantise
+    from vsr_pipe.weights.store import load_model, shipped_path
+
+    m = load_model(shipped_path("espcn_y_x2"))
+    graph, _ = cached_graph("espcn_x2", m)
+    proto = onnx.load_from_string(quantise(graph, weight_arrays(m.state_dict(), graph_initializers(graph))))
+    convs = {n.name: list(n.input) for n in proto.graph.node if n.op_type == "Conv"}
+    made_by = {out: n.op_type for n in proto.graph.node for out in n.output}
+    quantised = {name for name, inputs in convs.items() if made_by.get(inputs[0]) == "DequantizeLinear"}
+    assert quantised == {"/conv_body/Conv"}
+    scales = {t.name: float(onnx.numpy_helper.to_array(t)) for t in proto.graph.initializer if t.name.endswith("_scale")
+              and t.dims == []}  # fmt: skip
+    assert any(abs(v - 2 / 255) < 1e-6 for v in scales.values())  # [-1, 1] over 255 steps: tanh's range
+
+
 @pytest.mark.parametrize("factor", [(2.0, 2.0), (1.5, 2.5)])
 def test_onnxruntime_runs_both_directions_of_the_rescaler_like_torch(cache, factor):
     from vsr_pipe.models.rescaler import ArbitraryRescaler, BoundDown, BoundUp, RescaleGeometry

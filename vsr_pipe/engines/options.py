@@ -58,8 +58,9 @@ class OrtOptions:
 
     Args:
         device: "cpu" or "cuda".
-        precision: "fp32", or "int8" (dynamic quantisation of the exported graph: INT8 weights,
-            activations quantised per call; no calibration data needed).
+        precision: "fp32", or "int8": static INT8 for each convolution between two tanh (ESPCN's
+            middle layer) with ranges fixed by tanh, no calibration data (``ort_session.quantise``);
+            a graph without one, dynamic quantisation (INT8 weights, activations per call).
         threads: intra-op threads; 0 lets ONNX Runtime choose (all cores).
     """
 

@@ -16,12 +16,12 @@ import sys
 import numpy as np
 
 from ..engines.options import OrtOptions
-from ..engines.ort_session import HostOrtEngine, graph_initializers, indexed_graph
+from ..engines.ort_session import HostOrtEngine, cached_int8, graph_initializers, indexed_graph
 from ..errors import WeightsError
 from ..weights.shipped import manifest, shipped_path, shipped_sha
 from .chunk_stages import ChunkStages
 from .host import HostPlaneRescaler
-from .plan import RunPlan
+from .plan import RunPlan, live_model_int8
 from .process_plan import ProcessPlan
 
 
@@ -30,7 +30,7 @@ def host_stages(plan: RunPlan) -> tuple[ChunkStages, str] | None:
     request = plan.engine
     if not plan.luma or plan.weights is not None or plan.refine or plan.tile:
         return None
-    if request.engine not in ("auto", "onnxruntime") or request.precision not in ("auto", "fp32"):
+    if request.engine not in ("auto", "onnxruntime") or request.precision not in ("auto", "fp32", "int8"):
         return None
     if request.device not in ("auto", "cpu") or (request.device == "auto" and _cuda_possible()):
         return None
@@ -43,8 +43,10 @@ def host_stages(plan: RunPlan) -> tuple[ChunkStages, str] | None:
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
-    options = OrtOptions(device="cpu", precision="fp32", threads=request.threads)
-    engines = [_engine(f"espcn_x{stage.factor}", stage.weights, options) for stage in plan.luma]
+    options = OrtOptions(device="cpu", precision="int8" if request.precision == "int8" else "fp32", threads=request.threads)
+    int8 = live_model_int8(plan, options.kind, options.device)
+    model_options = OrtOptions(device="cpu", precision="int8", threads=request.threads) if int8 else options
+    engines = [_engine(f"espcn_x{stage.factor}", stage.weights, model_options) for stage in plan.luma]
     fallbacks = []
     for name in plan.fallbacks:
         bicubic = ProcessPlan(plan.src, plan.dst, "bicubic")
@@ -52,7 +54,8 @@ def host_stages(plan: RunPlan) -> tuple[ChunkStages, str] | None:
     if None in engines or any(None in path.luma_stages for path in fallbacks):
         return None
     rescaler = HostPlaneRescaler(ProcessPlan(plan.src, plan.dst, plan.kernel), engines)
-    return ChunkStages(plan, engines, rescaler, {}, tuple(fallbacks)), f"{options.kind} ({options.device})"
+    name = f"{options.kind} ({options.device}{', model int8' if int8 else ''})"
+    return ChunkStages(plan, engines, rescaler, {}, tuple(fallbacks)), name
 
 
 def _engine(label: str, weights: str, options: OrtOptions) -> HostOrtEngine | None:
@@ -74,7 +77,13 @@ def _engine(label: str, weights: str, options: OrtOptions) -> HostOrtEngine | No
     for key, array in arrays.items():
         if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
             raise WeightsError(f"{path.name}: tensor {key} holds values that are not finite floating point weights")
-    return HostOrtEngine(graph, {k: v.astype(np.float32) for k, v in arrays.items()}, options, label)
+    arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
+    if options.precision != "int8":
+        return HostOrtEngine(graph, arrays, options, label)
+    try:
+        return HostOrtEngine(graph, arrays, options, label, cached_int8(label, shipped_sha(weights), graph, arrays))
+    except Exception:  # noqa: BLE001 - a cached INT8 model that does not load (truncated): made again
+        return HostOrtEngine(graph, arrays, options, label, cached_int8(label, shipped_sha(weights), graph, arrays, fresh=True))
 
 
 def _cuda_possible() -> bool:

@@ -296,6 +296,17 @@ def _check_temporal(options: PipelineOptions, luma: tuple[LumaStage, ...], shipp
         raise InvalidOption("--model temporal takes no weights schedule and no --tile")
 
 
+def live_model_int8(plan: RunPlan, kind: str, device: str) -> bool:
+    """Whether a live run's model stage runs in INT8: on a CPU in ONNX Runtime, unless a precision
+    was asked for, and with no weights schedule (each set would be quantised as it comes).
+    ``ort_session.quantise``: 1.4-1.5x fp32's speed for -0.10 / -0.05 dB on Set5 / Set14 x2, so
+    the full model takes more of the frames that the light one would (docs/live.md)."""
+    return (
+        plan.live is not None and plan.engine.precision == "auto" and kind == "onnxruntime" and device == "cpu"
+        and plan.weights is None and not plan.refine
+    )  # fmt: skip
+
+
 def light_weights(factor: int) -> str:
     """The name of the light ESPCN for a sub-pixel factor."""
     return f"espcn_y_x{factor}_f{LIGHT_FEATURES[0]}x{LIGHT_FEATURES[1]}"

@@ -8,6 +8,7 @@ arrive. Nothing here writes a weights file: weights built for a run stay in memo
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..engines.options import EngineOptions, OrtOptions, TorchOptions
 from ..errors import WeightsError
 from ..weights.store import architecture_header, load_model, shipped_path
 from .chunk_stages import SHIPPED, ChunkStages
-from .plan import LumaStage, RunPlan
+from .plan import LumaStage, RunPlan, live_model_int8
 from .process import PlaneRescaler, ProcessPlan
 
 # Video restores from z = 0, the latent's mode: a fresh z ~ N(0, 1) per frame would make each frame's
@@ -44,7 +45,9 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     nets = [load_model(_stage_weights(stage.weights)) for stage in plan.luma]
     modules = [_stage_module(stage, net, plan.refine) for stage, net in zip(plan.luma, nets)]
     calib = _calibration(calibration, plan, options)
-    engines = [make_engine(options, module, _engine_label(stage), calib) for stage, module in zip(plan.luma, modules)]
+    int8 = live_model_int8(plan, options.kind, options.device)
+    model_options = dataclasses.replace(options, precision="int8") if int8 else options
+    engines = [make_engine(model_options, module, _engine_label(stage), calib) for stage, module in zip(plan.luma, modules)]
     if not plan.refine:
         for stage, engine in zip(plan.luma, engines):
             _note_graph(engine, _engine_label(stage), stage.weights)
@@ -56,7 +59,7 @@ def build_stages(plan: RunPlan, calibration: np.ndarray | None = None) -> tuple[
     rescaler = PlaneRescaler(process, engines, device, tile=plan.tile, stage_scales=scales, halo=halo)
     fallbacks = tuple(_fallback(name, plan, options, device) for name in plan.fallbacks)
     stages = ChunkStages(plan, engines, rescaler, states, fallbacks, load_entry)
-    return stages, f"{options.kind} ({options.device})"
+    return stages, f"{options.kind} ({options.device}{', model int8' if int8 else ''})"
 
 
 def _recurrent_stages(plan: RunPlan, process: ProcessPlan) -> tuple[ChunkStages, str]:
@@ -91,14 +94,14 @@ def _fallback(name: str, plan: RunPlan, options: EngineOptions, device: torch.de
 
 
 def _note_graph(engine: Engine, label: str, weights: str | bytes) -> None:
-    """Index the cached graph an fp32 CPU ONNX Runtime engine of shipped weights runs on, so that
+    """Index the cached graph a CPU ONNX Runtime engine of shipped weights runs on, so that
     the next run can build this stage without torch (``host_stages.py``)."""
     from ..engines.ort_session import record_graph
     from ..weights.shipped import shipped_sha
 
     options = getattr(engine, "options", None)
     if isinstance(weights, str) and shipped_sha(weights) and isinstance(options, OrtOptions):
-        if options.precision == "fp32" and options.device == "cpu" and hasattr(engine, "graph_path"):
+        if options.device == "cpu" and hasattr(engine, "graph_path"):  # fp32 or int8: one graph
             record_graph(label, shipped_sha(weights), engine.graph_path)
 
 
