@@ -60,17 +60,13 @@ def paced(src: Path, live: bool, out: Path, **kw) -> dict:
 
 
 def path_costs(src: Path, repeats: int = 10) -> dict:
-    """Each --live path alone on one frame of ``src``: ms per frame, and its Set5/Set14 x2 quality."""
+    """Each --live path alone on one frame of ``src``: ms per frame, and its Set5/Set14 x2 Y-PSNR
+    measured through the path's own engines (the model's INT8, where --live runs it so)."""
     from vsr_pipe.config import PipelineOptions, Scale
-    from vsr_pipe.pipeline.plan import light_weights
     from vsr_pipe.pipeline.ring import allocate_chunk
     from vsr_pipe.pipeline.run import prepare
-    from vsr_pipe.weights.shipped import manifest
 
     opened = prepare(str(src), PipelineOptions(scale=Scale(2, 2), live=LiveOptions()))
-    figures = manifest()
-    quality = {name: figures.get(weights, {}).get("figures", {}) for name, weights in
-               zip(opened.run.stages.path_names, ("espcn_y_x2", light_weights(2), "espcn_y_x2"))}  # fmt: skip
     try:
         stages, plan = opened.run.stages, opened.plan
         chunk, out = allocate_chunk(plan.src, 1), allocate_chunk(plan.dst, 1)
@@ -83,13 +79,35 @@ def path_costs(src: Path, repeats: int = 10) -> dict:
             for _ in range(repeats):
                 stages.process(chunk, out, path)
             ms = 1000 * (time.perf_counter() - started) / repeats
-            q = quality[name]
-            key = "bicubic_psnr" if name == "bicubic" else "psnr"
-            rows[name] = {"ms_per_frame": round(ms, 1), "set5_x2_db": q.get("Set5", {}).get(key),
-                          "set14_x2_db": q.get("Set14", {}).get(key)}  # fmt: skip
+            models = getattr(stages.paths[path], "luma_stages", [])
+            rows[name] = {"ms_per_frame": round(ms, 1), **{f"{s.lower()}_x2_db": path_psnr(models, s) for s in ("Set5", "Set14")}}
         return rows
     finally:
         opened.close()
+
+
+def path_psnr(models: list, image_set: str) -> float | None:
+    """Y-PSNR x2 on ``image_set`` (the benchmarks' protocol) of Y through ``models`` (none: bicubic)."""
+    from vsr_pipe.engines.ort_session import HostOrtEngine
+    from vsr_pipe.quality.images import bicubic_upscaler, evaluate_folder, luma_upscaler
+
+    folder = ROOT.parent / "shared" / "data" / image_set
+    if not folder.is_dir():
+        return None
+
+    def through(y: np.ndarray) -> np.ndarray:
+        x = y.astype(np.float32)[None, None]
+        for model in models:
+            if isinstance(model, HostOrtEngine):
+                x = model(x)
+            else:  # an engine of the torch way
+                import torch
+
+                x = model(torch.from_numpy(x)).cpu().numpy()
+        return x[0, 0].astype(np.float64)
+
+    upscale = luma_upscaler(through) if models else bicubic_upscaler
+    return round(evaluate_folder(folder, 2, upscale, with_ssim=False).psnr, 3)
 
 
 BUSY = """

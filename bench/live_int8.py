@@ -3,9 +3,11 @@
 
     python bench/live_int8.py [--models espcn_y_x2,espcn_y_x2_f16x8] [--threads 2]
 
-Each model is exported with its weights, then quantised three ways (calibrated on 8 frames of the
+Each model is exported with its weights, then quantised several ways (calibrated on 8 frames of the
 sample, per-channel INT8 weights, UInt8 activations): every Conv by min-max, every Conv by the
-99.999th percentile, and every Conv but the last (its output is the residual added to the frame).
+99.999th percentile, every Conv but the last (its output is the residual added to the frame), the
+middle Conv alone (percentile, entropy); and the way ``--live`` ships (``ort_session.quantise``: the
+middle Conv alone, its input range [-1, 1] and output range [-2, 2] fixed by the tanh around it).
 Prints ms per frame (median of 8) and the dB each loses against fp32.
 """
 
@@ -90,6 +92,19 @@ def set_psnr(s: ort.InferenceSession, folder: Path, r: int) -> float:
     return float(np.mean(values))
 
 
+def _shipped_way(name: str, folder: Path) -> Path:
+    """What ``--live`` runs: ``ort_session.quantise`` on the cached graph (the middle convolution,
+    ranges fixed by tanh, no calibration data)."""
+    from vsr_pipe.engines.onnx_export import cached_graph, weight_arrays
+    from vsr_pipe.engines.ort_session import graph_initializers, quantise
+
+    model = load_model(shipped_path(name))
+    graph, _ = cached_graph(name, model)
+    path = folder / f"{name}-tanh.onnx"
+    path.write_bytes(quantise(graph, weight_arrays(model.state_dict(), graph_initializers(graph))))
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="espcn_y_x2,espcn_y_x2_f16x8")
@@ -109,6 +124,7 @@ def main() -> None:
                                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=method, op_types_to_quantize=["Conv"], nodes_to_exclude=excluded,
                                 extra_options={"CalibPercentile": 99.999})  # fmt: skip
+            paths["int8 tanh ranges (--live's)"] = _shipped_way(name, Path(tmp))
             print(f"{name} ({args.threads} threads, 640x360 frame):")
             base_ms, base_db = None, {}
             for way, path in paths.items():
