@@ -2,7 +2,7 @@
 
     python bench/engines_cpu.py [VIDEO] [--frames 12] [--chunk 4] [--repeats 3]
 
-Rows: eager PyTorch fp32, ONNX Runtime fp32, ONNX Runtime INT8 (dynamic quantisation), and OpenCV's
+Rows: eager PyTorch fp32, ONNX Runtime fp32, ONNX Runtime INT8 (the middle layer, ranges fixed by tanh), and OpenCV's
 dnn_superres ESPCN x2 when opencv-contrib is installed (on BGR frames, as it runs). Prints fps, the
 ratio against eager PyTorch, and PSNR of each engine's output against PyTorch fp32's (Y, [0, 1]).
 Passes alternate between engines; the best of ``--repeats`` counts (a shared machine is noisy).
@@ -46,7 +46,7 @@ def main() -> int:
     engines = {
         "torch fp32 (eager)": make_engine(TorchOptions(), model, "espcn_x2"),
         "onnxruntime fp32": make_engine(OrtOptions(), model, "espcn_x2"),
-        "onnxruntime int8 (dynamic)": make_engine(OrtOptions(precision="int8"), model, "espcn_x2"),
+        "onnxruntime int8 (static, middle layer)": make_engine(OrtOptions(precision="int8"), model, "espcn_x2"),
     }
     chunks = [y[i : i + args.chunk] for i in range(0, len(y), args.chunk)]
     outputs = {name: torch.cat([e(c) for c in chunks]) for name, e in engines.items()}  # warm-up + outputs
