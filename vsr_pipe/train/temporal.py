@@ -68,6 +68,38 @@ class MotionSequences:
         return (lr[:, None] / 255.0).astype(np.float32), (np.ascontiguousarray(hr)[:, None] / 255.0).astype(np.float32)
 
 
+class CodedSequences:
+    """(LR, HR) sequences from codec-decoded pans (``codec_aware.py``'s ``pairs.npz``/``val.npz``:
+    8-frame pans coded with x264/x265 at CRF 18-48, in order), as :class:`MotionSequences` gives them:
+    the recurrent model learning what the frames before say about the codec's losses."""
+
+    PAN = 8
+
+    def __init__(self, path: Path, scale: int, lr_patch: int, frames: int, seed: int = 0, min_crf: float = 0.0):
+        with np.load(path) as z:
+            lr, hr, crf = z["lr"], z["hr"], z["crf"]
+        keep = (crf.reshape(-1, self.PAN)[:, 0] >= min_crf)
+        self.lr = lr.reshape(-1, self.PAN, *lr.shape[1:])[keep]
+        self.hr = hr.reshape(-1, self.PAN, *hr.shape[1:])[keep]
+        self.scale, self.lr_patch, self.frames = scale, lr_patch, frames
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        lrs, hrs = zip(*(self.sequence() for _ in range(size)))
+        return torch.from_numpy(np.stack(lrs)), torch.from_numpy(np.stack(hrs))
+
+    def sequence(self, whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        r, p, t = self.scale, self.lr_patch, self.frames
+        k = self.rng.integers(len(self.lr))
+        t0 = self.rng.integers(0, self.PAN - t + 1)
+        h, w = self.lr.shape[2:]
+        y0, x0 = (0, 0) if whole else (self.rng.integers(0, h - p + 1), self.rng.integers(0, w - p + 1))
+        ph, pw = (h, w) if whole else (p, p)
+        lr = self.lr[k, t0 : t0 + t, y0 : y0 + ph, x0 : x0 + pw]
+        hr = self.hr[k, t0 : t0 + t, r * y0 : r * (y0 + ph), r * x0 : r * (x0 + pw)]
+        return (lr[:, None] / 255.0).astype(np.float32), (hr[:, None] / 255.0).astype(np.float32)
+
+
 def unroll(model: TemporalSR, lr: torch.Tensor) -> torch.Tensor:
     """Outputs of a batch of sequences from a reset state: (N, T, 1, p, p) -> (N, T, 1, p*r, p*r)."""
     prev, prev_out, state = model.initial_state(lr[:, 0])
@@ -112,10 +144,16 @@ def train(args, log=print) -> Path:
         step, curve = int(info["step"]), info.get("curve", [])
         log(f"resumed at step {step}")
     data_dir = Path(args.data)
-    train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch, args.frames, args.seed + step,
-                                 noise=args.noise)
-    val_set = MotionSequences([str(data_dir / "Set14")], args.scale, 48, args.frames, seed=1234)
-    val = [val_set.sequence() for _ in range(16)]
+    if args.coded:  # codec-decoded pans (x264/x265), validated on held-out Set14 pans at CRF >= 35
+        coded = Path(args.coded)
+        train_set = CodedSequences(coded / "pairs.npz", args.scale, args.patch, args.frames, args.seed + step)
+        val_set = CodedSequences(coded / "val.npz", args.scale, 48, args.frames, seed=1234, min_crf=35.0)
+        val = [val_set.sequence(whole=True) for _ in range(16)]
+    else:
+        train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch,
+                                     args.frames, args.seed + step, noise=args.noise)  # fmt: skip
+        val_set = MotionSequences([str(data_dir / "Set14")], args.scale, 48, args.frames, seed=1234)
+        val = [val_set.sequence() for _ in range(16)]
     val_lr = torch.from_numpy(np.stack([v[0] for v in val]))
     val_hr = torch.from_numpy(np.stack([v[1] for v in val]))
     saved = time.monotonic()
@@ -208,6 +246,7 @@ def main() -> None:
     ap.add_argument("--temporal-weight", type=float, default=0.0,
                     help="weight of an L1 term on consecutive frames' change against the reference's (flicker)")
     ap.add_argument("--noise", type=float, default=0.0, help="LR noise, up to this sigma in 8-bit levels per frame")
+    ap.add_argument("--coded", help="train on codec-decoded pans: a train.codec_aware run's folder (pairs.npz, val.npz)")
     ap.add_argument("--release", action="store_true", help="ship the run's checkpoint (no training)")
     args = ap.parse_args()
     release(args) if args.release else train(args)
