@@ -149,6 +149,8 @@ def main() -> None:
                     help="shipped (the weights that ship, else untrained), a training checkpoint "
                          "(runs/temporal_x{scale}/checkpoint.safetensors), or '' for the untrained cell (ESPCN exactly)")  # fmt: skip
     ap.add_argument("--charts", default=str(ROOT / "runs" / "temporal_bench"))
+    ap.add_argument("--clips", nargs="+", default=list(CLIPS),
+                    help="clips of shared/data/video, or paths (e.g. samples/big_buck_bunny_640x360.mp4: animation)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from vsr_pipe.quality.plots import plot_series
@@ -164,8 +166,10 @@ def main() -> None:
         given = args.checkpoint
         checkpoint = given if given == "shipped" or (given and Path(given.format(scale=scale)).exists()) else None
         temporal = load_temporal(scale, checkpoint)
-        for clip in CLIPS:
-            scores, ratio, ort_db = run_clip(Path(args.data) / "video" / clip, scale, args, espcn, temporal)
+        for clip in args.clips:
+            path = Path(clip) if Path(clip).is_file() else Path(args.data) / "video" / clip
+            clip = path.name
+            scores, ratio, ort_db = run_clip(path, scale, args, espcn, temporal)
             base = scores["ESPCN"].mean_psnr
             for name, s in scores.items():
                 extra = f"{ratio:>5.2f}x {ort_db:>7.1f}" if name == "temporal" else ""
