@@ -84,3 +84,15 @@ def test_a_live_start_with_cached_graphs_imports_no_torch(tmp_path):
     )
     assert "torch" in first  # exported the graphs
     assert "torch" not in second and "onnxruntime" in second
+
+
+def test_a_cached_graph_that_will_not_load_sends_the_run_the_torch_way(cache):
+    from vsr_pipe.pipeline.run import build_stages as any_way
+
+    plan, _ = plan_and_chunk()
+    build_stages(plan)
+    for graph in cache.glob("espcn_x2-*.onnx"):
+        graph.write_bytes(b"truncated")
+    assert host_stages(plan) is None
+    stages, engine = any_way(plan)  # the torch way: exports the graph again
+    assert engine == "onnxruntime (cpu)" and host_stages(plan) is not None

@@ -43,6 +43,16 @@ def host_stages(plan: RunPlan) -> tuple[ChunkStages, str] | None:
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
+    try:
+        return _build(plan)
+    except WeightsError:
+        raise
+    except Exception:  # noqa: BLE001 - a cache entry that will not load: the torch way exports it again
+        return None
+
+
+def _build(plan: RunPlan) -> tuple[ChunkStages, str] | None:
+    request = plan.engine
     options = OrtOptions(device="cpu", precision="int8" if request.precision == "int8" else "fp32", threads=request.threads)
     int8 = live_model_int8(plan, options.kind, options.device)
     model_options = OrtOptions(device="cpu", precision="int8", threads=request.threads) if int8 else options
