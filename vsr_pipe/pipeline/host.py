@@ -51,12 +51,10 @@ class HostPlaneRescaler:
         _store(y[:, 0], planes_out[0][:n], dst)
         if dst.gray:
             return
-        sub_in = (1 << src.chroma_shift_y, 1 << src.chroma_shift_x)
-        sub_out = (1 << dst.chroma_shift_y, 1 << dst.chroma_shift_x)
-        h, w = dst.plane_size(1)
+        sub_in, sub_out, (h, w) = self.plan.chroma
         for i in (1, 2):
             if src.gray:
-                planes_out[i][:n] = round(128 / 255 * dst.unit)
+                planes_out[i][:n] = self.plan.neutral_chroma
                 continue
             c = _resize(_to_float(planes_in[i], src), h, w, self.plan.scale_y, self.plan.scale_x,
                         self.plan.kernel, sub_in, sub_out, src.chroma_sited_left)  # fmt: skip

@@ -47,12 +47,10 @@ class PlaneRescaler:
         self._store(y, planes_out[0], dst)
         if dst.gray:
             return
-        sub_in = (1 << src.chroma_shift_y, 1 << src.chroma_shift_x)
-        sub_out = (1 << dst.chroma_shift_y, 1 << dst.chroma_shift_x)
-        h, w = dst.plane_size(1)
+        sub_in, sub_out, (h, w) = self.plan.chroma
         for i in (1, 2):
             if src.gray:
-                planes_out[i][: planes_in[0].shape[0]] = round(128 / 255 * dst.unit)
+                planes_out[i][: planes_in[0].shape[0]] = self.plan.neutral_chroma
                 continue
             c = self._to_float(planes_in[i], src)
             c = resize_planes(
