@@ -217,12 +217,12 @@ def release(args, folder: Path | None = None, log=print) -> dict:
         "file": f"temporal_y_x{args.scale}.safetensors", "architecture": "temporal", "scale": args.scale,
         "input": INPUT, "base": f"espcn_y_x{args.scale} (frozen)",
         "training": {
-            "data": "T91 + BSD200 windows moving 0-3 HR px a frame (a quarter still), 6 frames, MATLAB bicubic LR",
+            "data": f"T91 + BSD200 windows moving 0-3 HR px a frame (a quarter still), {trained.get('frames', 6)} frames, MATLAB bicubic LR",
             "steps": int(info["step"]), "batch": trained.get("batch"), "lr_patch": trained.get("patch"),
             "optimiser": f"Adam {trained.get('lr')}, cosine, L1, backpropagation through the sequence"
                          + (f", + {trained['temporal_weight']} x L1 of frame-to-frame change" if trained.get("temporal_weight") else ""),
             "lr_noise_sigma_max": trained.get("noise", 0.0),
-            "init": Path(trained["init"]).name if trained.get("init") else "ESPCN, cell afresh",
+            "init": f"fine-tuned from {Path(trained['init']).name}" if trained.get("init") else "ESPCN, cell afresh",
         },
         "figures": {"protocol": "moving Set14 windows, 16 sequences, Y-PSNR dB, border = scale", "last": curve[-1] if curve else {}},
     }  # fmt: skip
