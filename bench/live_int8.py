@@ -7,7 +7,8 @@ Each model is exported with its weights, then quantised several ways (calibrated
 sample, per-channel INT8 weights, UInt8 activations): every Conv by min-max, every Conv by the
 99.999th percentile, every Conv but the last (its output is the residual added to the frame), the
 middle Conv alone (percentile, entropy); and the way ``--live`` ships (``ort_session.quantise``: the
-middle Conv alone, its input range [-1, 1] and output range [-2, 2] fixed by the tanh around it).
+middle Conv alone, its input range [-1, 1] and output range [-2, 2] fixed by the tanh around it),
+beside the same with output ranges +-1.25, +-3 and +-6.
 Prints ms per frame (median of 8) and the dB each loses against fp32.
 """
 
@@ -92,16 +93,16 @@ def set_psnr(s: ort.InferenceSession, folder: Path, r: int) -> float:
     return float(np.mean(values))
 
 
-def _shipped_way(name: str, folder: Path) -> Path:
-    """What ``--live`` runs: ``ort_session.quantise`` on the cached graph (the middle convolution,
-    ranges fixed by tanh, no calibration data)."""
+def _shipped_way(name: str, folder: Path, edge: float) -> Path:
+    """What ``--live`` runs (at ``edge`` 2): ``ort_session.quantise`` on the cached graph (the middle
+    convolution, input range [-1, 1] and output range [-edge, edge] fixed by tanh, no calibration data)."""
     from vsr_pipe.engines.onnx_export import cached_graph, weight_arrays
     from vsr_pipe.engines.ort_session import graph_initializers, quantise
 
     model = load_model(shipped_path(name))
     graph, _ = cached_graph(name, model)
-    path = folder / f"{name}-tanh.onnx"
-    path.write_bytes(quantise(graph, weight_arrays(model.state_dict(), graph_initializers(graph))))
+    path = folder / f"{name}-tanh{edge:g}.onnx"
+    path.write_bytes(quantise(graph, weight_arrays(model.state_dict(), graph_initializers(graph)), edge))
     return path
 
 
@@ -124,7 +125,9 @@ def main() -> None:
                                 per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=method, op_types_to_quantize=["Conv"], nodes_to_exclude=excluded,
                                 extra_options={"CalibPercentile": 99.999})  # fmt: skip
-            paths["int8 tanh ranges (--live's)"] = _shipped_way(name, Path(tmp))
+            for edge in (1.25, 2.0, 3.0, 6.0):
+                label = "int8 tanh ranges, +-2 (--live's)" if edge == 2.0 else f"int8 tanh ranges, +-{edge:g}"
+                paths[label] = _shipped_way(name, Path(tmp), edge)
             print(f"{name} ({args.threads} threads, 640x360 frame):")
             base_ms, base_db = None, {}
             for way, path in paths.items():

@@ -76,14 +76,15 @@ def weights_key(weights: Mapping[str, np.ndarray]) -> str:
 
 # Where a convolution sits between two tanh, its input lies in [-1, 1] by construction, and an output
 # beyond +-2 only moves tanh within its last 4 %: ranges that need no calibration data. Measured on
-# the shipped ESPCN x2 (bench/live_int8.py): -0.10 / -0.05 dB on Set5 / Set14 at +-2, against -0.16
-# to -0.32 dB at +-1.25 to +-6 and -0.27 to -1.08 dB for every convolution calibrated on frames.
+# the shipped ESPCN x2 (python bench/live_int8.py): -0.10 / -0.05 dB on Set5 / Set14 at +-2, more at
+# +-1.25, +-3 or +-6, and -0.27 to -1.08 dB for every convolution calibrated on frames.
 TANH_OUTPUT_RANGE = 2.0
 
 
-def quantise(graph_path: Path, weights: dict[str, np.ndarray]) -> bytes:
+def quantise(graph_path: Path, weights: dict[str, np.ndarray], output_range: float = TANH_OUTPUT_RANGE) -> bytes:
     """The graph with ``weights`` in INT8, as serialised ONNX: statically (QDQ, per-channel INT8
-    weights, UInt8 activations) each convolution between two tanh, with the ranges above, the rest
+    weights, UInt8 activations) each convolution between two tanh, with the ranges above (its
+    output's: +-``output_range``), the rest
     left in fp32 — which is every layer that a small input or output range would cost dB; a graph
     with no such convolution by dynamic quantisation (:func:`_quantise_dynamic`)."""
     import logging
@@ -110,7 +111,7 @@ def quantise(graph_path: Path, weights: dict[str, np.ndarray]) -> bytes:
     ]  # fmt: skip
     if not middle:
         return _quantise_dynamic(graph_path, weights)
-    bound, edge = np.float32(1.0), np.float32(TANH_OUTPUT_RANGE)
+    bound, edge = np.float32(1.0), np.float32(output_range)
     overrides = {}
     for node in middle:
         overrides[node.input[0]] = [{"rmin": -bound, "rmax": bound}]

@@ -16,17 +16,9 @@ from .resample_weights import KERNELS, resize_weights  # noqa: F401 (KERNELS: th
 
 
 @lru_cache(maxsize=64)
-def resize_matrix(
-    in_len: int,
-    out_len: int,
-    scale: float,
-    kernel: str = "bicubic",
-    in_sub: int = 1,
-    out_sub: int = 1,
-    left_sited: bool = False,
-) -> torch.Tensor:
-    """:func:`resize_weights` as a float64 tensor (see there for the arguments)."""
-    return torch.tensor(resize_weights(in_len, out_len, scale, kernel, in_sub, out_sub, left_sited))
+def resize_matrix(*args) -> torch.Tensor:
+    """:func:`resize_weights` (same arguments) as a float64 tensor."""
+    return torch.tensor(resize_weights(*args))
 
 
 def resize_planes(

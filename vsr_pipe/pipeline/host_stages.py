@@ -9,6 +9,7 @@ the next run can come this way. Both ways compute the same frames (``tests``: wi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -55,7 +56,7 @@ def _build(plan: RunPlan) -> tuple[ChunkStages, str] | None:
     request = plan.engine
     options = OrtOptions(device="cpu", precision="int8" if request.precision == "int8" else "fp32", threads=request.threads)
     int8 = live_model_int8(plan, options.kind, options.device)
-    model_options = OrtOptions(device="cpu", precision="int8", threads=request.threads) if int8 else options
+    model_options = dataclasses.replace(options, precision="int8") if int8 else options
     engines = [_engine(f"espcn_x{stage.factor}", stage.weights, model_options) for stage in plan.luma]
     fallbacks = []
     for name in plan.fallbacks:
