@@ -15,7 +15,7 @@ from vsr_pipe.config import EncodeOptions
 from vsr_pipe.delivery.client import RestoreOptions, restore
 from vsr_pipe.delivery.compact import encode
 from vsr_pipe.delivery.fit import FitSettings
-from vsr_pipe.delivery.package import MANIFEST, expanded, file_entry, read_package
+from vsr_pipe.delivery.package import MANIFEST, MAX_MANIFEST_BYTES, expanded, file_entry, load_manifest, read_package
 from vsr_pipe.delivery.server import DeliverOptions, deliver
 from vsr_pipe.io.keyframes import luma_frames
 from vsr_pipe.models.correction import CorrectionNet
@@ -47,6 +47,10 @@ def test_the_titles_fit_is_a_stage_of_its_own_before_any_chunks(package):
     assert ("title", TINY.steps, TINY.steps) in stages
 
 
+def _manifest(folder) -> dict:
+    return load_manifest((folder / MANIFEST).read_bytes(), MAX_MANIFEST_BYTES)
+
+
 def _restored(folder, dst, engine="torch") -> list[np.ndarray]:
     restore(str(folder), str(dst), RestoreOptions(engine=engine, encode=EncodeOptions(codec="ffv1")))
     return [y for y, _ in luma_frames(str(dst))]
@@ -54,17 +58,17 @@ def _restored(folder, dst, engine="torch") -> list[np.ndarray]:
 
 def test_a_modulation_package_is_small_and_says_what_shipped(package):
     folder, summary, _, _ = package
-    lean = json.loads((folder / MANIFEST).read_text())
+    lean = _manifest(folder)
     manifest = expanded(lean)
-    assert lean["version"] == 5 and manifest["weights_format"] == "modulation"
+    assert lean["version"] == 6 and manifest["weights_format"] == "modulation"
     assert manifest["architecture"]["start"]["weights"] == "espcn_y_x2_codec"
-    # Every byte is fetched by every client: two chunks, a title and two segments in ~460 bytes (v4: ~1.2 kB).
-    assert (folder / MANIFEST).stat().st_size < 600
+    # Every byte is fetched by every client: two chunks, a title and two segments in ~200 bytes (v5: ~460, v4: ~1.2 kB).
+    assert (folder / MANIFEST).stat().st_size < 260
     report = json.loads((folder / "report.json").read_text())
     assert [w["what"] for w in report["weights"]] == ["title", "chunk 0", "chunk 1"]
     shipped = [e["file"] for e in [manifest["title"], *manifest["chunks"]] if e and e.get("file")]
     assert summary.weights_bytes == sum((folder / f).stat().st_size for f in shipped)
-    assert all((folder / f).stat().st_size < 400 for f in shipped)
+    assert all((folder / f).stat().st_size < 320 for f in shipped)
     assert read_package(folder).weights_format == "modulation"
 
 
@@ -79,7 +83,7 @@ def test_the_client_gets_exactly_the_servers_figure(package, tmp_path, engine):
 def _rewrite(folder, title_codes, chunk1_codes) -> None:
     """The package with these codes: a title file, and chunk 1's delta from them (chunk 0 none);
     its manifest written again as version 4 (still read)."""
-    manifest = {**expanded(json.loads((folder / MANIFEST).read_text())), "version": 4}
+    manifest = {**expanded(_manifest(folder)), "version": 4}
     (folder / "title.mod").write_bytes(encode(title_codes))
     manifest["title"] = file_entry(folder / "title.mod")
     (folder / "chunk_0001.mod").write_bytes(encode(chunk1_codes, title_codes))
@@ -114,14 +118,18 @@ def test_a_damaged_code_file_is_one_line_and_no_output(package, tmp_path):
     folder = tmp_path / "title"
     shutil.copytree(package[0], folder)
     shapes = code_shapes(CorrectionNet(2, 16, 4))
-    _rewrite(folder, {k: np.zeros(s, np.int8) for k, s in shapes.items()}, {k: np.ones(s, np.int8) for k, s in shapes.items()})
+    _rewrite(
+        folder,
+        {k: np.zeros(s, np.int8) for k, s in shapes.items()},
+        {k: np.ones(s, np.int8) for k, s in shapes.items()},
+    )
     data = bytearray((folder / "chunk_0001.mod").read_bytes())
     data[-2] ^= 0xFF
     (folder / "chunk_0001.mod").write_bytes(bytes(data))
     result = run_cli("restore", str(folder), "-o", str(tmp_path / "out.mp4"))
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "chunk_0001.mod" in result.stderr and "sha256" in result.stderr
-    manifest = expanded(json.loads((folder / MANIFEST).read_text()))
+    manifest = expanded(_manifest(folder))
     manifest["chunks"][1].update(file_entry(folder / "chunk_0001.mod"))  # re-listed: its content is now the check
     (folder / MANIFEST).write_text(json.dumps(manifest))
     result = run_cli("restore", str(folder), "-o", str(tmp_path / "out.mp4"))

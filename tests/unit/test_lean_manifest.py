@@ -1,4 +1,5 @@
-"""Manifest version 5: the same package in a third of the bytes, checked as strictly as version 4."""
+"""Manifest versions 5 and 6: the same package in a third (5) and a sixth (6) of the bytes, checked as
+strictly as version 4."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_version_5_says_what_version_4_says_in_a_third_of_the_bytes(tmp_path):
     small, big = (len(json.dumps(m, separators=(",", ":"))) for m in (lean, full))
     assert small < 0.4 * big and small < 600
     back = expanded(json.loads(json.dumps(lean)))
-    assert back["version"] == 5
+    assert back["version"] == 6
     for key in ("factor", "master_size", "lr_size", "time_base", "frame_rate", "layout", "weights_format"):
         assert back[key] == full[key]
     assert [s["file"] for s in back["video"]["segments"]] == [s["file"] for s in full["video"]["segments"]]
@@ -95,6 +96,47 @@ def test_a_malformed_version_5_manifest_is_one_package_error(tmp_path, damage):
     damage(lean)
     (folder / MANIFEST).write_text(json.dumps(lean))
     with pytest.raises(PackageError, match="manifest.json"):
+        read_package(folder)
+
+
+def test_version_6_is_version_5_compressed_against_the_shipped_dictionary(tmp_path):
+    folder = tmp_path / "p"
+    full = full_manifest(folder)
+    data = lean_manifest.dump(full)
+    plain = json.dumps(lean_manifest.pack(full), separators=(",", ":")).encode()
+    assert data.startswith(b"\x28\xb5\x2f\xfd") and len(data) < 0.5 * len(plain)
+    assert lean_manifest.load(data, 1 << 20) == json.loads(plain)
+    (folder / MANIFEST).write_bytes(data)
+    assert read_package(folder).chunks[1].file == "chunk_0001.mod"
+    (folder / MANIFEST).write_text(json.dumps({**lean_manifest.pack(full), "version": 5}))  # a version-5 package
+    assert read_package(folder).chunks[1].file == "chunk_0001.mod"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d[:-3],  # cut short
+        lambda d: d[:4] + bytes([d[4] ^ 0x40]) + d[5:],  # a header bit
+        lambda d: d[:12] + bytes(40) + d[52:],  # the content zeroed
+        lambda d: __import__("zstandard").ZstdCompressor().compress(b"{" * 5000),  # not JSON
+        lambda d: __import__("zstandard").ZstdCompressor().compress(b'{"version": 5}'),  # compressed, but not 6
+    ],
+)
+def test_a_damaged_version_6_manifest_is_one_package_error(tmp_path, damage):
+    folder = tmp_path / "p"
+    data = lean_manifest.dump(full_manifest(folder))
+    (folder / MANIFEST).write_bytes(damage(data))
+    with pytest.raises(PackageError, match="manifest.json"):
+        read_package(folder)
+
+
+def test_a_manifest_declaring_a_huge_size_is_refused_before_decompressing(tmp_path):
+    import zstandard
+
+    folder = tmp_path / "p"
+    full_manifest(folder)
+    (folder / MANIFEST).write_bytes(zstandard.ZstdCompressor(level=19).compress(b" " * (9 << 20)))  # 9 MB of spaces
+    with pytest.raises(PackageError, match="at most"):
         read_package(folder)
 
 

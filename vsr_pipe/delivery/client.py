@@ -23,7 +23,16 @@ from pathlib import Path
 import numpy as np
 
 from ..config import EncodeOptions, PipelineOptions, WeightSchedule, WeightsSwap
-from .package import MANIFEST, MAX_MANIFEST_BYTES, MAX_WEIGHTS_BYTES, Package, PackageError, expanded, read_package
+from .package import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    MAX_WEIGHTS_BYTES,
+    Package,
+    PackageError,
+    expanded,
+    load_manifest,
+    read_package,
+)
 
 FETCH_TIMEOUT_S = 30.0
 MAX_LR_OFFSET_S = 60  # a manifest's lr_offset: a muxer's few frames, never minutes
@@ -206,8 +215,6 @@ def _download(url: str, folder: Path) -> Path:
     """The manifest at ``url`` (or beside the HLS playlist at ``url``) and the files it lists (the
     LR video, or its playlist and segments, and the weights) into ``folder``; the sizes are bounded
     before and while reading, and checked against the manifest afterwards."""
-    import json
-
     folder.mkdir(parents=True, exist_ok=True)
     path = urllib.parse.urlsplit(url).path
     playlist = path.rsplit("/", 1)[-1] if path.lower().endswith(".m3u8") else None
@@ -215,7 +222,7 @@ def _download(url: str, folder: Path) -> Path:
     manifest_url = urllib.parse.urljoin(base, MANIFEST) if playlist else url
     (folder / MANIFEST).write_bytes(_fetch(manifest_url, MAX_MANIFEST_BYTES))
     try:
-        manifest = expanded(json.loads((folder / MANIFEST).read_text()))
+        manifest = expanded(load_manifest((folder / MANIFEST).read_bytes(), MAX_MANIFEST_BYTES))
         video = manifest["video"]
         if manifest.get("layout") == "embed":
             raise PackageError(f"{manifest_url}: an embedded package's manifest; restore its .mkv file instead")

@@ -1,5 +1,6 @@
-"""Compact delivery weights: modulation codes (``models/modulation.py``) as small zstd-compressed
-safetensors files, coded as a difference from the codes in effect before them.
+"""Compact delivery weights: modulation codes (``models/modulation.py``) as small safetensors files,
+zstd-compressed against the codes dictionary vsr-pipe ships (``dictionaries.py``: the header costs
+next to nothing), coded as a difference from the codes in effect before them.
 
 A file holds one int8 tensor, ``codes``: every conv's per-channel scale and shift codes, by name in
 sorted order (the architecture fixes the names and sizes). Its metadata says whether it is ``absolute`` (the title's codes) or a ``delta`` (this chunk's codes minus
@@ -16,10 +17,10 @@ import io
 import numpy as np
 
 from ..errors import VsrPipeError
+from . import dictionaries
 
 TENSOR = "codes"  # the one tensor of a file: every code, by name in sorted order
 MAX_DECOMPRESSED = 1 << 20  # a 32x4 correction's codes are 1 kB; a hostile frame must not ask for more
-LEVEL = 19
 KINDS = ("absolute", "delta")
 
 
@@ -31,7 +32,6 @@ def encode(codes: dict[str, np.ndarray], previous: dict[str, np.ndarray] | None 
     """``codes`` (int8 by name) as compressed bytes: absolute, or a delta from ``previous``. All the
     codes travel as one int8 tensor, by name in sorted order: a per-tensor header would cost more
     than the codes."""
-    import zstandard
     from safetensors.numpy import save
 
     kind = "absolute" if previous is None else "delta"
@@ -40,7 +40,7 @@ def encode(codes: dict[str, np.ndarray], previous: dict[str, np.ndarray] | None 
         before = np.concatenate([np.asarray(previous[k], np.int8).reshape(-1) for k in sorted(codes)])
         flat = (flat.astype(np.int16) - before).astype(np.int8)  # modulo 256
     raw = save({TENSOR: np.ascontiguousarray(flat)}, metadata={"format": "vsr-pipe modulation codes", "kind": kind})
-    return zstandard.ZstdCompressor(level=LEVEL, write_content_size=True).compress(raw)
+    return dictionaries.compress(raw, dictionaries.CODES)
 
 
 def decode(
@@ -81,23 +81,10 @@ def is_zero_delta(codes: dict[str, np.ndarray], previous: dict[str, np.ndarray])
 
 
 def _decompress(data: bytes, where: str) -> bytes:
-    import zstandard
-
     try:
-        params = zstandard.get_frame_parameters(data)
-    except zstandard.ZstdError as e:
-        raise CompactWeightsError(f"{where}: not a zstd frame ({e})") from None
-    if params.content_size <= 0 or params.content_size > MAX_DECOMPRESSED:
-        raise CompactWeightsError(
-            f"{where}: declares {params.content_size} bytes uncompressed (at most {MAX_DECOMPRESSED})"
-        )
-    try:
-        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECOMPRESSED)
-    except zstandard.ZstdError as e:
-        raise CompactWeightsError(f"{where}: damaged ({e})") from None
-    if len(raw) != params.content_size:
-        raise CompactWeightsError(f"{where}: {len(raw)} bytes where the frame declares {params.content_size}")
-    return raw
+        return dictionaries.decompress(data, dictionaries.CODES, MAX_DECOMPRESSED)
+    except dictionaries.DictionaryFrameError as e:
+        raise CompactWeightsError(f"{where}: {e}") from None
 
 
 def _read(raw: bytes, where: str) -> tuple[str, dict[str, np.ndarray]]:

@@ -35,7 +35,16 @@ from ..errors import InputNotFound, InvalidOption, OutputError
 from ..quality.rd import RdPoint, convex_hull
 from .client import RestoreOptions
 from .fit import FitSettings
-from .package import MANIFEST, MAX_PLAYLIST_BYTES, PackageError, expanded, plain_name, playlist_segments
+from .package import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    MAX_PLAYLIST_BYTES,
+    PackageError,
+    expanded,
+    load_manifest,
+    plain_name,
+    playlist_segments,
+)
 from .server import DeliverOptions
 
 FORMAT = "vsr-pipe-ladder"
@@ -391,7 +400,7 @@ def _weights_per_segment(folder: Path, side: int) -> list[int]:
     """Bytes of a package's weights fetched with each segment: a chunk's weights file with the
     chunk's segment (a file several chunks name, with the first); the rest of ``side`` (the
     manifest, a title's file) with the first segment."""
-    manifest = expanded(json.loads((folder / MANIFEST).read_text()))
+    manifest = expanded(load_manifest((folder / MANIFEST).read_bytes(), MAX_MANIFEST_BYTES))
     names = playlist_segments((folder / PACKAGE_PLAYLIST).read_text())
     per = [0] * len(names)
     seen: set[str] = set()

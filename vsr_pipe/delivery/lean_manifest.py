@@ -1,4 +1,4 @@
-"""Manifest version 5: a modulation package's manifest in as few bytes as plain JSON allows.
+"""Manifest versions 5 and 6: a modulation package's manifest in as few bytes as its content allows.
 
 Every byte of the manifest is fetched by every client, and at the low rates where a package pays
 the LR is only a few kB: version 4's 1.3-1.5 kB manifest was up to 15 % of a rung. Version 5 says
@@ -12,16 +12,25 @@ the same things, keeping only what the package's shape does not imply:
 - what modulation fixes (the corrected architecture, int8 codes, the correction's scale, the LR
   size as the master's over the factor, one set of codes per chunk) is left out.
 
-:func:`unpack` turns a version-5 manifest into the version-4 shape the reader checks, so one set
-of checks covers both; :func:`pack` is its inverse for the server. Neither trusts its input:
+Version 6 is version 5's JSON, stored as a zstd frame against the manifest dictionary vsr-pipe
+ships (``dictionaries.py``): the keys, names and shapes every such manifest repeats cost next to
+nothing, and what is left is mostly the files' digests (524 -> 228 bytes for three chunks).
+:func:`dump` writes it and :func:`load` reads either form.
+
+:func:`unpack` turns a version-5 or 6 manifest into the version-4 shape the reader checks, so one set
+of checks covers all; :func:`pack` is its inverse for the server. Neither trusts its input:
 unpack raises ValueError/KeyError/TypeError on anything malformed (the reader reports it).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 
-VERSION = 5
+from . import dictionaries
+
+VERSION = 6
+VERSIONS = (5, 6)  # the lean versions read
 SEGMENT_NAMES = "lr_%04d.ts"  # an HLS package's segments, one per chunk
 TITLE_NAME = "title.mod"
 CHUNK_NAMES = "chunk_%04d.mod"
@@ -52,11 +61,36 @@ def digest_matches(digest: bytes, listed: str) -> bool:
     return len(listed) == 22 and short_digest(digest.hex()) == listed
 
 
+def dump(m: dict) -> bytes:
+    """The version-6 file of a version-4-shaped modulation manifest ``m``."""
+    text = json.dumps(pack(m), separators=(",", ":"), allow_nan=False).encode()
+    return dictionaries.compress(text, dictionaries.MANIFEST)
+
+
+def load(data: bytes, limit: int):
+    """A manifest file's JSON: plain (versions 1-5) or a version-6 zstd frame (at most ``limit``
+    bytes once decompressed). Raises ValueError saying what is wrong."""
+    compressed = data.startswith(dictionaries.ZSTD_MAGIC)
+    if compressed:
+        try:
+            data = dictionaries.decompress(data, dictionaries.MANIFEST, limit)
+        except dictionaries.DictionaryFrameError as e:
+            raise ValueError(f"a compressed manifest, {e}") from None
+    try:
+        value = json.loads(data.decode())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"not valid JSON ({e})") from None
+    if compressed and (not isinstance(value, dict) or value.get("version") != VERSION):
+        raise ValueError(f"a compressed manifest must be version {VERSION}")
+    return value
+
+
 def pack(m: dict) -> dict:
-    """The version-5 form of a version-4-shaped modulation manifest ``m`` (as the server builds it)."""
+    """The lean (version-6) fields of a version-4-shaped modulation manifest ``m`` (as the server
+    builds it); :func:`dump` stores them."""
     arch = m["architecture"]
     if m["weights_format"] != "modulation" or m["joint"] or arch["dtype"] != "int8":
-        raise ValueError("manifest version 5 is for modulation packages")
+        raise ValueError("manifest versions 5 and 6 are for modulation packages")
     out = {
         "format": m["format"], "version": VERSION, "factor": m["factor"], "master_size": m["master_size"],
         "time_base": m["time_base"], "frame_rate": m["frame_rate"], "lr_offset": m["lr_offset"],
@@ -93,7 +127,7 @@ def pack(m: dict) -> dict:
 
 
 def unpack(v: dict) -> dict:
-    """The version-4 shape of a version-5 manifest ``v`` (its "version" stays 5)."""
+    """The version-4 shape of a version-5 or 6 manifest ``v`` (its "version" stays as it was)."""
     factor, (w, h) = int(v["factor"]), v["master_size"]
     layout = v.get("layout", "hls")
     kind, base_name, base_sha = v["base"]
@@ -102,7 +136,7 @@ def unpack(v: dict) -> dict:
         raise ValueError("a shipped model's sha256 needs at least 16 hex digits")
     features, blocks = v["correction"]
     m = {
-        "format": v["format"], "version": VERSION, "factor": factor, "down": v.get("down", "bicubic"),
+        "format": v["format"], "version": v["version"], "factor": factor, "down": v.get("down", "bicubic"),
         "master_size": [w, h], "lr_size": [int(w) // factor, int(h) // factor],
         "time_base": v["time_base"], "frame_rate": v["frame_rate"], "lr_offset": v["lr_offset"],
         "layout": layout, "joint": False, "weights_format": "modulation",
@@ -144,4 +178,4 @@ def _entry(name: str, size: int, digest: str) -> dict:
 
 def _named(name: str, want: str) -> None:
     if name != want:
-        raise ValueError(f"manifest version 5 implies the name {want}, not {name}")
+        raise ValueError(f"manifest versions 5 and 6 imply the name {want}, not {name}")

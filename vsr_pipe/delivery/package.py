@@ -23,15 +23,17 @@ from pathlib import Path
 from ..errors import VsrPipeError
 from .fit import PREFIX, BaseModel
 from .lean_manifest import EMBEDDED_VIDEO, digest_matches, unpack
-from .lean_manifest import VERSION as LEAN_VERSION
+from .lean_manifest import VERSIONS as LEAN_VERSIONS
+from .lean_manifest import load as load_manifest
 
 FORMAT = "vsr-pipe-delivery"
 # 4: a chunk entry says only what is not implied (no "index": its place; no "segment": the HLS
 # playlist's segment at its place; no "file" where it ships no weights); 3: "weights_format"
 # (modulation codes); 2: "layout" and "joint"; 1 to 3 still read. 5 (lean_manifest.py): a
-# modulation package's manifest with only what its shape does not imply, read as a 4.
+# modulation package's manifest with only what its shape does not imply, read as a 4; 6: the same,
+# zstd-compressed against a shipped dictionary.
 VERSION = 4
-READS = (1, 2, 3, 4, LEAN_VERSION)
+READS = (1, 2, 3, 4, *LEAN_VERSIONS)
 WEIGHTS_FORMATS = ("correction", "modulation")
 MAX_COMPACT_BYTES = 1 << 20  # a compact weights file (zstd) in the package
 LAYOUTS = ("folder", "hls", "embed")
@@ -139,9 +141,9 @@ def read_manifest(place: Place, embedded_in: Path | None = None, streamed: bool 
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise PackageError(f"{where}: {path.stat().st_size} bytes, more than a manifest may hold")
     try:
-        manifest = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise PackageError(f"{where}: not valid JSON ({e})") from None
+        manifest = load_manifest(path.read_bytes(), MAX_MANIFEST_BYTES)
+    except ValueError as e:
+        raise PackageError(f"{where}: {e}") from None
     try:
         return _checked(place, expanded(manifest), embedded_in, streamed)
     except (KeyError, TypeError, ValueError, IndexError) as e:
@@ -151,8 +153,8 @@ def read_manifest(place: Place, embedded_in: Path | None = None, streamed: bool 
 
 
 def expanded(manifest):
-    """A manifest as the checks read it: a version-5 one in the version-4 shape it stands for."""
-    return unpack(manifest) if isinstance(manifest, dict) and manifest.get("version") == LEAN_VERSION else manifest
+    """A manifest as the checks read it: a version-5 or 6 one in the version-4 shape it stands for."""
+    return unpack(manifest) if isinstance(manifest, dict) and manifest.get("version") in LEAN_VERSIONS else manifest
 
 
 def playlist_segments(text: str) -> list[str]:

@@ -633,7 +633,7 @@ def _write_modulation_package(
         },
         "video": lr.video, "title": title_entry, "chunks": chunk_entries,
     }  # fmt: skip
-    (staging / MANIFEST).write_text(json.dumps(lean_manifest.pack(manifest), separators=(",", ":"), allow_nan=False))
+    (staging / MANIFEST).write_bytes(lean_manifest.dump(manifest))
     generic = [p for r in results for p in r.generic_psnr]
     tuned = effective_psnr(results, decisions)
     video = video_bytes(str(lr_path))
