@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from vsr_pipe.models.espcn import ESPCN
-from vsr_pipe.models.temporal import TemporalSR
+from vsr_pipe.models.temporal import WARMUP_STEPS, TemporalSR
 
 
 def trained_looking(scale: int) -> TemporalSR:
@@ -48,7 +48,7 @@ def test_onnx_runtime_carries_the_state_as_torch_does(tmp_path, scale):
     frames = torch.rand(4, 1, 10, 14)  # not the export's example size
     with torch.no_grad():
         want = model.run(frames).numpy()
-        prev, prev_out, state = (t.numpy() for t in model.initial_state(frames[:1]))
+        prev, prev_out, state = (t.numpy() for t in model.initial_state(frames[:1], WARMUP_STEPS))
     got = []
     for t in range(4):
         frame = frames[t : t + 1].numpy()

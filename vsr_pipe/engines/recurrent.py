@@ -3,10 +3,10 @@
 A chunk engine maps a batch of frames to a batch of outputs and forgets them; a recurrent model
 needs each frame's predecessor, its own previous output and a hidden state. ``RecurrentRunner``
 keeps those between calls, so the pipeline hands it chunks in order as it does any engine and the
-result does not depend on how the stream was cut into chunks. The state starts afresh (the model is
-then exactly its single-frame ESPCN) at the first frame, at a scene cut, when the frame size
-changes, and on :meth:`reset` (a seek): carrying the past across a cut would paint the last scene
-into the next.
+result does not depend on how the stream was cut into chunks. The state starts afresh (from the frame
+alone, settled by a few steps on it: ``models/temporal.py``'s ``WARMUP_STEPS``) at the first frame,
+at a scene cut, when the frame size changes, and on :meth:`reset` (a seek): carrying the past
+across a cut would paint the last scene into the next.
 
 Each step runs in torch, or in ONNX Runtime on the graph ``onnx_export.export_recurrent`` writes
 (the state an explicit input and output), exported once per weights into the engine cache.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from ..models.temporal import WARMUP_STEPS
 
 # A frame starts a new scene when the mean absolute change of its 8x8-block means from the frame
 # before is at least 12 codes of 255, delivery's scene-cut rule (``delivery/chunks.py``) at LR
@@ -53,7 +55,7 @@ class RecurrentRunner:
                 frame = y[k : k + 1]
                 if self._starts_afresh(frame):
                     self.resets += 1
-                    self._carried = self.model.initial_state(frame)
+                    self._carried = self.model.initial_state(frame, WARMUP_STEPS)
                 prev, prev_out, state = self._carried
                 out, state = self._step(frame, prev, prev_out, state)
                 self._carried = (frame, out, state)

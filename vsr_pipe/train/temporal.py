@@ -37,9 +37,13 @@ class MotionSequences:
     """(LR, HR) sequences over still images: (N, T, 1, p, p) and (N, T, 1, p*r, p*r), float32 in [0, 1]."""
 
     def __init__(self, folders: list[str], scale: int, lr_patch: int, frames: int, seed: int = 0, max_speed: int = 3,
-                 noise: float = 0.0):  # fmt: skip
+                 noise: float = 0.0, holds: float = 0.0):  # fmt: skip
         self.scale, self.lr_patch, self.frames, self.max_speed = scale, lr_patch, frames, max_speed
         self.noise = noise  # up to this many 8-bit levels of Gaussian noise on each LR frame, as a camera adds
+        # The share of sequences in which frames repeat (each frame after the first, with probability
+        # 1/2, is the one before it): what a source at a lower rate than its container, or a camera
+        # that drops frames, gives; the output should then not change either.
+        self.holds = holds
         self.images = [rgb_to_y(load_rgb(f)).astype(np.float32) for d in folders for f in list_images(d)]
         need = lr_patch * scale + 2 * max_speed * frames
         self.images = [y for y in self.images if min(y.shape) >= need]
@@ -58,7 +62,11 @@ class MotionSequences:
         span = np.abs(v) * (t - 1)
         y0 = self.rng.integers(0, y.shape[0] - hp - span[0] + 1) + (span[0] if v[0] < 0 else 0)
         x0 = self.rng.integers(0, y.shape[1] - hp - span[1] + 1) + (span[1] if v[1] < 0 else 0)
-        hr = np.stack([y[y0 + k * v[0] : y0 + k * v[0] + hp, x0 + k * v[1] : x0 + k * v[1] + hp] for k in range(t)])
+        at = np.arange(t)
+        if self.rng.random() < self.holds:
+            moves = np.concatenate([[0], self.rng.random(t - 1) < 0.5])
+            at = np.cumsum(moves)  # a held frame repeats the position before it, exactly
+        hr = np.stack([y[y0 + k * v[0] : y0 + k * v[0] + hp, x0 + k * v[1] : x0 + k * v[1] + hp] for k in at])
         if self.rng.random() < 0.5:
             hr = hr[:, :, ::-1]
         lr = np.stack([imresize(f, 1.0 / r) for f in hr])
@@ -151,7 +159,7 @@ def train(args, log=print) -> Path:
         val = [val_set.sequence(whole=True) for _ in range(16)]
     else:
         train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch,
-                                     args.frames, args.seed + step, noise=args.noise)  # fmt: skip
+                                     args.frames, args.seed + step, noise=args.noise, holds=args.holds)  # fmt: skip
         val_set = MotionSequences([str(data_dir / "Set14")], args.scale, 48, args.frames, seed=1234)
         val = [val_set.sequence() for _ in range(16)]
     val_lr = torch.from_numpy(np.stack([v[0] for v in val]))
@@ -245,6 +253,8 @@ def main() -> None:
     ap.add_argument("--init", help="a temporal weights file to start from (fine-tuning)")
     ap.add_argument("--temporal-weight", type=float, default=0.0,
                     help="weight of an L1 term on consecutive frames' change against the reference's (flicker)")
+    ap.add_argument("--holds", type=float, default=0.0,
+                    help="share of training sequences whose frames repeat at random (a lower-rate source, dropped frames)")
     ap.add_argument("--noise", type=float, default=0.0, help="LR noise, up to this sigma in 8-bit levels per frame")
     ap.add_argument("--coded", help="train on codec-decoded pans: a train.codec_aware run's folder (pairs.npz, val.npz)")
     ap.add_argument("--release", action="store_true", help="ship the run's checkpoint (no training)")
