@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .espcn import ESPCN
+
 # Steps a fresh state takes on its first frame before that frame's output counts (outputs dropped).
 # From zeros, the state needs a few frames to settle, which shows as flicker after every reset even
 # on a still scene; a few steps on the frame itself settle it first. On the held-out person clip
 # (python bench/temporal.py): flicker 0.098 -> 0.090 at x2, 0.162 -> 0.133 at x4, Y-PSNR unchanged.
 WARMUP_STEPS = 3
-
-from .espcn import ESPCN
 
 
 class TemporalSR(nn.Module):
