@@ -63,7 +63,7 @@ class MotionSequences:
         y0 = self.rng.integers(0, y.shape[0] - hp - span[0] + 1) + (span[0] if v[0] < 0 else 0)
         x0 = self.rng.integers(0, y.shape[1] - hp - span[1] + 1) + (span[1] if v[1] < 0 else 0)
         at = np.arange(t)
-        if self.rng.random() < self.holds:
+        if self.holds and self.rng.random() < self.holds:  # no draw without holds: older runs stay as they were
             moves = np.concatenate([[0], self.rng.random(t - 1) < 0.5])
             at = np.cumsum(moves)  # a held frame repeats the position before it, exactly
         hr = np.stack([y[y0 + k * v[0] : y0 + k * v[0] + hp, x0 + k * v[1] : x0 + k * v[1] + hp] for k in at])
