@@ -225,12 +225,13 @@ def release(args, folder: Path | None = None, log=print) -> dict:
         "file": f"temporal_y_x{args.scale}.safetensors", "architecture": "temporal", "scale": args.scale,
         "input": INPUT, "base": f"espcn_y_x{args.scale} (frozen)",
         "training": {
-            "data": f"T91 + BSD200 windows moving 0-3 HR px a frame (a quarter still), {trained.get('frames', 6)} frames, MATLAB bicubic LR",
+            "data": f"T91 + BSD200 windows moving 0-3 HR px a frame (a quarter still), {trained.get('frames', 6)} frames, MATLAB bicubic LR"
+                    + (f"; in {trained['holds']:.0%} of them frames repeat at random" if trained.get("holds") else ""),
             "steps": int(info["step"]), "batch": trained.get("batch"), "lr_patch": trained.get("patch"),
             "optimiser": f"Adam {trained.get('lr')}, cosine, L1, backpropagation through the sequence"
                          + (f", + {trained['temporal_weight']} x L1 of frame-to-frame change" if trained.get("temporal_weight") else ""),
             "lr_noise_sigma_max": trained.get("noise", 0.0),
-            "init": f"fine-tuned from {Path(trained['init']).name}" if trained.get("init") else "ESPCN, cell afresh",
+            "init": f"fine-tuned from {args.init_note or Path(trained['init']).name}" if trained.get("init") else "ESPCN, cell afresh",
         },
         "figures": {"protocol": "moving Set14 windows, 16 sequences, Y-PSNR dB, border = scale", "last": curve[-1] if curve else {}},
     }  # fmt: skip
@@ -253,6 +254,7 @@ def main() -> None:
     ap.add_argument("--init", help="a temporal weights file to start from (fine-tuning)")
     ap.add_argument("--temporal-weight", type=float, default=0.0,
                     help="weight of an L1 term on consecutive frames' change against the reference's (flicker)")
+    ap.add_argument("--init-note", default="", help="--release: what --init was, for the manifest (e.g. the weights' sha256)")
     ap.add_argument("--holds", type=float, default=0.0,
                     help="share of training sequences whose frames repeat at random (a lower-rate source, dropped frames)")
     ap.add_argument("--noise", type=float, default=0.0, help="LR noise, up to this sigma in 8-bit levels per frame")
