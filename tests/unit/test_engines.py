@@ -166,6 +166,27 @@ def test_int8_quantises_the_convolution_between_two_tanh_statically(cache):
     assert any(abs(v - 2 / 255) < 1e-6 for v in scales.values())  # [-1, 1] over 255 steps: tanh's range
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_frame_run_as_two_bands_is_the_whole_frame_exactly(cache, precision):
+    """The host engine splits a frame into two bands on two cores; overlapping by the receptive
+    radius, every output row is the one the whole frame gives."""
+    import numpy as np
+
+    from vsr_pipe.engines.onnx_export import cached_graph, weight_arrays
+    from vsr_pipe.engines.ort_session import HostOrtEngine, graph_initializers
+
+    m = model(3)
+    graph, _ = cached_graph("espcn_x3", m)
+    weights = weight_arrays(m.state_dict(), graph_initializers(graph))
+    options = OrtOptions(precision=precision, threads=2)
+    banded = HostOrtEngine(graph, weights, options, "banded", radius=m.receptive_radius)
+    whole = HostOrtEngine(graph, weights, options, "whole")
+    x = np.random.default_rng(0).random((1, 1, 97, 80), dtype=np.float32)
+    assert banded._bands == 2 and whole._bands == 1
+    np.testing.assert_array_equal(banded(x), whole(x))
+    assert banded(x).shape == (1, 1, 291, 240)
+
+
 @pytest.mark.parametrize("factor", [(2.0, 2.0), (1.5, 2.5)])
 def test_onnxruntime_runs_both_directions_of_the_rescaler_like_torch(cache, factor):
     from vsr_pipe.models.rescaler import ArbitraryRescaler, BoundDown, BoundUp, RescaleGeometry

@@ -89,12 +89,15 @@ def _engine(label: str, weights: str, options: OrtOptions) -> HostOrtEngine | No
         if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
             raise WeightsError(f"{path.name}: tensor {key} holds values that are not finite floating point weights")
     arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
+    # ESPCN is a chain of odd square convolutions: its receptive radius is the sum of their half-widths.
+    radius = sum((a.shape[-1] - 1) // 2 for a in arrays.values() if a.ndim == 4)
     if options.precision != "int8":
-        return HostOrtEngine(graph, arrays, options, label)
+        return HostOrtEngine(graph, arrays, options, label, radius=radius)
     try:
-        return HostOrtEngine(graph, arrays, options, label, cached_int8(label, shipped_sha(weights), graph, arrays))
+        return HostOrtEngine(graph, arrays, options, label, cached_int8(label, shipped_sha(weights), graph, arrays), radius)
     except Exception:  # noqa: BLE001 - a cached INT8 model that does not load (truncated): made again
-        return HostOrtEngine(graph, arrays, options, label, cached_int8(label, shipped_sha(weights), graph, arrays, fresh=True))
+        int8_model = cached_int8(label, shipped_sha(weights), graph, arrays, fresh=True)
+        return HostOrtEngine(graph, arrays, options, label, int8_model, radius)
 
 
 def _cuda_possible() -> bool:
