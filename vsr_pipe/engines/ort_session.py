@@ -218,9 +218,9 @@ class HostOrtEngine:
     On a CPU with two cores or more, a frame runs as two horizontal bands at once, each in its own
     session on half the threads, overlapping by ``radius`` rows (the network's receptive radius, so
     every output row is exactly the whole frame's): ONNX Runtime's own threads meet at every node
-    and its layout and quantisation steps run on one of them, which leaves a core idle — the shipped
-    ESPCN in INT8 took 44-50 ms a 640x360 frame on two threads here, 39-43 ms as two one-thread
-    bands (``python bench/live.py``, section 2).
+    and its layout and quantisation steps run on one of them, which leaves a core idle. The shipped
+    ESPCN in INT8, a 640x360 frame, processing stage: 40-43 ms as two bands (``python bench/live.py``,
+    section 2), where the whole frame on two threads took 44-50 ms.
     """
 
     MIN_BAND_ROWS = 32  # below this, the overlap costs more than the second core gives
@@ -246,10 +246,6 @@ class HostOrtEngine:
         top = top.result()[0]
         scale = top.shape[-2] // (half + r)
         return np.concatenate([top[..., : scale * half, :], bottom[..., scale * r :, :]], axis=-2)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
 
 
 def _index_path(label: str, weights_sha: str) -> Path:
