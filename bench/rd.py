@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def main() -> None:
     ap.add_argument("--ladder-lr-crfs", default="28,33,38,43,48", help="the ladder's LR candidates (x2 and x3)")
     ap.add_argument("--codecs", default="libx264,libx265")
     ap.add_argument("--steps", type=int, default=300, help="the ladder's fit budget per title (chunks get a third)")
+    ap.add_argument("--code-grid", type=int, default=0, help="the packages' codes are multiples of it (0: the default)")
+    ap.add_argument("--db-per-doubling", type=float, default=0.0, help="the packages' pay rule (0: deliver's default)")
     ap.add_argument("--max-seconds", type=float, default=10.0, help="the packages' longest chunk")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--skip-ladder", action="store_true", help="curves (a)-(c') only")
@@ -300,6 +303,7 @@ def ladder_curve(master_path: Path, out: Path, codec: str, args, ref) -> tuple[d
     options = LadderOptions(  # what `deliver --ladder` does by default, at these rates and fit budget
         codec=codec, direct_crfs=tuple(floats(args.direct_crfs)), lr_crfs=tuple(floats(args.ladder_lr_crfs)),
         fit=ladder_fit(args), max_seconds=args.max_seconds, threads=args.threads,
+        deliver_options=(lambda o, f, c: replace(o, db_per_doubling=args.db_per_doubling)) if args.db_per_doubling else None,
     )  # fmt: skip
     ladder = build_ladder(str(master_path), str(out), options, on_progress=lambda d: print(
         f"  [{d.done}/{d.total}] {d.name}: {d.candidate.bytes} B, {d.candidate.psnr:.2f} dB", file=sys.stderr))
@@ -328,7 +332,8 @@ def ladder_curve(master_path: Path, out: Path, codec: str, args, ref) -> tuple[d
 def ladder_fit(args):
     from vsr_pipe.delivery.fit import FitSettings
 
-    return FitSettings(steps=args.steps, threads=args.threads, train="modulation")
+    grid = {"code_grid": args.code_grid} if args.code_grid else {}
+    return FitSettings(steps=args.steps, threads=args.threads, train="modulation", **grid)
 
 
 def print_table(rows: list[dict]) -> None:

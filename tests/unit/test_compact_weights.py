@@ -38,6 +38,18 @@ def test_codes_fold_into_the_plain_correction_exactly():
     assert all(np.array_equal(v.numpy(), codes[k]) for k, v in modulated.codes().items())
 
 
+def test_a_coarser_code_grid_gives_multiples_of_it_and_smaller_files():
+    net = CorrectionNet(2, 16, 4)
+    raw = {k: torch.from_numpy(v.astype(np.float32) + 0.3) for k, v in _codes(net, spread=40).items()}
+    fine, coarse = ModulatedCorrection(net, raw).codes(), ModulatedCorrection(net, raw, grid=4).codes()
+    assert all((v.int() % 4 == 0).all() for v in coarse.values())
+    assert all((v.int() - fine[k].int()).abs().max() <= 2 for k, v in coarse.items())
+    top = ModulatedCorrection(net, {k: torch.full_like(v, 127.0) for k, v in raw.items()}, grid=8).codes()
+    assert all((v == 120).all() for v in top.values())  # the largest multiple of 8 an int8 holds
+    size = {g: len(encode({k: v.numpy() for k, v in c.items()})) for g, c in ((1, fine), (4, coarse))}
+    assert size[4] < 0.8 * size[1]
+
+
 def test_zero_codes_leave_the_correction_as_it_was():
     net = _net()
     zero = {k: torch.zeros(s, dtype=torch.int8) for k, s in code_shapes(net).items()}

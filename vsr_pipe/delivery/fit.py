@@ -58,6 +58,7 @@ class FitSettings:
     train: str = "correction"
     start: str = ""
     code_rate: float = 0.5  # Adam's step for modulation codes, in code units
+    code_grid: int = 1  # modulation codes are multiples of this (models/modulation.py): fewer bytes, coarser
 
 
 @dataclass(frozen=True)
@@ -171,13 +172,13 @@ def _fit_modulation(task: ChunkTask, x, y, hr, peak: float, rng, watch, started:
     correction = start_correction(s.start)
     zero = {k: torch.zeros_like(v) for k, v in off_codes(correction).items()}
     given = {k: torch.as_tensor(np.asarray(v)) for k, v in task.start_codes.items()} if task.start_codes else zero
-    net = ModulatedCorrection(correction, given).to(device)
+    net = ModulatedCorrection(correction, given, s.code_grid).to(device)
     generic_psnr = _psnr_per_frame(y.split(4), hr.split(4), peak)
     with torch.no_grad():
         before = _psnr_per_frame(_corrected(net, x, y, peak), hr.split(4), peak)
     candidates = [(given, before)]
     if task.start_codes is None and _mean(generic_psnr) > _mean(before):
-        net = ModulatedCorrection(correction, off_codes(correction)).to(device)  # fit from the base alone
+        net = ModulatedCorrection(correction, off_codes(correction), s.code_grid).to(device)  # fit from the base alone
         candidates.append((off_codes(correction), generic_psnr))
     losses = _train(net, x, y, hr, peak, replace(s, learning_rate=s.code_rate), rng, watch)
     with torch.no_grad():

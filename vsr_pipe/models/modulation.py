@@ -50,11 +50,17 @@ def fold(net: CorrectionNet, codes: dict[str, torch.Tensor]) -> dict[str, torch.
 class ModulatedCorrection(nn.Module):
     """A frozen :class:`CorrectionNet` whose convs' outputs are scaled and shifted by trainable,
     quantised per-channel codes. ``forward(x, y)`` as the correction's; ``codes()`` gives the
-    integer codes (int8) that :func:`fold` turns back into plain weights."""
+    integer codes (int8) that :func:`fold` turns back into plain weights.
 
-    def __init__(self, net: CorrectionNet, start: dict[str, torch.Tensor] | None = None):
+    ``grid``: the codes are multiples of it. A coarser grid is a coarser quantiser with the same
+    file format: a few distinct values compress to fewer bytes (zstd's literal coding), which at the
+    low rates where a package pays is worth more than the precision."""
+
+    def __init__(self, net: CorrectionNet, start: dict[str, torch.Tensor] | None = None, grid: int = 1):
         super().__init__()
-        self.net = net
+        if not 1 <= grid <= 64:
+            raise ValueError(f"code grid {grid}: need 1-64")
+        self.net, self.grid = net, int(grid)
         for p in net.parameters():
             p.requires_grad_(False)
         self.scale = net.scale
@@ -67,8 +73,9 @@ class ModulatedCorrection(nn.Module):
         return {name: self._code(name).detach().round().to(torch.int8) for name in code_shapes(self.net)}
 
     def _code(self, name: str) -> torch.Tensor:
-        raw = self.raw[name.replace(".", "_")].clamp(CODE_MIN, CODE_MAX)
-        return raw + (torch.round(raw) - raw).detach()  # rounds forward, passes the gradient back
+        g = self.grid
+        raw = self.raw[name.replace(".", "_")].clamp(CODE_MIN, CODE_MAX // g * g)
+        return raw + (torch.round(raw / g) * g - raw).detach()  # rounds forward, passes the gradient back
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         net = self.net

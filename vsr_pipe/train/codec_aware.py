@@ -39,6 +39,8 @@ class CodecAwareConfig:
     learning_rate: float = 1e-3
     seed: int = 0
     every: int = 250
+    crfs: tuple[float, float] = PanSettings.crfs  # the training LR's CRFs, drawn uniformly
+    init: str = ""  # a shipped ``corrected`` weights name to start from (a fine-tune), or a zero tail
 
 
 def base_name(scale: int) -> str:
@@ -51,12 +53,15 @@ def released_name(scale: int) -> str:
 
 def train(cfg: CodecAwareConfig, data: Path, out: Path, log=print) -> Corrected:
     out.mkdir(parents=True, exist_ok=True)
-    pairs = _cached_pairs(out / "pairs.npz", [data / "T91", data / "BSD200"], PanSettings(scale=cfg.scale), log)
+    pan = PanSettings(scale=cfg.scale, crfs=cfg.crfs)
+    pairs = _cached_pairs(out / "pairs.npz", [data / "T91", data / "BSD200"], pan, log)
     val = _cached_pairs(out / "val.npz", [data / "Set14"], PanSettings(scale=cfg.scale, pans_per_image=3), log, 1)
     base = load_model(shipped_path(base_name(cfg.scale))).eval()
     for p in base.parameters():
         p.requires_grad_(False)
     net = CorrectionNet(cfg.scale, cfg.features, cfg.blocks)
+    if cfg.init:
+        net.load_state_dict(load_model(shipped_path(cfg.init)).correction.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     ckpt = out / "checkpoint.safetensors"
     info = load_checkpoint(ckpt, net, opt) if ckpt.exists() else {"step": 0, "curve": []}
@@ -148,7 +153,8 @@ def release(model: Corrected, cfg: CodecAwareConfig, curve: list, log=print) -> 
         "blocks": cfg.blocks,
         "training": {
             "data": "pans over T91 + BSD200 (../shared/data), 8 frames each, a third still",
-            "lr_synthesis": "MATLAB bicubic, then x264 (70%) / x265 (30%) medium at CRF 18-48, decoded",
+            "lr_synthesis": f"MATLAB bicubic, then x264 (70%) / x265 (30%) medium at CRF {cfg.crfs[0]:g}-{cfg.crfs[1]:g}, decoded",
+            "started_from": cfg.init or "a zero tail",
             "steps": cfg.steps,
             "batch": cfg.batch,
             "lr_patch": cfg.patch,
@@ -166,13 +172,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--features", type=int, default=CodecAwareConfig.features, help="the correction's width")
     ap.add_argument("--blocks", type=int, default=CodecAwareConfig.blocks, help="the correction's residual blocks")
+    ap.add_argument("--crfs", default="18,48", help="LO,HI: the training LR's CRFs, drawn uniformly")
+    ap.add_argument("--init", default="", help="start from this shipped corrected model (e.g. espcn_y_x2_codec)")
+    ap.add_argument("--learning-rate", type=float, default=CodecAwareConfig.learning_rate)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--release", action="store_true", help="ship the result in vsr_pipe/weights/")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = CodecAwareConfig(scale=args.scale, steps=args.steps, features=args.features, blocks=args.blocks)
+    lo, hi = (float(c) for c in args.crfs.split(","))
+    cfg = CodecAwareConfig(
+        scale=args.scale, steps=args.steps, features=args.features, blocks=args.blocks,
+        learning_rate=args.learning_rate, crfs=(lo, hi), init=args.init,
+    )  # fmt: skip
     model = train(cfg, Path(args.data), Path(args.out), lambda m: print(m, flush=True))
     if args.release:
         curve = json.loads((Path(args.out) / "curve.json").read_text())
