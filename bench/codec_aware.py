@@ -26,9 +26,8 @@ from bench.rd import CLIPS, master_frames, resize, y_psnr  # noqa: E402
 
 def main() -> None:
     from vsr_pipe.io.codec_roundtrip import code_frames, gray_frames
-    from vsr_pipe.models.correction import Corrected, CorrectionNet
+    from vsr_pipe.models.correction import Corrected
     from vsr_pipe.models.matlab_resize import imresize_matrix
-    from vsr_pipe.train.checkpoint import load_checkpoint
     from vsr_pipe.weights.store import load_model, shipped_path
 
     ap = bench_parser(__doc__, data=False)
@@ -42,10 +41,7 @@ def main() -> None:
     espcn = load_model(shipped_path(f"espcn_y_x{r}")).eval()
     models = {"shipped": load_model(shipped_path(f"espcn_y_x{r}_codec")).eval()}
     for spec in args.checkpoint:
-        path, features, blocks = spec.rsplit(":", 2)
-        net = CorrectionNet(r, int(features), int(blocks))
-        load_checkpoint(path, net, None)
-        models[Path(path).parent.name] = Corrected(espcn, net.eval())
+        models[Path(spec.split(":")[0]).parent.name] = Corrected(espcn, _checkpoint(spec, r).eval())
     gains: dict[str, list[float]] = {name: [] for name in models}
     for clip in ("car", "person"):
         src, prescale, _ = CLIPS[clip]
@@ -65,6 +61,25 @@ def main() -> None:
                 print(f"{clip} {codec} CRF {crf:g}: LR {coded.bytes} B, ESPCN {generic:.2f} dB; "
                       + ", ".join(f"{n} {g:+.3f}" for n, g in row.items()), flush=True)  # fmt: skip
     print("mean gain over ESPCN: " + ", ".join(f"{n} {np.mean(g):+.3f} dB" for n, g in gains.items()))
+
+
+def _checkpoint(spec: str, scale: int):
+    """The correction of a ``PATH:FEATURES:BLOCKS`` checkpoint, or exit with one line saying why not."""
+    from safetensors import SafetensorError
+
+    from vsr_pipe.models.correction import CorrectionNet
+    from vsr_pipe.train.checkpoint import load_checkpoint
+
+    try:
+        path, features, blocks = spec.rsplit(":", 2)
+        net = CorrectionNet(scale, int(features), int(blocks))
+        load_checkpoint(path, net, None)
+    except RuntimeError:  # load_state_dict: other shapes
+        raise SystemExit(f"--checkpoint {spec}: its tensors are not a {features}x{blocks} correction's") from None
+    except (ValueError, OSError, SafetensorError) as e:
+        why = str(e).splitlines()[0]
+        raise SystemExit(f"--checkpoint {spec}: {why} (want PATH:FEATURES:BLOCKS of a codec_aware run)") from None
+    return net
 
 
 def _codes(out: torch.Tensor) -> list[np.ndarray]:

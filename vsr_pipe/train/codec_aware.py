@@ -4,6 +4,8 @@ ESPCN, fitted on x264/x265-decoded LR pans (``codec_pairs.py``). Delivery starts
     python -m vsr_pipe.train.codec_aware --scale 2 --out runs/codec_x2 [--release]   # 20,000 steps, 20 min here
 
 Resumable: a checkpoint (safetensors) every ``--every`` steps; the same command carries on from it.
+``--init espcn_y_x2_codec`` fine-tunes the shipped model instead of starting from a zero tail;
+``--crfs LO,HI`` narrows the training LR's CRFs (neither helped on the real clips: docs/delivery.md).
 The held-out figure is measured on pans over Set14 (never trained on) at three CRFs, against bicubic
 and the plain ESPCN on the same decoded LR.
 """
