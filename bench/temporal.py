@@ -85,7 +85,14 @@ def load_temporal(scale: int, checkpoint: str | None):
         return load_model(shipped_path(name)).eval() if name in manifest() else with_base(scale).eval()
     model = with_base(scale)
     if checkpoint:
-        load_checkpoint(checkpoint.format(scale=scale), model, None)
+        path = checkpoint.format(scale=scale)
+        try:
+            load_checkpoint(path, model, None)
+        except RuntimeError:  # load_state_dict: another scale's or another model's tensors
+            raise SystemExit(f"--checkpoint {path}: its tensors are not a x{scale} temporal model's") from None
+        except Exception as e:  # missing, a folder, not safetensors: one line, not a traceback
+            why = str(e).splitlines()[0]
+            raise SystemExit(f"--checkpoint {path}: {why} (want a training checkpoint file)") from None
     return model.eval()
 
 
@@ -171,7 +178,9 @@ def main() -> None:
     for scale in args.scale:
         espcn = load_model(shipped_path(f"espcn_y_x{scale}")).eval()
         given = args.checkpoint
-        checkpoint = given if given == "shipped" or (given and Path(given.format(scale=scale)).exists()) else None
+        if given not in ("shipped", "") and not Path(given.format(scale=scale)).exists():
+            raise SystemExit(f"--checkpoint {given.format(scale=scale)}: not found")  # not the untrained cell, silently
+        checkpoint = given or None
         temporal = load_temporal(scale, checkpoint)
         for clip in args.clips:
             path = Path(clip) if Path(clip).is_file() else Path(args.data) / "video" / clip
