@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "runs" / "rd"))
     ap.add_argument("--report", action="store_true", help="tables and charts again from the saved rows")
     args = ap.parse_args()
+    if not 0 <= args.code_grid <= 64 or args.db_per_doubling < 0:
+        ap.error("--code-grid takes 0-64 and --db-per-doubling a positive slope (0: the defaults)")
     table = report(args) if args.report else [row for name in args.clips.split(",") for row in run_clip(name, args)]
     print_table(table)
     print_side_bytes(Path(args.out), args.clips.split(","), args.codecs.split(","))

@@ -183,7 +183,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    lo, hi = (float(c) for c in args.crfs.split(","))
+    lo, hi = _crf_range(args.crfs)
+    if args.init:
+        _check_init(args.init, args.scale, args.features, args.blocks)
     cfg = CodecAwareConfig(
         scale=args.scale, steps=args.steps, features=args.features, blocks=args.blocks,
         learning_rate=args.learning_rate, crfs=(lo, hi), init=args.init,
@@ -192,6 +194,27 @@ def main() -> None:
     if args.release:
         curve = json.loads((Path(args.out) / "curve.json").read_text())
         release(model, cfg, curve)
+
+
+def _crf_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(c) for c in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--crfs {text}: want LO,HI, e.g. 30,51") from None
+    if not 0 <= lo <= hi <= 51:
+        raise SystemExit(f"--crfs {text}: want 0 <= LO <= HI <= 51")
+    return lo, hi
+
+
+def _check_init(name: str, scale: int, features: int, blocks: int) -> None:
+    """Exit with one line unless ``name`` is a shipped corrected model of this scale and shape."""
+    try:
+        correction = getattr(load_model(shipped_path(name)), "correction", None)
+    except Exception as e:  # unknown name, damaged file: one line, not a traceback
+        raise SystemExit(f"--init {name}: {str(e).splitlines()[0]}") from None
+    shape = None if correction is None else (correction.scale, correction.features, correction.blocks)
+    if shape != (scale, features, blocks):
+        raise SystemExit(f"--init {name}: holds no x{scale} {features}x{blocks} correction (it has {shape})")
 
 
 if __name__ == "__main__":
