@@ -74,6 +74,8 @@ def test_release_replaces_the_weights_and_their_entry_only(trained, data, tmp_pa
     assert new["espcn_y_x2"]["sha256"] == sha(package / "espcn_y_x2.safetensors") != old["espcn_y_x2"]["sha256"]
     assert {k: v for k, v in new.items() if k != "espcn_y_x2"} == {k: v for k, v in old.items() if k != "espcn_y_x2"}
     assert {name: sha(real / name) for name in shipped_before} == shipped_before
+    replaced = f"replacing the file there (sha256 {old['espcn_y_x2']['sha256'][:16]} -> {new['espcn_y_x2']['sha256'][:16]})"
+    assert replaced in result.output + result.stderr  # a release says what it overwrote
 
 
 def test_release_of_an_rgb_model_is_refused_before_training(data, tmp_path):

@@ -118,8 +118,14 @@ def publish(model: torch.nn.Module, name: str, entry: dict, folder: Path, log=pr
     digest, today = hashlib.sha256(data).hexdigest(), datetime.date.today().isoformat()
     entry = {"file": entry["file"], "sha256": digest, **entry, "exported": today}  # the manifest's key order
     target = folder / entry["file"]
+    before = hashlib.sha256(target.read_bytes()).hexdigest() if target.is_file() else None
     write_atomic((target, data), (folder / MANIFEST, manifest_with(name, entry, folder)))
-    log(f"exported {name} to {target}")
+    if before is None:
+        log(f"exported {name} to {target}")
+    elif before != digest:  # a release is deliberate, but say what it replaced: git holds the old file
+        log(f"exported {name} to {target}, replacing the file there (sha256 {before[:16]} -> {digest[:16]})")
+    else:
+        log(f"exported {name} to {target}: the same bytes as the file there")
     return entry
 
 
