@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import bench_parser  # noqa: E402
+from bench.common import bench_parser, load_checkpoint_or_exit  # noqa: E402
 from bench.rd import CLIPS, master_frames, resize, y_psnr  # noqa: E402
 
 
@@ -65,20 +65,15 @@ def main() -> None:
 
 def _checkpoint(spec: str, scale: int):
     """The correction of a ``PATH:FEATURES:BLOCKS`` checkpoint, or exit with one line saying why not."""
-    from safetensors import SafetensorError
-
     from vsr_pipe.models.correction import CorrectionNet
-    from vsr_pipe.train.checkpoint import load_checkpoint
 
+    want = "PATH:FEATURES:BLOCKS of a codec_aware run"
     try:
         path, features, blocks = spec.rsplit(":", 2)
         net = CorrectionNet(scale, int(features), int(blocks))
-        load_checkpoint(path, net, None)
-    except RuntimeError:  # load_state_dict: other shapes
-        raise SystemExit(f"--checkpoint {spec}: its tensors are not a {features}x{blocks} correction's") from None
-    except (ValueError, OSError, SafetensorError) as e:
-        why = str(e).splitlines()[0]
-        raise SystemExit(f"--checkpoint {spec}: {why} (want PATH:FEATURES:BLOCKS of a codec_aware run)") from None
+    except ValueError as e:
+        raise SystemExit(f"--checkpoint {spec}: {str(e).splitlines()[0]} (want {want})") from None
+    load_checkpoint_or_exit(path, net, f"a {features}x{blocks} correction", want)
     return net
 
 

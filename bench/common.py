@@ -199,3 +199,17 @@ def noninteger_psnr(sr_y: np.ndarray, hr_y: np.ndarray, s: float) -> float:
 
     border = math.ceil(s)
     return psnr(shave(np.clip(np.round(sr_y), 0, 255), border), shave(hr_y, border))
+
+
+def load_checkpoint_or_exit(path: str, model: torch.nn.Module, what: str, want: str) -> None:
+    """A training checkpoint's tensors into ``model``, or exit with one line saying why not: ``what``
+    names the model its tensors must fit, ``want`` what the flag takes."""
+    from vsr_pipe.train.checkpoint import load_checkpoint
+
+    try:
+        load_checkpoint(path, model, None)
+    except RuntimeError:  # load_state_dict: another model's or another shape's tensors
+        raise SystemExit(f"--checkpoint {path}: its tensors are not {what}'s") from None
+    except Exception as e:  # missing, a folder, not safetensors: one line, not a traceback
+        why = str(e).splitlines()[0]
+        raise SystemExit(f"--checkpoint {path}: {why} (want {want})") from None

@@ -12,7 +12,8 @@ curve against (a) x264, over the PSNR band where direct coding gives 26–36 dB 
 overlap; a chart per clip (runs/rd/CLIP/rd.png) and a table.
 
 The real camera clips are already lossy H.264; as ../shared/data/README.md advises, each is
-downscaled x2 first (MATLAB bicubic, every plane) and that is the master (384x216).
+downscaled x2 first (MATLAB bicubic, every plane) and that is the master (384x216); `--prescale 1`
+takes them as they are (768x432, their own coding noise part of the master).
 
   python bench/rd.py                      # both real clips and the sample, about an hour here
   python bench/rd.py --clips car --frames 120 --steps 60   # a quick look
@@ -47,6 +48,7 @@ def main() -> None:
     ap = bench_parser(__doc__)
     ap.add_argument("--clips", default="car,person,bunny")
     ap.add_argument("--frames", type=int, default=0, help="first N frames of each clip (0: the clip's default)")
+    ap.add_argument("--prescale", type=int, default=0, help="downscale each master first (0: each clip's own)")
     ap.add_argument("--direct-crfs", default="23,28,33,38,43,48,51")
     ap.add_argument("--lr-crfs", default="23,28,33,38,43")
     ap.add_argument("--ladder-lr-crfs", default="28,33,38,43,48", help="the ladder's LR candidates (x2 and x3)")
@@ -60,6 +62,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "runs" / "rd"))
     ap.add_argument("--report", action="store_true", help="tables and charts again from the saved rows")
     args = ap.parse_args()
+    if not 0 <= args.prescale <= 8:
+        ap.error("--prescale takes 1-8 (0: each clip's default)")
     if not 0 <= args.code_grid <= 64 or args.db_per_doubling < 0:
         ap.error("--code-grid takes 0-64 and --db-per-doubling a positive slope (0: the defaults)")
     table = report(args) if args.report else [row for name in args.clips.split(",") for row in run_clip(name, args)]
@@ -74,7 +78,7 @@ def run_clip(name: str, args) -> list[dict]:
     src, prescale, frames = CLIPS[name]
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
-    master, rate = master_frames(src, args.frames or frames, prescale)
+    master, rate = master_frames(src, args.frames or frames, args.prescale or prescale)
     master_path = write_master(master, rate, out / "master.mkv")
     ref = [f[0] for f in master]
     print(f"{name}: master {ref[0].shape[1]}x{ref[0].shape[0]}, {len(ref)} frames", file=sys.stderr)

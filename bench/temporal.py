@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROOT, bench_parser, decoded_planes  # noqa: E402
+from bench.common import ROOT, bench_parser, decoded_planes, load_checkpoint_or_exit  # noqa: E402
 from vsr_pipe.models.matlab_resize import imresize  # noqa: E402
 from vsr_pipe.models.temporal import WARMUP_STEPS  # noqa: E402
 from vsr_pipe.quality.metrics import psnr, shave, ssim  # noqa: E402
@@ -75,7 +75,6 @@ def to_levels(t: torch.Tensor) -> np.ndarray:
 
 def load_temporal(scale: int, checkpoint: str | None):
     """The shipped model (``checkpoint`` "shipped"), a training checkpoint's, or the untrained cell."""
-    from vsr_pipe.train.checkpoint import load_checkpoint
     from vsr_pipe.train.temporal import with_base
     from vsr_pipe.weights.shipped import manifest, shipped_path
     from vsr_pipe.weights.store import load_model
@@ -86,13 +85,7 @@ def load_temporal(scale: int, checkpoint: str | None):
     model = with_base(scale)
     if checkpoint:
         path = checkpoint.format(scale=scale)
-        try:
-            load_checkpoint(path, model, None)
-        except RuntimeError:  # load_state_dict: another scale's or another model's tensors
-            raise SystemExit(f"--checkpoint {path}: its tensors are not a x{scale} temporal model's") from None
-        except Exception as e:  # missing, a folder, not safetensors: one line, not a traceback
-            why = str(e).splitlines()[0]
-            raise SystemExit(f"--checkpoint {path}: {why} (want a training checkpoint file)") from None
+        load_checkpoint_or_exit(path, model, f"a x{scale} temporal model", "a training checkpoint file")
     return model.eval()
 
 
