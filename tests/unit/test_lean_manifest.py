@@ -1,5 +1,5 @@
-"""Manifest versions 5 and 6: the same package in a third (5) and a sixth (6) of the bytes, checked as
-strictly as version 4."""
+"""Manifest versions 5 to 7: the same package in a third (5) and a sixth (6) of the bytes, and a
+digest a segment fewer (7), checked as strictly as version 4."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_version_5_says_what_version_4_says_in_a_third_of_the_bytes(tmp_path):
     small, big = (len(json.dumps(m, separators=(",", ":"))) for m in (lean, full))
     assert small < 0.4 * big and small < 600
     back = expanded(json.loads(json.dumps(lean)))
-    assert back["version"] == 6
+    assert back["version"] == 7
     for key in ("factor", "master_size", "lr_size", "time_base", "frame_rate", "layout", "weights_format"):
         assert back[key] == full[key]
     assert [s["file"] for s in back["video"]["segments"]] == [s["file"] for s in full["video"]["segments"]]
@@ -69,11 +69,15 @@ def test_a_version_5_package_reads_back_and_every_file_is_still_checked(tmp_path
     key = sorted(pkg.chunk_codes[0])[0]
     assert (pkg.chunk_codes[1][key] == pkg.chunk_codes[0][key] + 1).all()  # chunk 1's delta
     assert pkg.chunk_codes[2] is pkg.chunk_codes[0]  # no file: the title's codes
-    for name in ("lr_0001.ts", "chunk_0001.mod", "title.mod"):
+    for name, said in [
+        ("lr_0001.ts", "lr_0000.ts..lr_0002.ts: the segments' sha256 does not match"),  # one digest for all
+        ("chunk_0001.mod", "chunk_0001.mod: sha256 does not match"),
+        ("title.mod", "title.mod: sha256 does not match"),
+    ]:
         data = bytearray((folder / name).read_bytes())
         data[len(data) // 2] ^= 1  # one bit
         (folder / name).write_bytes(bytes(data))
-        with pytest.raises(PackageError, match=f"{name}: sha256 does not match"):
+        with pytest.raises(PackageError, match=said):
             read_package(folder)
         data[len(data) // 2] ^= 1
         (folder / name).write_bytes(bytes(data))
@@ -85,6 +89,8 @@ def test_a_version_5_package_reads_back_and_every_file_is_still_checked(tmp_path
     [
         lambda m: m.update(base=["espcn", "espcn_y_x2", "3ad"]),  # too short a model hash
         lambda m: m.update(segments=m["segments"][:2]),  # a segment left out
+        lambda m: m["segments"].__setitem__(1, "500"),  # a size that is not a number
+        lambda m: m.update(video=m["video"][:3]),  # version 7 without the segments' digest
         lambda m: m["chunks"][1].__setitem__(4, 12345),  # a digest that is not a string
         lambda m: m.update(video="embedded"),
         lambda m: m.pop("start"),
@@ -99,7 +105,34 @@ def test_a_malformed_version_5_manifest_is_one_package_error(tmp_path, damage):
         read_package(folder)
 
 
-def test_version_6_is_version_5_compressed_against_the_shipped_dictionary(tmp_path):
+def as_version_6(lean: dict, full: dict) -> dict:
+    """``lean`` (version 7) as version 6 wrote it: each segment with its own digest."""
+    segments = [[s["size"], lean_manifest.short_digest(s["sha256"])] for s in full["video"]["segments"]]
+    return {**lean, "version": 6, "video": lean["video"][:3], "segments": segments}
+
+
+def test_version_7_spends_one_digest_on_all_segments_and_version_6_still_reads(tmp_path):
+    from vsr_pipe.delivery import dictionaries
+
+    folder = tmp_path / "p"
+    full = full_manifest(folder, segments=14)
+    lean = lean_manifest.pack(full)
+    old = as_version_6(lean, full)
+    v6 = dictionaries.compress(json.dumps(old, separators=(",", ":")).encode(), dictionaries.MANIFEST)
+    v7 = lean_manifest.dump(full)
+    assert len(v7) < len(v6) - 12 * 16  # twelve digests or more of 16 bytes saved over 14 segments
+    for data in (v6, v7):
+        (folder / MANIFEST).write_bytes(data)
+        assert [c.segment for c in read_package(folder).chunks] == [f"lr_{k:04d}.ts" for k in range(14)]
+    (folder / "lr_0013.ts").write_bytes(b"\x47" + (folder / "lr_0013.ts").read_bytes()[1:])  # same size
+    with pytest.raises(PackageError, match="the segments' sha256 does not match"):
+        read_package(folder)
+    (folder / MANIFEST).write_bytes(v6)
+    with pytest.raises(PackageError, match="lr_0013.ts: sha256 does not match"):
+        read_package(folder)
+
+
+def test_versions_6_and_7_are_compressed_against_the_shipped_dictionary(tmp_path):
     folder = tmp_path / "p"
     full = full_manifest(folder)
     data = lean_manifest.dump(full)
@@ -108,7 +141,8 @@ def test_version_6_is_version_5_compressed_against_the_shipped_dictionary(tmp_pa
     assert lean_manifest.load(data, 1 << 20) == json.loads(plain)
     (folder / MANIFEST).write_bytes(data)
     assert read_package(folder).chunks[1].file == "chunk_0001.mod"
-    (folder / MANIFEST).write_text(json.dumps({**lean_manifest.pack(full), "version": 5}))  # a version-5 package
+    old = as_version_6(lean_manifest.pack(full), full)
+    (folder / MANIFEST).write_text(json.dumps({**old, "version": 5}))  # a version-5 package
     assert read_package(folder).chunks[1].file == "chunk_0001.mod"
 
 
@@ -119,7 +153,7 @@ def test_version_6_is_version_5_compressed_against_the_shipped_dictionary(tmp_pa
         lambda d: d[:4] + bytes([d[4] ^ 0x40]) + d[5:],  # a header bit
         lambda d: d[:12] + bytes(40) + d[52:],  # the content zeroed
         lambda d: __import__("zstandard").ZstdCompressor().compress(b"{" * 5000),  # not JSON
-        lambda d: __import__("zstandard").ZstdCompressor().compress(b'{"version": 5}'),  # compressed, but not 6
+        lambda d: __import__("zstandard").ZstdCompressor().compress(b'{"version": 5}'),  # compressed, but not 6 or 7
     ],
 )
 def test_a_damaged_version_6_manifest_is_one_package_error(tmp_path, damage):

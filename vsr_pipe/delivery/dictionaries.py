@@ -19,7 +19,7 @@ from __future__ import annotations
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 LEVEL = 19
 
-# Manifest version 6: version 5's JSON (lean_manifest.py), its usual keys, names and shapes.
+# Manifest versions 6 and 7: version 5's JSON (lean_manifest.py), its usual keys, names and shapes.
 MANIFEST = (
     b'"layout":"folder","down":"irn","base":["espcn","espcn_y_x3",""],"start":["espcn_y_x3_codec",""],'
     b'"video":["lr.mp4",0,""],"embedded"'

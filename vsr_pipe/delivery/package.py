@@ -31,7 +31,7 @@ FORMAT = "vsr-pipe-delivery"
 # playlist's segment at its place; no "file" where it ships no weights); 3: "weights_format"
 # (modulation codes); 2: "layout" and "joint"; 1 to 3 still read. 5 (lean_manifest.py): a
 # modulation package's manifest with only what its shape does not imply, read as a 4; 6: the same,
-# zstd-compressed against a shipped dictionary.
+# zstd-compressed against a shipped dictionary; 7: an HLS package's segments under one digest.
 VERSION = 4
 READS = (1, 2, 3, 4, *LEAN_VERSIONS)
 WEIGHTS_FORMATS = ("correction", "modulation")
@@ -153,7 +153,7 @@ def read_manifest(place: Place, embedded_in: Path | None = None, streamed: bool 
 
 
 def expanded(manifest):
-    """A manifest as the checks read it: a version-5 or 6 one in the version-4 shape it stands for."""
+    """A manifest as the checks read it: a version-5, 6 or 7 one in the version-4 shape it stands for."""
     return unpack(manifest) if isinstance(manifest, dict) and manifest.get("version") in LEAN_VERSIONS else manifest
 
 
@@ -302,7 +302,16 @@ def _checked_playlist(place: Place, entry: dict, chunks: tuple[ChunkEntry, ...])
     """An HLS package's playlist, checked: its file and every segment's (size, sha256), and that it
     lists exactly the manifest's segments, one per chunk, in order."""
     playlist = check_file(place, entry, MAX_PLAYLIST_BYTES)
-    segments = [check_file(place, s, MAX_VIDEO_BYTES).name for s in entry["segments"]]
+    if entry.get("segments_sha256") is None:
+        segments = [check_file(place, s, MAX_VIDEO_BYTES).name for s in entry["segments"]]
+    else:  # version 7: each segment's size, then one digest for all (lean_manifest.segments_digest)
+        sized = [_sized_file(place, s, MAX_VIDEO_BYTES) for s in entry["segments"]]
+        segments = [path.name for path, _ in sized]
+        if not digest_matches(hashlib.sha256(b"".join(d for _, d in sized)).digest(), str(entry["segments_sha256"])):
+            raise PackageError(
+                f"{place.show(segments[0])}..{segments[-1]}: the segments' sha256 does not match the manifest "
+                "(one of them is damaged or tampered with)"
+            )
     try:
         listed = playlist_segments(playlist.read_text())
     except (ValueError, UnicodeDecodeError) as e:
@@ -361,9 +370,17 @@ def _chunk_entry(c: dict, k: int, segments: list[str], implied: bool) -> ChunkEn
 
 def check_file(place: Place, entry: dict, limit: int) -> Path:
     """The file an entry names, checked: a plain name, present, its size and sha256 as listed."""
+    path, digest = _sized_file(place, entry, limit)
+    if not digest_matches(digest, str(entry["sha256"])):
+        raise PackageError(f"{place.show(path.name)}: sha256 does not match the manifest (damaged or tampered with)")
+    return path
+
+
+def _sized_file(place: Place, entry: dict, limit: int) -> tuple[Path, bytes]:
+    """The file an entry names, a plain name, present and of the size listed; and its sha256."""
     name = plain_name(str(entry["file"]), place.show(MANIFEST))
     path, shown = place.folder / name, place.show(name)
-    size, digest = int(entry["size"]), str(entry["sha256"])
+    size = int(entry["size"])
     if size > limit:
         raise PackageError(f"{shown}: the manifest lists {size} bytes, more than {limit} allowed")
     if not path.is_file():
@@ -375,9 +392,7 @@ def check_file(place: Place, entry: dict, limit: int) -> Path:
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    if not digest_matches(h.digest(), digest):
-        raise PackageError(f"{shown}: sha256 does not match the manifest (damaged or tampered with)")
-    return path
+    return path, h.digest()
 
 
 def _check_tensors(path: Path, shown: str, want: dict[str, tuple[int, ...]], dtype: str) -> None:
