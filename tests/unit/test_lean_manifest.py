@@ -57,6 +57,10 @@ def test_version_5_says_what_version_4_says_in_a_third_of_the_bytes(tmp_path):
         assert back[key] == full[key]
     assert [s["file"] for s in back["video"]["segments"]] == [s["file"] for s in full["video"]["segments"]]
     assert [c.get("file") for c in back["chunks"]] == [None, "chunk_0001.mod", None]
+    assert [(c["first_pts"], c["last_pts"], c["frames"]) for c in back["chunks"]] == [
+        (c["first_pts"], c["last_pts"], c["frames"]) for c in full["chunks"]
+    ]  # version 7 writes them from the chunk before
+    assert lean["chunks"][1][:3] == lean["chunks"][2][:3]
     assert full["architecture"]["base"]["sha256"].startswith(back["architecture"]["base"]["sha256"])
 
 
@@ -91,6 +95,8 @@ def test_a_version_5_package_reads_back_and_every_file_is_still_checked(tmp_path
         lambda m: m.update(segments=m["segments"][:2]),  # a segment left out
         lambda m: m["segments"].__setitem__(1, "500"),  # a size that is not a number
         lambda m: m.update(video=m["video"][:3]),  # version 7 without the segments' digest
+        lambda m: m["chunks"][1].__setitem__(0, -200),  # a chunk starting before the one before ends
+        lambda m: m["chunks"][2].__setitem__(1, 9.5),  # a span that is not a whole number
         lambda m: m["chunks"][1].__setitem__(4, 12345),  # a digest that is not a string
         lambda m: m.update(video="embedded"),
         lambda m: m.pop("start"),
@@ -106,9 +112,11 @@ def test_a_malformed_version_5_manifest_is_one_package_error(tmp_path, damage):
 
 
 def as_version_6(lean: dict, full: dict) -> dict:
-    """``lean`` (version 7) as version 6 wrote it: each segment with its own digest."""
+    """``lean`` (version 7) as version 6 wrote it: each segment with its own digest, each chunk's
+    timestamps as they are."""
     segments = [[s["size"], lean_manifest.short_digest(s["sha256"])] for s in full["video"]["segments"]]
-    return {**lean, "version": 6, "video": lean["video"][:3], "segments": segments}
+    chunks = [[c["first_pts"], c["last_pts"], c["frames"], *row[3:]] for c, row in zip(full["chunks"], lean["chunks"])]
+    return {**lean, "version": 6, "video": lean["video"][:3], "segments": segments, "chunks": chunks}
 
 
 def test_version_7_spends_one_digest_on_all_segments_and_version_6_still_reads(tmp_path):

@@ -19,8 +19,9 @@ Version 7 (the same frame) lists an HLS package's segments by size alone, with o
 them beside the playlist's: the SHA-256 of their SHA-256s in order, short form. A client restoring
 a local package reads every segment before a frame moves, so one digest catches any changed byte as
 surely as one a segment; a streaming client never hashed segments (FFmpeg reads them), and still
-checks the playlist and each code file on its own. It saves a digest a chunk: 231 -> 187 bytes for
-three chunks, 496 -> 225 for fourteen. :func:`dump` writes it and :func:`load` reads every form.
+checks the playlist and each code file on its own. It saves a digest a chunk, and writes each
+chunk's timestamps from the chunk before (a constant-rate title repeats one row): a 30 s title at
+10 fps, 239 -> 183 bytes for three chunks, 583 -> 222 for fourteen. :func:`dump` writes it and :func:`load` reads every form.
 
 :func:`unpack` turns a version-5, 6 or 7 manifest into the version-4 shape the reader checks, so one
 set of checks covers all; :func:`pack` is its inverse for the server. Neither trusts its input:
@@ -129,9 +130,12 @@ def pack(m: dict) -> dict:
     if m.get("title"):
         _named(m["title"]["file"], TITLE_NAME)
         out["title"] = [m["title"]["size"], short_digest(m["title"]["sha256"])]
-    chunks = []
+    chunks, end = [], 0
     for k, c in enumerate(m["chunks"]):
-        row = [c["first_pts"], c["last_pts"], c["frames"]]
+        # Version 7: a chunk's timestamps from the one before it (its start after the last chunk's
+        # end, its span), so a constant-rate title repeats one row, which costs next to nothing.
+        row = [c["first_pts"] - end, c["last_pts"] - c["first_pts"], c["frames"]]
+        end = c["last_pts"]
         if c.get("file"):
             _named(c["file"], CHUNK_NAMES % k)
             row += [c["size"], short_digest(c["sha256"])]
@@ -180,9 +184,14 @@ def unpack(v: dict) -> dict:
         m["video"]["segments"] = [_entry(SEGMENT_NAMES % k, *s) for k, s in enumerate(v["segments"])]
     if v.get("title") is not None:
         m["title"] = _entry(TITLE_NAME, *v["title"])
-    chunks = []
+    chunks, end = [], 0
     for k, row in enumerate(v["chunks"]):
         first, last, frames, *weights = row
+        if v["version"] >= 7:  # a gap after the chunk before and a span (pack)
+            if not all(isinstance(n, int) and not isinstance(n, bool) for n in (first, last)):
+                raise TypeError(f"chunk {k}'s timestamps are not whole numbers")
+            first, last = end + first, end + first + last
+            end = last
         c = {"first_pts": first, "last_pts": last, "frames": frames}
         if weights:
             c.update(_entry(CHUNK_NAMES % k, *weights))
