@@ -95,3 +95,38 @@ def test_onnx_runtime_steps_the_runner_as_torch_does():
     ours, theirs = RecurrentRunner(model, "t")(frames), RecurrentRunner(model, "t", onnxruntime_threads=1)(frames)
     mse = float(((ours - theirs) ** 2).mean())
     assert 10 * np.log10(1 / max(mse, 1e-20)) > 50
+
+
+def _ramp_folder(folder, size: int = 360):
+    """One grey image whose level grows by half a level a column: a window's horizontal place shows
+    in its pixel values."""
+    from PIL import Image
+
+    folder.mkdir()
+    ramp = np.tile((np.arange(size) * 0.5).astype(np.uint8), (size, 1))
+    Image.fromarray(ramp).save(folder / "ramp.png")
+    return str(folder)
+
+
+def _horizontal_speeds(data, n: int = 24) -> list[float]:
+    """|columns a frame| of ``n`` sequences, from the ramp's levels (studio swing: 219/255 of them)."""
+    speeds = []
+    for _ in range(n):
+        _, hr = data.sequence()
+        middle = hr[:, 0, hr.shape[2] // 2].astype(np.float64) * 255 / (219 / 255) / 0.5  # columns
+        speeds.append(float(np.abs(np.diff(middle, axis=0)).mean()))
+    return speeds
+
+
+def test_fast_training_sequences_move_further_and_slow_ones_stay_as_they_were(tmp_path):
+    from vsr_pipe.train.temporal import MotionSequences
+
+    folder = _ramp_folder(tmp_path / "images")
+    slow = MotionSequences([folder], scale=2, lr_patch=16, frames=4, seed=3)
+    again = MotionSequences([folder], scale=2, lr_patch=16, frames=4, seed=3, fast=0.0, fast_speed=40)
+    assert all((a == b).all() for a, b in zip(slow.sequence(), again.sequence()))  # fast=0 draws nothing more
+    fast = MotionSequences([folder], scale=2, lr_patch=16, frames=4, seed=3, fast=1.0, fast_speed=40)
+    lr, hr = fast.sequence()
+    assert lr.shape == (4, 1, 16, 16) and hr.shape == (4, 1, 32, 32)
+    slow_speeds, fast_speeds = _horizontal_speeds(slow), _horizontal_speeds(fast)
+    assert max(slow_speeds) <= 3.5 and max(fast_speeds) > 10 and max(fast_speeds) <= 40.5

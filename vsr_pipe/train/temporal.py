@@ -37,16 +37,21 @@ class MotionSequences:
     """(LR, HR) sequences over still images: (N, T, 1, p, p) and (N, T, 1, p*r, p*r), float32 in [0, 1]."""
 
     def __init__(self, folders: list[str], scale: int, lr_patch: int, frames: int, seed: int = 0, max_speed: int = 3,
-                 noise: float = 0.0, holds: float = 0.0):  # fmt: skip
+                 noise: float = 0.0, holds: float = 0.0, fast: float = 0.0, fast_speed: int = 16):  # fmt: skip
         self.scale, self.lr_patch, self.frames, self.max_speed = scale, lr_patch, frames, max_speed
         self.noise = noise  # up to this many 8-bit levels of Gaussian noise on each LR frame, as a camera adds
         # The share of sequences in which frames repeat (each frame after the first, with probability
         # 1/2, is the one before it): what a source at a lower rate than its container, or a camera
         # that drops frames, gives; the output should then not change either.
         self.holds = holds
-        self.images = [rgb_to_y(load_rgb(f)).astype(np.float32) for d in folders for f in list_images(d)]
-        need = lr_patch * scale + 2 * max_speed * frames
-        self.images = [y for y in self.images if min(y.shape) >= need]
+        # The share of sequences moving faster than the frames before can follow (up to fast_speed
+        # HR px a frame: a car crossing a still camera's view); there the state must be let go of.
+        self.fast, self.fast_speed = fast, fast_speed
+        images = [rgb_to_y(load_rgb(f)).astype(np.float32) for d in folders for f in list_images(d)]
+        self.images = [y for y in images if min(y.shape) >= lr_patch * scale + 2 * max_speed * frames]
+        self.large = [y for y in images if min(y.shape) >= lr_patch * scale + fast_speed * (frames - 1)]
+        if fast and not self.large:
+            raise ValueError(f"no training image is large enough for {fast_speed} px a frame over {frames} frames")
         self.rng = np.random.default_rng(seed)
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,10 +60,15 @@ class MotionSequences:
 
     def sequence(self) -> tuple[np.ndarray, np.ndarray]:
         r, p, t = self.scale, self.lr_patch, self.frames
-        y = self.images[self.rng.integers(len(self.images))]
-        still = self.rng.random() < 0.25
-        v = np.zeros(2, int) if still else self.rng.integers(-self.max_speed, self.max_speed + 1, 2)
         hp = p * r
+        if self.fast and self.rng.random() < self.fast:  # no draw without fast: older runs stay as they were
+            y = self.large[self.rng.integers(len(self.large))]
+            limit = (min(y.shape) - hp) // max(t - 1, 1)  # the span must fit the image along each axis
+            v = self.rng.integers(-min(limit, self.fast_speed), min(limit, self.fast_speed) + 1, 2)
+        else:
+            y = self.images[self.rng.integers(len(self.images))]
+            still = self.rng.random() < 0.25
+            v = np.zeros(2, int) if still else self.rng.integers(-self.max_speed, self.max_speed + 1, 2)
         span = np.abs(v) * (t - 1)
         y0 = self.rng.integers(0, y.shape[0] - hp - span[0] + 1) + (span[0] if v[0] < 0 else 0)
         x0 = self.rng.integers(0, y.shape[1] - hp - span[1] + 1) + (span[1] if v[1] < 0 else 0)
@@ -159,7 +169,8 @@ def train(args, log=print) -> Path:
         val = [val_set.sequence(whole=True) for _ in range(16)]
     else:
         train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch,
-                                     args.frames, args.seed + step, noise=args.noise, holds=args.holds)  # fmt: skip
+                                     args.frames, args.seed + step, noise=args.noise, holds=args.holds,
+                                     fast=args.fast, fast_speed=args.fast_speed)  # fmt: skip
         val_set = MotionSequences([str(data_dir / "Set14")], args.scale, 48, args.frames, seed=1234)
         val = [val_set.sequence() for _ in range(16)]
     val_lr = torch.from_numpy(np.stack([v[0] for v in val]))
@@ -226,7 +237,8 @@ def release(args, folder: Path | None = None, log=print) -> dict:
         "input": INPUT, "base": f"espcn_y_x{args.scale} (frozen)",
         "training": {
             "data": f"T91 + BSD200 windows moving 0-3 HR px a frame (a quarter still), {trained.get('frames', 6)} frames, MATLAB bicubic LR"
-                    + (f"; in {trained['holds']:.0%} of them frames repeat at random" if trained.get("holds") else ""),
+                    + (f"; in {trained['holds']:.0%} of them frames repeat at random" if trained.get("holds") else "")
+                    + (f"; {trained['fast']:.0%} move up to {trained.get('fast_speed')} HR px a frame" if trained.get("fast") else ""),
             "steps": int(info["step"]), "batch": trained.get("batch"), "lr_patch": trained.get("patch"),
             "optimiser": f"Adam {trained.get('lr')}, cosine, L1, backpropagation through the sequence"
                          + (f", + {trained['temporal_weight']} x L1 of frame-to-frame change" if trained.get("temporal_weight") else ""),
@@ -257,6 +269,9 @@ def main() -> None:
     ap.add_argument("--init-note", default="", help="--release: what --init was, for the manifest (e.g. the weights' sha256)")
     ap.add_argument("--holds", type=float, default=0.0,
                     help="share of training sequences whose frames repeat at random (a lower-rate source, dropped frames)")
+    ap.add_argument("--fast", type=float, default=0.0,
+                    help="share of training sequences moving fast (up to --fast-speed HR px a frame)")
+    ap.add_argument("--fast-speed", type=int, default=16, help="fast sequences' top speed, HR px a frame")
     ap.add_argument("--noise", type=float, default=0.0, help="LR noise, up to this sigma in 8-bit levels per frame")
     ap.add_argument("--coded", help="train on codec-decoded pans: a train.codec_aware run's folder (pairs.npz, val.npz)")
     ap.add_argument("--release", action="store_true", help="ship the run's checkpoint (no training)")
