@@ -130,3 +130,11 @@ def test_fast_training_sequences_move_further_and_slow_ones_stay_as_they_were(tm
     assert lr.shape == (4, 1, 16, 16) and hr.shape == (4, 1, 32, 32)
     slow_speeds, fast_speeds = _horizontal_speeds(slow), _horizontal_speeds(fast)
     assert max(slow_speeds) <= 3.5 and max(fast_speeds) > 10 and max(fast_speeds) <= 40.5
+
+
+def test_fast_windows_no_image_can_hold_are_refused_in_one_line(tmp_path):
+    from vsr_pipe.train.temporal import MotionSequences
+
+    folder = _ramp_folder(tmp_path / "images", size=200)
+    with pytest.raises(ValueError, match="no training image is large enough for 40 px a frame over 8 frames"):
+        MotionSequences([folder], scale=2, lr_patch=16, frames=8, fast=0.5, fast_speed=40)

@@ -168,9 +168,12 @@ def train(args, log=print) -> Path:
         val_set = CodedSequences(coded / "val.npz", args.scale, 48, args.frames, seed=1234, min_crf=35.0)
         val = [val_set.sequence(whole=True) for _ in range(16)]
     else:
-        train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch,
-                                     args.frames, args.seed + step, noise=args.noise, holds=args.holds,
-                                     fast=args.fast, fast_speed=args.fast_speed)  # fmt: skip
+        try:
+            train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch,
+                                         args.frames, args.seed + step, noise=args.noise, holds=args.holds,
+                                         fast=args.fast, fast_speed=args.fast_speed)  # fmt: skip
+        except ValueError as e:  # one line, not a traceback: the options ask for more than the images hold
+            raise SystemExit(f"{e}: lower --fast-speed, --frames or --patch") from None
         val_set = MotionSequences([str(data_dir / "Set14")], args.scale, 48, args.frames, seed=1234)
         val = [val_set.sequence() for _ in range(16)]
     val_lr = torch.from_numpy(np.stack([v[0] for v in val]))
@@ -276,6 +279,8 @@ def main() -> None:
     ap.add_argument("--coded", help="train on codec-decoded pans: a train.codec_aware run's folder (pairs.npz, val.npz)")
     ap.add_argument("--release", action="store_true", help="ship the run's checkpoint (no training)")
     args = ap.parse_args()
+    if not 0.0 <= args.fast <= 1.0 or args.fast_speed < 1:
+        ap.error("--fast takes a share from 0 to 1 and --fast-speed at least 1 px a frame")
     release(args) if args.release else train(args)
 
 
