@@ -134,7 +134,10 @@ def test_ctrl_c_in_the_first_moments_is_not_ignored(clip, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted by SIGINT" in stderr
+    # Either way a line, no traceback: "interrupted by SIGINT" while Python still loads the command,
+    # "stopped by SIGINT: no output written" once the run has begun (a quiet machine gets there in 0.2 s).
+    assert "Traceback" not in stderr, stderr
+    assert "interrupted by SIGINT" in stderr or "stopped by SIGINT: no output written" in stderr, stderr
     assert not out.exists() and not list(tmp_path.glob(".out.partial-*"))
 
 
