@@ -21,7 +21,8 @@ a local package reads every segment before a frame moves, so one digest catches 
 surely as one a segment; a streaming client never hashed segments (FFmpeg reads them), and still
 checks the playlist and each code file on its own. It saves a digest a chunk, and writes each
 chunk's timestamps from the chunk before (a constant-rate title repeats one row): a 30 s title at
-10 fps, 239 -> 183 bytes for three chunks, 583 -> 222 for fourteen. :func:`dump` writes it and :func:`load` reads every form.
+10 fps, 239 -> 183 bytes for three chunks, 583 -> 222 for fourteen. :func:`dump` writes it and
+:func:`load` reads every form.
 
 :func:`unpack` turns a version-5, 6 or 7 manifest into the version-4 shape the reader checks, so one
 set of checks covers all; :func:`pack` is its inverse for the server. Neither trusts its input:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import VsrPipeError
 from .fit import PREFIX, BaseModel
-from .lean_manifest import EMBEDDED_VIDEO, digest_matches, unpack
+from .lean_manifest import EMBEDDED_VIDEO, digest_matches, segments_digest, unpack
 from .lean_manifest import VERSIONS as LEAN_VERSIONS
 from .lean_manifest import load as load_manifest
 
@@ -307,7 +307,7 @@ def _checked_playlist(place: Place, entry: dict, chunks: tuple[ChunkEntry, ...])
     else:  # version 7: each segment's size, then one digest for all (lean_manifest.segments_digest)
         sized = [_sized_file(place, s, MAX_VIDEO_BYTES) for s in entry["segments"]]
         segments = [path.name for path, _ in sized]
-        if not digest_matches(hashlib.sha256(b"".join(d for _, d in sized)).digest(), str(entry["segments_sha256"])):
+        if segments_digest([d for _, d in sized]) != str(entry["segments_sha256"]).strip():
             raise PackageError(
                 f"{place.show(segments[0])}..{segments[-1]}: the segments' sha256 does not match the manifest "
                 "(one of them is damaged or tampered with)"
