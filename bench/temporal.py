@@ -201,6 +201,8 @@ def main() -> None:
         temporal = load_temporal(scale, checkpoint)
         for clip in args.clips:
             path = Path(clip) if Path(clip).is_file() else Path(args.data) / "video" / clip
+            if not path.is_file():
+                raise SystemExit(f"{clip}: not found (a path, or a clip in {Path(args.data) / 'video'})")
             clip = path.name
             scores, moving, ratio, ort_db = run_clip(path, scale, args, espcn, temporal)
             base, base_moving = scores["ESPCN"].mean_psnr, scores["ESPCN"].mean_psnr_where(moving)
