@@ -36,3 +36,20 @@ def test_pans_over_images_give_aligned_coded_pairs(tmp_path):
     # the LR is the HR downscaled (then coded): close to its 2x2 block means
     means = pairs.hr.reshape(16, 24, 2, 32, 2).mean(axis=(2, 4))
     assert np.mean(np.abs(means - pairs.lr)) < 12
+
+
+def test_windows_of_a_real_clip_are_consecutive_frames_coded_as_pans_are():
+    from vsr_pipe.train.codec_pairs import clip_pairs
+
+    clip = np.stack([np.roll(_texture(80, 120), 2 * t, axis=1) for t in range(10)])  # moves 2 px a frame
+    settings = PanSettings(scale=2, lr_size=(24, 32), frames=4)
+    pairs = clip_pairs([clip], settings, windows=3, seed=2)
+    assert pairs.lr.shape == (12, 24, 32) and pairs.hr.shape == (12, 48, 64)
+    for w in range(3):  # each window: four consecutive frames of the clip, cut at one place
+        hr = pairs.hr[4 * w : 4 * w + 4]
+        assert all(np.array_equal(np.roll(hr[k], 2, axis=1)[:, 2:], hr[k + 1][:, 2:]) for k in range(3))
+        assert len(set(pairs.crf[4 * w : 4 * w + 4])) == 1
+    means = pairs.hr.reshape(12, 24, 2, 32, 2).mean(axis=(2, 4))
+    assert np.mean(np.abs(means - pairs.lr)) < 12
+    with pytest.raises(ValueError, match="no clip has 4 frames of at least 64x48"):
+        clip_pairs([clip[:, :40]], settings, windows=1)

@@ -138,3 +138,21 @@ def test_fast_windows_no_image_can_hold_are_refused_in_one_line(tmp_path):
     folder = _ramp_folder(tmp_path / "images", size=200)
     with pytest.raises(ValueError, match="no training image is large enough for 40 px a frame over 8 frames"):
         MotionSequences([folder], scale=2, lr_patch=16, frames=8, fast=0.5, fast_speed=40)
+
+
+def test_video_windows_are_consecutive_frames_and_none_are_drawn_without_videos(tmp_path):
+    from vsr_pipe.models.matlab_resize import imresize
+    from vsr_pipe.train.temporal import MotionSequences
+
+    folder = _ramp_folder(tmp_path / "images")
+    video = np.stack([np.full((60, 70), 10 * t, np.uint8) for t in range(12)])  # frame t is level 10 t
+    plain = MotionSequences([folder], scale=2, lr_patch=16, frames=4, seed=3)
+    unused = MotionSequences([folder], scale=2, lr_patch=16, frames=4, seed=3, videos=[video], video_share=0.0)
+    assert all((a == b).all() for a, b in zip(plain.sequence(), unused.sequence()))
+    real = MotionSequences([folder], scale=2, lr_patch=16, frames=4, seed=3, videos=[video], video_share=1.0)
+    for _ in range(5):
+        lr, hr = real.sequence()
+        levels = np.round(hr[:, 0, 0, 0] * 255)
+        assert lr.shape == (4, 1, 16, 16) and hr.shape == (4, 1, 32, 32)
+        assert (np.diff(levels) == 10).all()  # consecutive frames of the video, in order
+        assert np.allclose(lr[0, 0], np.round(imresize(hr[0, 0] * 255, 0.5)) / 255, atol=1e-6)

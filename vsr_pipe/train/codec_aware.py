@@ -25,7 +25,7 @@ import torch
 from ..models.correction import Corrected, CorrectionNet
 from ..weights.store import load_model, shipped_path
 from .checkpoint import load_checkpoint, save_checkpoint
-from .codec_pairs import CodedPairs, PanSettings, coded_pairs
+from .codec_pairs import CodedPairs, PanSettings, clip_pairs, coded_pairs
 
 VAL_CRFS = (28.0, 38.0, 45.0)
 
@@ -43,6 +43,9 @@ class CodecAwareConfig:
     every: int = 250
     crfs: tuple[float, float] = PanSettings.crfs  # the training LR's CRFs, drawn uniformly
     init: str = ""  # a shipped ``corrected`` weights name to start from (a fine-tune), or a zero tail
+    videos: tuple[str, ...] = ()  # real camera clips to add windows of (hold them out of the figures)
+    video_windows: int = 0  # how many 8-frame windows of them
+    video_prescale: int = 2  # each clip downscaled first (MATLAB bicubic), as bench/rd.py's masters are
 
 
 def base_name(scale: int) -> str:
@@ -57,6 +60,8 @@ def train(cfg: CodecAwareConfig, data: Path, out: Path, log=print) -> Corrected:
     out.mkdir(parents=True, exist_ok=True)
     pan = PanSettings(scale=cfg.scale, crfs=cfg.crfs)
     pairs = _cached_pairs(out / "pairs.npz", [data / "T91", data / "BSD200"], pan, log)
+    if cfg.videos and cfg.video_windows:
+        pairs = _joined(pairs, _cached_clip_pairs(out / "video_pairs.npz", cfg, pan, log))
     val = _cached_pairs(out / "val.npz", [data / "Set14"], PanSettings(scale=cfg.scale, pans_per_image=3), log, 1)
     base = load_model(shipped_path(base_name(cfg.scale))).eval()
     for p in base.parameters():
@@ -131,6 +136,29 @@ def _line(scores: dict) -> str:
     return " ".join(f"{k}: {v['espcn']:.2f}->{v['codec']:.2f}" for k, v in scores.items())
 
 
+def _joined(a: CodedPairs, b: CodedPairs) -> CodedPairs:
+    return CodedPairs(*(np.concatenate([x, y]) for x, y in ((a.lr, b.lr), (a.hr, b.hr), (a.crf, b.crf))))
+
+
+def _cached_clip_pairs(path: Path, cfg: CodecAwareConfig, pan: PanSettings, log) -> CodedPairs:
+    if path.exists():
+        with np.load(path) as z:
+            return CodedPairs(z["lr"], z["hr"], z["crf"])
+    from ..models.matlab_resize import imresize
+    from .temporal import video_luma
+
+    clips = []
+    for name in cfg.videos:
+        luma = video_luma(name)
+        if cfg.video_prescale > 1:
+            luma = np.stack([np.clip(np.round(imresize(y, 1.0 / cfg.video_prescale)), 0, 255).astype(np.uint8) for y in luma])
+        clips.append(luma)
+    log(f"coding {cfg.video_windows} windows of {len(clips)} clip(s)")
+    pairs = clip_pairs(clips, pan, cfg.video_windows, seed=cfg.seed + 7)
+    np.savez(path, lr=pairs.lr, hr=pairs.hr, crf=pairs.crf)
+    return pairs
+
+
 def _cached_pairs(path: Path, folders, settings: PanSettings, log, seed: int = 0) -> CodedPairs:
     if path.exists():
         with np.load(path) as z:
@@ -154,7 +182,9 @@ def release(model: Corrected, cfg: CodecAwareConfig, curve: list, log=print) -> 
         "features": cfg.features,
         "blocks": cfg.blocks,
         "training": {
-            "data": "pans over T91 + BSD200 (../shared/data), 8 frames each, a third still",
+            "data": "pans over T91 + BSD200 (../shared/data), 8 frames each, a third still"
+            + (f"; {cfg.video_windows} windows of 8 consecutive frames of {', '.join(Path(v).name for v in cfg.videos)}"
+               f" (downscaled x{cfg.video_prescale} first)" if cfg.video_windows else ""),
             "lr_synthesis": f"MATLAB bicubic, then x264 (70%) / x265 (30%) medium at CRF {cfg.crfs[0]:g}-{cfg.crfs[1]:g}, decoded",
             "started_from": cfg.init or "a zero tail",
             "steps": cfg.steps,
@@ -177,6 +207,9 @@ def main() -> None:
     ap.add_argument("--crfs", default="18,48", help="LO,HI: the training LR's CRFs, drawn uniformly")
     ap.add_argument("--init", default="", help="start from this shipped corrected model (e.g. espcn_y_x2_codec)")
     ap.add_argument("--learning-rate", type=float, default=CodecAwareConfig.learning_rate)
+    ap.add_argument("--video", action="append", default=[], help="a real clip to add windows of (repeatable)")
+    ap.add_argument("--video-windows", type=int, default=0, help="how many 8-frame windows of --video to add")
+    ap.add_argument("--video-prescale", type=int, default=2, help="downscale each --video first (as bench/rd.py's masters)")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--release", action="store_true", help="ship the result in vsr_pipe/weights/")
@@ -188,7 +221,8 @@ def main() -> None:
         _check_init(args.init, args.scale, args.features, args.blocks)
     cfg = CodecAwareConfig(
         scale=args.scale, steps=args.steps, features=args.features, blocks=args.blocks,
-        learning_rate=args.learning_rate, crfs=(lo, hi), init=args.init,
+        learning_rate=args.learning_rate, crfs=(lo, hi), init=args.init, videos=tuple(args.video),
+        video_windows=args.video_windows, video_prescale=args.video_prescale,
     )  # fmt: skip
     model = train(cfg, Path(args.data), Path(args.out), lambda m: print(m, flush=True))
     if args.release:

@@ -64,6 +64,29 @@ def coded_pairs(folders: list[str | Path], settings: PanSettings, seed: int = 0,
     return CodedPairs(np.stack(lrs), np.stack(hrs), np.asarray(crfs, np.float32))
 
 
+def clip_pairs(clips: list[np.ndarray], settings: PanSettings, windows: int, seed: int = 0) -> CodedPairs:
+    """``windows`` stretches of ``settings.frames`` consecutive frames of real video (``clips``: (T, H, W)
+    uint8 luma each), cropped at random to the pans' size and coded as a pan is: the motion, noise
+    and softness of a camera, which pans over photographs lack."""
+    rng = np.random.default_rng(seed)
+    h, w = settings.lr_size[0] * settings.scale, settings.lr_size[1] * settings.scale
+    clips = [c for c in clips if c.shape[0] >= settings.frames and c.shape[1] >= h and c.shape[2] >= w]
+    if not clips:
+        raise ValueError(f"no clip has {settings.frames} frames of at least {w}x{h}")
+    lrs, hrs, crfs = [], [], []
+    for _ in range(windows):
+        clip = clips[rng.integers(len(clips))]
+        t0 = rng.integers(0, clip.shape[0] - settings.frames + 1)
+        top, left = rng.integers(0, clip.shape[1] - h + 1), rng.integers(0, clip.shape[2] - w + 1)
+        hr = [np.ascontiguousarray(f[top : top + h, left : left + w]) for f in clip[t0 : t0 + settings.frames]]
+        crf = float(rng.uniform(*settings.crfs))
+        codec = "libx265" if rng.random() < settings.x265_share else "libx264"
+        lrs += code_frames(gray_frames([_downscale(f, settings.scale) for f in hr]), codec, crf, settings.preset).luma
+        hrs += hr
+        crfs += [crf] * len(hr)
+    return CodedPairs(np.stack(lrs), np.stack(hrs), np.asarray(crfs, np.float32))
+
+
 def _pan(luma: np.ndarray, s: PanSettings, rng: np.random.Generator) -> list[np.ndarray] | None:
     """``s.frames`` HR windows of size r·lr_size moving in a straight line, or None if it won't fit."""
     h, w = s.lr_size[0] * s.scale, s.lr_size[1] * s.scale

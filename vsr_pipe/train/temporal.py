@@ -37,7 +37,8 @@ class MotionSequences:
     """(LR, HR) sequences over still images: (N, T, 1, p, p) and (N, T, 1, p*r, p*r), float32 in [0, 1]."""
 
     def __init__(self, folders: list[str], scale: int, lr_patch: int, frames: int, seed: int = 0, max_speed: int = 3,
-                 noise: float = 0.0, holds: float = 0.0, fast: float = 0.0, fast_speed: int = 16):  # fmt: skip
+                 noise: float = 0.0, holds: float = 0.0, fast: float = 0.0, fast_speed: int = 16,
+                 videos: list[np.ndarray] | None = None, video_share: float = 0.0):  # fmt: skip
         self.scale, self.lr_patch, self.frames, self.max_speed = scale, lr_patch, frames, max_speed
         self.noise = noise  # up to this many 8-bit levels of Gaussian noise on each LR frame, as a camera adds
         # The share of sequences in which frames repeat (each frame after the first, with probability
@@ -52,6 +53,12 @@ class MotionSequences:
         self.large = [y for y in images if min(y.shape) >= lr_patch * scale + fast_speed * (frames - 1)]
         if fast and not self.large:
             raise ValueError(f"no training image is large enough for {fast_speed} px a frame over {frames} frames")
+        # Real camera video ((T, H, W) luma each): windows of consecutive frames, where the motion,
+        # the sensor's noise and the source's coding are a camera's rather than a still image's.
+        self.videos = [v for v in (videos or []) if v.shape[0] >= frames and min(v.shape[1:]) >= lr_patch * scale]
+        if video_share and not self.videos:
+            raise ValueError(f"no video has {frames} frames of at least {lr_patch * scale} px a side")
+        self.video_share = video_share
         self.rng = np.random.default_rng(seed)
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +68,8 @@ class MotionSequences:
     def sequence(self) -> tuple[np.ndarray, np.ndarray]:
         r, p, t = self.scale, self.lr_patch, self.frames
         hp = p * r
+        if self.video_share and self.rng.random() < self.video_share:  # no draw without videos
+            return self._pair(self._video_window(hp, t))
         if self.fast and self.rng.random() < self.fast:  # no draw without fast: older runs stay as they were
             y = self.large[self.rng.integers(len(self.large))]
             limit = (min(y.shape) - hp) // max(t - 1, 1)  # the span must fit the image along each axis
@@ -77,6 +86,16 @@ class MotionSequences:
             moves = np.concatenate([[0], self.rng.random(t - 1) < 0.5])
             at = np.cumsum(moves)  # a held frame repeats the position before it, exactly
         hr = np.stack([y[y0 + k * v[0] : y0 + k * v[0] + hp, x0 + k * v[1] : x0 + k * v[1] + hp] for k in at])
+        return self._pair(hr)
+
+    def _video_window(self, hp: int, t: int) -> np.ndarray:
+        v = self.videos[self.rng.integers(len(self.videos))]
+        t0 = self.rng.integers(0, v.shape[0] - t + 1)
+        y0, x0 = self.rng.integers(0, v.shape[1] - hp + 1), self.rng.integers(0, v.shape[2] - hp + 1)
+        return v[t0 : t0 + t, y0 : y0 + hp, x0 : x0 + hp].astype(np.float32)
+
+    def _pair(self, hr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = self.scale
         if self.rng.random() < 0.5:
             hr = hr[:, :, ::-1]
         lr = np.stack([imresize(f, 1.0 / r) for f in hr])
@@ -168,10 +187,12 @@ def train(args, log=print) -> Path:
         val_set = CodedSequences(coded / "val.npz", args.scale, 48, args.frames, seed=1234, min_crf=35.0)
         val = [val_set.sequence(whole=True) for _ in range(16)]
     else:
+        videos = [video_luma(v) for v in args.video] if args.video_share else []
         try:
             train_set = MotionSequences([str(data_dir / "T91"), str(data_dir / "BSD200")], args.scale, args.patch,
                                          args.frames, args.seed + step, noise=args.noise, holds=args.holds,
-                                         fast=args.fast, fast_speed=args.fast_speed)  # fmt: skip
+                                         fast=args.fast, fast_speed=args.fast_speed, videos=videos,
+                                         video_share=args.video_share)  # fmt: skip
         except ValueError as e:  # one line, not a traceback: the options ask for more than the images hold
             raise SystemExit(f"{e}: lower --fast-speed, --frames or --patch") from None
         val_set = MotionSequences([str(data_dir / "Set14")], args.scale, 48, args.frames, seed=1234)
@@ -201,6 +222,19 @@ def train(args, log=print) -> Path:
             save_checkpoint(out / CHECKPOINT, model, optimizer, {"step": step, "curve": curve, "args": vars(args)})
             saved = time.monotonic()
     return out / CHECKPOINT
+
+
+def video_luma(path: str) -> np.ndarray:
+    """Every frame's luma of a video file, (T, H, W) uint8 (8-bit sources only)."""
+    from ..io.keyframes import luma_frames
+
+    try:
+        frames = [y for y, _ in luma_frames(path)]
+    except Exception as e:  # a missing or unreadable file: one line, not a traceback
+        raise SystemExit(f"--video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if not frames or frames[0].dtype != np.uint8:
+        raise SystemExit(f"--video {path}: no 8-bit video frames")
+    return np.stack(frames)
 
 
 @torch.no_grad()
@@ -235,13 +269,15 @@ def release(args, folder: Path | None = None, log=print) -> dict:
     load_checkpoint(path, model, None)
     trained = info.get("args", {})
     curve = info.get("curve", [])
+    videos = ", ".join(Path(v).name for v in trained.get("video", []))
     entry = {
         "file": f"temporal_y_x{args.scale}.safetensors", "architecture": "temporal", "scale": args.scale,
         "input": INPUT, "base": f"espcn_y_x{args.scale} (frozen)",
         "training": {
             "data": f"T91 + BSD200 windows moving 0-3 HR px a frame (a quarter still), {trained.get('frames', 6)} frames, MATLAB bicubic LR"
                     + (f"; in {trained['holds']:.0%} of them frames repeat at random" if trained.get("holds") else "")
-                    + (f"; {trained['fast']:.0%} move up to {trained.get('fast_speed')} HR px a frame" if trained.get("fast") else ""),
+                    + (f"; {trained['fast']:.0%} move up to {trained.get('fast_speed')} HR px a frame" if trained.get("fast") else "")
+                    + (f"; {trained['video_share']:.0%} are windows of consecutive frames of {videos}" if trained.get("video_share") else ""),
             "steps": int(info["step"]), "batch": trained.get("batch"), "lr_patch": trained.get("patch"),
             "optimiser": f"Adam {trained.get('lr')}, cosine, L1, backpropagation through the sequence"
                          + (f", + {trained['temporal_weight']} x L1 of frame-to-frame change" if trained.get("temporal_weight") else ""),
@@ -275,12 +311,17 @@ def main() -> None:
     ap.add_argument("--fast", type=float, default=0.0,
                     help="share of training sequences moving fast (up to --fast-speed HR px a frame)")
     ap.add_argument("--fast-speed", type=int, default=16, help="fast sequences' top speed, HR px a frame")
+    ap.add_argument("--video", action="append", default=[],
+                    help="a real video to draw windows of consecutive frames from (repeatable); hold it out of the figures")
+    ap.add_argument("--video-share", type=float, default=0.0, help="share of training sequences drawn from --video")
     ap.add_argument("--noise", type=float, default=0.0, help="LR noise, up to this sigma in 8-bit levels per frame")
     ap.add_argument("--coded", help="train on codec-decoded pans: a train.codec_aware run's folder (pairs.npz, val.npz)")
     ap.add_argument("--release", action="store_true", help="ship the run's checkpoint (no training)")
     args = ap.parse_args()
     if not 0.0 <= args.fast <= 1.0 or args.fast_speed < 1:
         ap.error("--fast takes a share from 0 to 1 and --fast-speed at least 1 px a frame")
+    if not 0.0 <= args.video_share <= 1.0 or bool(args.video_share) != bool(args.video):
+        ap.error("--video-share takes a share from 0 to 1, and needs --video (and --video needs it)")
     release(args) if args.release else train(args)
 
 
