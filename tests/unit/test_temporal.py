@@ -156,3 +156,15 @@ def test_video_windows_are_consecutive_frames_and_none_are_drawn_without_videos(
         assert lr.shape == (4, 1, 16, 16) and hr.shape == (4, 1, 32, 32)
         assert (np.diff(levels) == 10).all()  # consecutive frames of the video, in order
         assert np.allclose(lr[0, 0], np.round(imresize(hr[0, 0] * 255, 0.5)) / 255, atol=1e-6)
+
+
+def test_a_missing_init_is_one_line_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "vsr_pipe.train.temporal", "--init", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [f"--init {tmp_path / 'none.safetensors'}: weights file not found: {tmp_path / 'none.safetensors'}"]

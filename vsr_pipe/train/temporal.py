@@ -173,7 +173,10 @@ def train(args, log=print) -> Path:
     if args.init:  # fine-tune a trained model (e.g. the shipped one) rather than start the cell afresh
         from ..weights.store import load_model
 
-        model.load_state_dict(load_model(args.init).state_dict())
+        try:
+            model.load_state_dict(load_model(args.init).state_dict())
+        except Exception as e:  # a missing or foreign weights file: one line, not a traceback
+            raise SystemExit(f"--init {args.init}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     step, curve = 0, []
     if (out / CHECKPOINT).exists():
