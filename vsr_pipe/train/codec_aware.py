@@ -154,7 +154,10 @@ def _cached_clip_pairs(path: Path, cfg: CodecAwareConfig, pan: PanSettings, log)
             luma = np.stack([np.clip(np.round(imresize(y, 1.0 / cfg.video_prescale)), 0, 255).astype(np.uint8) for y in luma])
         clips.append(luma)
     log(f"coding {cfg.video_windows} windows of {len(clips)} clip(s)")
-    pairs = clip_pairs(clips, pan, cfg.video_windows, seed=cfg.seed + 7)
+    try:
+        pairs = clip_pairs(clips, pan, cfg.video_windows, seed=cfg.seed + 7)
+    except ValueError as e:  # clips too short or small for a window: one line, not a traceback
+        raise SystemExit(f"--video: {e}") from None
     np.savez(path, lr=pairs.lr, hr=pairs.hr, crf=pairs.crf)
     return pairs
 
