@@ -168,3 +168,16 @@ def test_a_missing_init_is_one_line_not_a_traceback(tmp_path):
     )  # fmt: skip
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines() == [f"--init {tmp_path / 'none.safetensors'}: weights file not found: {tmp_path / 'none.safetensors'}"]
+
+
+def test_a_deeper_cell_started_from_a_shallower_one_computes_exactly_what_it_did():
+    from vsr_pipe.train.temporal import deepen
+
+    trained = trained_looking(2)
+    deeper = TemporalSR(2, features=8, layers=3, state=4).eval()
+    deepen(deeper, trained)
+    frames = torch.rand(4, 1, 12, 16)
+    with torch.no_grad():
+        assert torch.equal(deeper.run(frames), trained.run(frames))
+    with pytest.raises(ValueError):  # a deeper --init than --layers asks for is refused, not cut down
+        deepen(TemporalSR(2, features=8, layers=0, state=4), trained)

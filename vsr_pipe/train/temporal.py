@@ -164,17 +164,38 @@ def with_base(scale: int, **kw) -> TemporalSR:
     return model
 
 
+def deepen(model: TemporalSR, trained: torch.nn.Module) -> None:
+    """Load ``trained`` into ``model``, which may have more body layers: those start as identity
+    convolutions (centre tap 1 on its own channel, no bias), which pass a ReLU's non-negative output
+    through unchanged, so the deeper model computes exactly what ``trained`` did (Net2DeeperNet,
+    Chen et al. 2016) and fine-tuning starts from it rather than from noise."""
+    state = trained.state_dict()
+    have = len(getattr(trained, "body", []))
+    if not isinstance(trained, TemporalSR) or have > len(model.body):
+        raise ValueError(f"not a temporal model with at most {len(model.body)} body layers")
+    # the tail keeps its name; body layers past the trained ones become identities
+    for i in range(have, len(model.body)):
+        conv = model.body[i]
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.bias.zero_()
+            idx = torch.arange(conv.out_channels)
+            conv.weight[idx, idx, 1, 1] = 1.0
+        state.update({f"body.{i}.weight": conv.weight.detach().clone(), f"body.{i}.bias": conv.bias.detach().clone()})
+    model.load_state_dict(state)
+
+
 def train(args, log=print) -> Path:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = with_base(args.scale)
+    model = with_base(args.scale, layers=args.layers)
     if args.init:  # fine-tune a trained model (e.g. the shipped one) rather than start the cell afresh
         from ..weights.store import load_model
 
         try:
-            model.load_state_dict(load_model(args.init).state_dict())
+            deepen(model, load_model(args.init))
         except Exception as e:  # a missing or foreign weights file: one line, not a traceback
             raise SystemExit(f"--init {args.init}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
@@ -268,7 +289,7 @@ def release(args, folder: Path | None = None, log=print) -> dict:
     if not path.is_file():
         raise SystemExit(f"{path}: no checkpoint to release")
     info = read_info(path)
-    model = with_base(args.scale)
+    model = with_base(args.scale, layers=int(info.get("args", {}).get("layers", 2)))
     load_checkpoint(path, model, None)
     trained = info.get("args", {})
     curve = info.get("curve", [])
@@ -306,6 +327,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--init", help="a temporal weights file to start from (fine-tuning)")
+    ap.add_argument("--layers", type=int, default=2,
+                    help="body layers of the cell; more than --init has start as identities (same output)")
     ap.add_argument("--temporal-weight", type=float, default=0.0,
                     help="weight of an L1 term on consecutive frames' change against the reference's (flicker)")
     ap.add_argument("--init-note", default="", help="--release: what --init was, for the manifest (e.g. the weights' sha256)")
