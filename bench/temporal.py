@@ -97,16 +97,16 @@ def moving_frames(refs: list[np.ndarray]) -> np.ndarray:
 
 def load_temporal(scale: int, checkpoint: str | None):
     """The shipped model (``checkpoint`` "shipped"), a training checkpoint's, or the untrained cell."""
-    from vsr_pipe.train.temporal import with_base
+    from vsr_pipe.train.temporal import checkpoint_layers, with_base
     from vsr_pipe.weights.shipped import manifest, shipped_path
     from vsr_pipe.weights.store import load_model
 
     if checkpoint == "shipped":
         name = f"temporal_y_x{scale}"
         return load_model(shipped_path(name)).eval() if name in manifest() else with_base(scale).eval()
-    model = with_base(scale)
+    path = checkpoint.format(scale=scale) if checkpoint else ""
+    model = with_base(scale, layers=checkpoint_layers(path) if checkpoint else 2)
     if checkpoint:
-        path = checkpoint.format(scale=scale)
         load_checkpoint_or_exit(path, model, f"a x{scale} temporal model", "a training checkpoint file")
     return model.eval()
 

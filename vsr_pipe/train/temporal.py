@@ -164,6 +164,17 @@ def with_base(scale: int, **kw) -> TemporalSR:
     return model
 
 
+def checkpoint_layers(path: str | Path) -> int:
+    """The body layers a training run's checkpoint was made with (its ``--layers``; 2 before there
+    was one, or where the file says nothing readable: loading it then says what is wrong)."""
+    from .checkpoint import read_info
+
+    try:
+        return int(read_info(path).get("args", {}).get("layers", 2))
+    except Exception:
+        return 2
+
+
 def deepen(model: TemporalSR, trained: torch.nn.Module) -> None:
     """Load ``trained`` into ``model``, which may have more body layers: those start as identity
     convolutions (centre tap 1 on its own channel, no bias), which pass a ReLU's non-negative output
@@ -289,7 +300,7 @@ def release(args, folder: Path | None = None, log=print) -> dict:
     if not path.is_file():
         raise SystemExit(f"{path}: no checkpoint to release")
     info = read_info(path)
-    model = with_base(args.scale, layers=int(info.get("args", {}).get("layers", 2)))
+    model = with_base(args.scale, layers=checkpoint_layers(path))
     load_checkpoint(path, model, None)
     trained = info.get("args", {})
     curve = info.get("curve", [])
