@@ -218,7 +218,7 @@ def main() -> None:
             for name, s in scores.items():
                 extra = f"{ratio:>5.2f}x {ort_db:>7.1f}" if name == "temporal" else ""
                 print(f"{clip:<34} {scale:>2} {name:<9} {s.mean_psnr:>7.2f} {np.mean(s.ssim):>7.4f} "
-                      f"{s.flicker:>8.3f} {s.mean_psnr - base:>+9.2f} {s.mean_psnr_where(moving) - base_moving:>+7.2f} "
+                      f"{s.flicker:>8.3f} {s.mean_psnr - base:>+9.3f} {s.mean_psnr_where(moving) - base_moving:>+7.3f} "
                       f"{extra}")  # fmt: skip
             print(f"{clip:<34} {scale:>2} {len(moving)} frames, {int(moving.sum())} moving")
             tag = f"_pre{args.prescale}" if args.prescale > 1 else ""
