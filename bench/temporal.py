@@ -121,13 +121,14 @@ def time_ratio(step, espcn, lr: list[torch.Tensor], block: int = 16, warm: int =
         step(x)
         espcn(x)
     best = {step: float("inf"), espcn: float("inf")}
-    for i in range(warm, max(len(lr) - block, warm) + 1, block):
+    for i in range(warm, len(lr), block):
+        frames = lr[i : i + block]
         for fn in (step, espcn):
             t0 = time.perf_counter()
-            for x in lr[i : i + block]:
+            for x in frames:
                 fn(x)
-            best[fn] = min(best[fn], (time.perf_counter() - t0) / max(len(lr[i : i + block]), 1))
-    return best[step] / best[espcn]
+            best[fn] = min(best[fn], (time.perf_counter() - t0) / len(frames))
+    return best[step] / best[espcn] if best[espcn] < float("inf") else float("nan")  # no frames to time
 
 
 @torch.no_grad()

@@ -181,3 +181,21 @@ def test_a_deeper_cell_started_from_a_shallower_one_computes_exactly_what_it_did
         assert torch.equal(deeper.run(frames), trained.run(frames))
     with pytest.raises(ValueError):  # a deeper --init than --layers asks for is refused, not cut down
         deepen(TemporalSR(2, features=8, layers=0, state=4), trained)
+
+
+def test_a_run_resumed_with_other_layers_or_absurd_layers_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from vsr_pipe.train.checkpoint import save_checkpoint
+    from vsr_pipe.train.temporal import CHECKPOINT
+
+    model = TemporalSR(2, layers=3)
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / CHECKPOINT, model, torch.optim.Adam(model.parameters()), {"step": 1, "args": {"layers": 3}})
+    for extra, want in (([], "made with --layers 3, not 2"), (["--layers", "99"], "--layers takes 0 to")):
+        done = subprocess.run([sys.executable, "-m", "vsr_pipe.train.temporal", "--out", str(run), *extra],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode != 0 and "Traceback" not in done.stderr and want in done.stderr
+        assert want in done.stderr.strip().splitlines()[-1]  # the reason is the last line (argparse's usage above it)

@@ -28,6 +28,7 @@ from ..models.matlab_resize import imresize
 from ..models.temporal import TemporalSR
 from ..quality.imagefiles import list_images, load_rgb
 from ..quality.metrics import rgb_to_y
+from ..weights.store import MAX_TEMPORAL_LAYERS
 from .checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -212,6 +213,9 @@ def train(args, log=print) -> Path:
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=args.lr)
     step, curve = 0, []
     if (out / CHECKPOINT).exists():
+        if checkpoint_layers(out / CHECKPOINT) != args.layers:  # its tensors would not fit: say so, not a traceback
+            raise SystemExit(f"{out / CHECKPOINT}: made with --layers {checkpoint_layers(out / CHECKPOINT)}, "
+                             f"not {args.layers}: resume with those, or start in another --out")  # fmt: skip
         info = load_checkpoint(out / CHECKPOINT, model, optimizer)
         step, curve = int(info["step"]), info.get("curve", [])
         log(f"resumed at step {step}")
@@ -355,6 +359,8 @@ def main() -> None:
     ap.add_argument("--coded", help="train on codec-decoded pans: a train.codec_aware run's folder (pairs.npz, val.npz)")
     ap.add_argument("--release", action="store_true", help="ship the run's checkpoint (no training)")
     args = ap.parse_args()
+    if not 0 <= args.layers <= MAX_TEMPORAL_LAYERS:
+        ap.error(f"--layers takes 0 to {MAX_TEMPORAL_LAYERS} (what a weights file may hold)")
     if not 0.0 <= args.fast <= 1.0 or args.fast_speed < 1:
         ap.error("--fast takes a share from 0 to 1 and --fast-speed at least 1 px a frame")
     if not 0.0 <= args.video_share <= 1.0 or bool(args.video_share) != bool(args.video):
