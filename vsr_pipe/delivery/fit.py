@@ -57,7 +57,11 @@ class FitSettings:
     # e.g. the codec-aware espcn_y_x2_codec), int8, 584 numbers for 32x4 (models/modulation.py).
     train: str = "correction"
     start: str = ""
-    code_rate: float = 0.5  # Adam's step for modulation codes, in code units
+    # Adam's step for modulation codes, in code units, and their patches' uniform share: 300 steps of
+    # 0.5 on error-weighted patches left `person` x2 CRF 43's title 0.15 dB short of 2.0 on uniform ones
+    # (+30 B of codes; docs/delivery.md). Codes modulate every pixel alike, so the flat areas count too.
+    code_rate: float = 2.0
+    code_uniform_share: float = 1.0
     code_grid: int = 1  # modulation codes are multiples of this (models/modulation.py): fewer bytes, coarser
 
 
@@ -180,7 +184,7 @@ def _fit_modulation(task: ChunkTask, x, y, hr, peak: float, rng, watch, started:
     if task.start_codes is None and _mean(generic_psnr) > _mean(before):
         net = ModulatedCorrection(correction, off_codes(correction), s.code_grid).to(device)  # fit from the base alone
         candidates.append((off_codes(correction), generic_psnr))
-    losses = _train(net, x, y, hr, peak, replace(s, learning_rate=s.code_rate), rng, watch)
+    losses = _train(net, x, y, hr, peak, replace(s, learning_rate=s.code_rate, uniform_share=s.code_uniform_share), rng, watch)
     with torch.no_grad():
         candidates.append((net.codes(), _psnr_per_frame(_corrected(net, x, y, peak), hr.split(4), peak)))
     codes, tuned_psnr = max(reversed(candidates), key=lambda c: _mean(c[1]))  # ties: the later (fitted) one

@@ -145,7 +145,7 @@ def _cached_clip_pairs(path: Path, cfg: CodecAwareConfig, pan: PanSettings, log)
         with np.load(path) as z:
             return CodedPairs(z["lr"], z["hr"], z["crf"])
     from ..models.matlab_resize import imresize
-    from .temporal import video_luma
+    from .data import video_luma
 
     clips = []
     for name in cfg.videos:

@@ -85,3 +85,16 @@ class PatchSampler:
             lrs.append(lr_patch)
             hrs.append(hr_patch)
         return np.ascontiguousarray(np.stack(lrs)), np.ascontiguousarray(np.stack(hrs))
+
+
+def video_luma(path: str) -> np.ndarray:
+    """Every frame's luma of a video file, (T, H, W) uint8 (8-bit sources only)."""
+    from ..io.keyframes import luma_frames
+
+    try:
+        frames = [y for y, _ in luma_frames(path)]
+    except Exception as e:  # a missing or unreadable file: one line, not a traceback
+        raise SystemExit(f"--video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if not frames or frames[0].dtype != np.uint8:
+        raise SystemExit(f"--video {path}: no 8-bit video frames")
+    return np.stack(frames)

@@ -30,6 +30,7 @@ from ..quality.imagefiles import list_images, load_rgb
 from ..quality.metrics import rgb_to_y
 from ..weights.store import MAX_TEMPORAL_LAYERS
 from .checkpoint import load_checkpoint, save_checkpoint
+from .data import video_luma
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -261,19 +262,6 @@ def train(args, log=print) -> Path:
             save_checkpoint(out / CHECKPOINT, model, optimizer, {"step": step, "curve": curve, "args": vars(args)})
             saved = time.monotonic()
     return out / CHECKPOINT
-
-
-def video_luma(path: str) -> np.ndarray:
-    """Every frame's luma of a video file, (T, H, W) uint8 (8-bit sources only)."""
-    from ..io.keyframes import luma_frames
-
-    try:
-        frames = [y for y, _ in luma_frames(path)]
-    except Exception as e:  # a missing or unreadable file: one line, not a traceback
-        raise SystemExit(f"--video {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    if not frames or frames[0].dtype != np.uint8:
-        raise SystemExit(f"--video {path}: no 8-bit video frames")
-    return np.stack(frames)
 
 
 @torch.no_grad()
