@@ -333,18 +333,21 @@ class AvSink:
     def copy(self, packet: Packet) -> None:
         """Mux an audio or subtitle packet as it is, if its stream was kept."""
         raw = packet.payload
-        out = self.stream_map.get(raw.stream.index)
+        # By index and the packet's own time base: a packet read before a live input reconnected
+        # outlives its container, and PyAV (18.1.1) refuses to read a closed container's stream.
+        index = raw.stream_index
+        out = self.stream_map.get(index)
         if out is None:
             return
         # A muxer refuses a packet that goes back in time; a glitch in a network input must not end
         # the run, so such a packet is left out.
-        dts = None if raw.dts is None else raw.dts * (raw.time_base or raw.stream.time_base)
-        last = self._last_dts.get(raw.stream.index)
+        dts = None if raw.dts is None or raw.time_base is None else raw.dts * raw.time_base
+        last = self._last_dts.get(index)
         if dts is not None and last is not None and dts < last:
             self.packets_skipped += 1
             return
         if dts is not None:
-            self._last_dts[raw.stream.index] = dts
+            self._last_dts[index] = dts
         raw.stream = out
         try:
             self.container.mux([raw])
