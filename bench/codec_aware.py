@@ -3,9 +3,9 @@ coded LR, before any per-title codes (issue #17: the start every delivered title
 
 For each real clip of ../shared/data/video (the masters of bench/rd.py: downscaled x2 first, the
 first 120 frames), the LR by MATLAB bicubic at the factor, coded in memory by x264 and x265 (preset
-medium) at each CRF and decoded; then restored by ESPCN and by the shipped ``espcn_y_x{r}_codec``
-(and by any training checkpoints named with --checkpoint PATH:FEATURES:BLOCKS). Y-PSNR per frame
-against the master, whole frame, mean; neither clip is trained on.
+medium) at each CRF and decoded; then restored by ESPCN and by the shipped restorer delivery starts
+from for that codec (``espcn_y_x{r}_codec``, or ``espcn_y_x{r}_codec_hevc`` for x265), and by any
+training checkpoints named with --checkpoint PATH:FEATURES:BLOCKS. Y-PSNR per frame against the master, whole frame, mean; neither clip is trained on.
 
     python bench/codec_aware.py --scale 2 [--checkpoint runs/codec_x2/checkpoint.safetensors:16:4]
 """
@@ -28,6 +28,7 @@ def main() -> None:
     from vsr_pipe.io.codec_roundtrip import code_frames, gray_frames
     from vsr_pipe.models.correction import Corrected
     from vsr_pipe.models.matlab_resize import imresize_matrix
+    from vsr_pipe.weights.shipped import codec_aware_name
     from vsr_pipe.weights.store import load_model, shipped_path
 
     ap = bench_parser(__doc__, data=False)
@@ -39,7 +40,9 @@ def main() -> None:
     args = ap.parse_args()
     r = args.scale
     espcn = load_model(shipped_path(f"espcn_y_x{r}")).eval()
-    models = {"shipped": load_model(shipped_path(f"espcn_y_x{r}_codec")).eval()}
+    codecs = args.codecs.split(",")
+    shipped = {c: load_model(shipped_path(codec_aware_name(r, c))).eval() for c in codecs}  # what delivery starts from
+    models = {"shipped": None}
     for spec in args.checkpoint:
         models[Path(spec.split(":")[0]).parent.name] = Corrected(espcn, _checkpoint(spec, r).eval())
     gains: dict[str, list[float]] = {name: [] for name in models}
@@ -49,7 +52,8 @@ def main() -> None:
         h, w = ref[0].shape[0] // (2 * r) * 2 * r, ref[0].shape[1] // (2 * r) * 2 * r  # 4:2:0 LR
         ref = [y[:h, :w] for y in ref]
         lr = [resize(y, h // r, w // r, imresize_matrix) for y in ref]
-        for codec in args.codecs.split(","):
+        for codec in codecs:
+            models["shipped"] = shipped[codec]
             for crf in (float(c) for c in args.crfs.split(",")):
                 coded = code_frames(gray_frames(lr), codec, crf, "medium")
                 x = torch.from_numpy(np.stack(coded.luma)).unsqueeze(1).float() / 255

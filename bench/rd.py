@@ -259,7 +259,7 @@ def lr_curves(master, ref, codec: str, factor: int, crfs: list[float], rate: Fra
 
     lr = [tuple(resize(p, p.shape[0] // factor, p.shape[1] // factor, imresize_matrix) for p in f) for f in master]
     crop = [r[: lr[0][0].shape[0] * factor, : lr[0][0].shape[1] * factor] for r in ref]
-    restorers = restorers_for(factor)
+    restorers = restorers_for(factor, codec)
     curves: dict[str, list] = {f"x{factor} {n} {short(codec)}": [] for n in restorers}
     for crf in crfs:
         coded = code_frames(lr, codec, crf, rate=rate)
@@ -272,10 +272,11 @@ def lr_curves(master, ref, codec: str, factor: int, crfs: list[float], rate: Fra
     return curves
 
 
-def restorers_for(factor: int) -> dict:
+def restorers_for(factor: int, codec: str) -> dict:
     import torch
 
     from vsr_pipe.models.matlab_resize import imresize_matrix
+    from vsr_pipe.weights.shipped import codec_aware_name
     from vsr_pipe.weights.store import load_model, shipped_path, shipped_sha
 
     def bicubic(luma, shape):
@@ -293,8 +294,8 @@ def restorers_for(factor: int) -> dict:
         return run
 
     out = {"bicubic": bicubic, "espcn": model(f"espcn_y_x{factor}")}
-    if shipped_sha(f"espcn_y_x{factor}_codec"):
-        out["codec-aware"] = model(f"espcn_y_x{factor}_codec")
+    if shipped_sha(codec_aware_name(factor, codec)):  # the ladder's start for this codec
+        out["codec-aware"] = model(codec_aware_name(factor, codec))
     return out
 
 

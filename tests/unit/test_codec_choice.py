@@ -84,3 +84,31 @@ def test_an_x265_hls_stream_does_not_carry_the_encoder_option_string_at_each_key
     assert keys == [i % 4 == 0 for i in range(12)]
     segments = sorted(tmp_path.glob("out*.ts"))
     assert len(segments) == 3 and not any(b"x265 (build" in s.read_bytes() for s in segments)
+
+
+def test_a_title_coded_in_hevc_starts_from_the_restorer_trained_on_hevc():
+    """The codes modulate the restorer trained on the delivery codec's LR (x265 blurs where x264
+    blocks), in a single package and on every rung of a ladder alike; a factor with no HEVC restorer
+    (x3: trained on x265 alone it was no better) starts from the mixed one."""
+    from dataclasses import replace
+
+    from vsr_pipe.config import EncodeOptions
+    from vsr_pipe.delivery.fit import FitSettings
+    from vsr_pipe.delivery.ladder import LadderOptions
+    from vsr_pipe.delivery.server import DeliverOptions
+    from vsr_pipe.weights.shipped import codec_aware_name, shipped_sha
+
+    hevc, avc = "espcn_y_x2_codec_hevc", "espcn_y_x2_codec"
+    assert shipped_sha(hevc) and shipped_sha(avc) and shipped_sha(hevc) != shipped_sha(avc)
+    assert [codec_aware_name(2, c) for c in ("libx265", "hevc_nvenc", "libx264", "h264_nvenc")] == [hevc, hevc, avc, avc]
+    assert codec_aware_name(3, "libx265") == "espcn_y_x3_codec"
+
+    def start(codec: str, factor: int = 2) -> str:
+        encode = EncodeOptions(codec=codec)
+        options = DeliverOptions(scale=1 / factor, down="bicubic", encode=encode, fit=FitSettings(train="auto"))
+        return options.resolved().fit.start
+
+    assert (start("libx265"), start("libx264"), start("libx265", 3)) == (hevc, avc, "espcn_y_x3_codec")
+    ladder = LadderOptions(codec="libx265")
+    assert (ladder.for_package(2, 38).fit.start, ladder.for_package(3, 38).fit.start) == (hevc, "espcn_y_x3_codec")
+    assert replace(ladder, codec="libx264").for_package(2, 38).fit.start == avc

@@ -33,6 +33,7 @@ from pathlib import Path
 from ..config import EncodeOptions
 from ..errors import InputNotFound, InvalidOption, OutputError
 from ..quality.rd import RdPoint, convex_hull
+from ..weights.shipped import codec_aware_name
 from .client import RestoreOptions
 from .fit import FitSettings
 from .package import (
@@ -112,7 +113,7 @@ class LadderOptions:
             "auto",
             "modulation",
         ):  # the codec-aware restorer of this factor is what the codes modulate
-            options = replace(options, down="bicubic", fit=replace(options.fit, start=codec_aware_name(factor)))
+            options = replace(options, down="bicubic", fit=replace(options.fit, start=codec_aware_name(factor, self.codec)))
             # Chunks at scene cuts only: each starts with a keyframe, and one inside a scene (at a change
             # of difficulty) cost the car clip's LR 4-10% more bytes than its codes bought back.
             options = replace(options, rules=replace(options.rules, jump_db=0.0))
@@ -259,10 +260,6 @@ def build_ladder(
     return ladder
 
 
-def codec_aware_name(factor: int) -> str:
-    return f"espcn_y_x{factor}_codec"
-
-
 def _plan(options: LadderOptions, width: int, height: int) -> tuple[list[tuple[str, int, float]], list[str]]:
     """The candidates to make, as (kind, factor, crf), and the factors skipped with why."""
     from ..weights.shipped import shipped_sha
@@ -273,8 +270,8 @@ def _plan(options: LadderOptions, width: int, height: int) -> tuple[list[tuple[s
         if width % (2 * f) or height % (2 * f):
             skipped.append(f"x{f}: the master is {width}x{height}; an LR by {f} needs both sides divisible by {2 * f}")
             continue
-        if options.base().fit.train in ("auto", "modulation") and not shipped_sha(codec_aware_name(f)):
-            skipped.append(f"x{f}: no codec-aware restorer for x{f} ships yet ({codec_aware_name(f)})")
+        if options.base().fit.train in ("auto", "modulation") and not shipped_sha(codec_aware_name(f, options.codec)):
+            skipped.append(f"x{f}: no codec-aware restorer for x{f} ships yet ({codec_aware_name(f, options.codec)})")
             continue
         plan += [("package", f, float(crf)) for crf in options.lr_crfs]
     if not plan:

@@ -109,9 +109,9 @@ class DeliverOptions:
         """These options with the fit's kind decided ("auto": compact modulation codes where they can
         be, a bicubic LR of a factor whose codec-aware restorer ships, else a whole correction) and a
         modulation fit's start named: the codec-aware restorer of the factor."""
-        from ..weights.shipped import shipped_sha
+        from ..weights.shipped import codec_aware_name, shipped_sha
 
-        codec_aware = f"espcn_y_x{self.factor}_codec"
+        codec_aware = codec_aware_name(self.factor, self.encode.codec)
         fit = self.fit
         if fit.train == "auto":
             compact = self.down == "bicubic" and not self.joint and bool(shipped_sha(codec_aware))

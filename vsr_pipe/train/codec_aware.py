@@ -6,6 +6,8 @@ ESPCN, fitted on x264/x265-decoded LR pans (``codec_pairs.py``). Delivery starts
 Resumable: a checkpoint (safetensors) every ``--every`` steps; the same command carries on from it.
 ``--init espcn_y_x2_codec`` fine-tunes the shipped model instead of starting from a zero tail;
 ``--crfs LO,HI`` narrows the training LR's CRFs (neither helped on the real clips: docs/delivery.md).
+``--x265-share 1`` trains on x265's LR alone and ships as ``espcn_y_x{r}_codec_hevc``, the start of
+titles delivered in HEVC (6,000 steps from ``espcn_y_x{r}_codec`` at ``--learning-rate 5e-4``).
 The held-out figure is measured on pans over Set14 (never trained on) at three CRFs, against bicubic
 and the plain ESPCN on the same decoded LR.
 """
@@ -42,6 +44,7 @@ class CodecAwareConfig:
     seed: int = 0
     every: int = 250
     crfs: tuple[float, float] = PanSettings.crfs  # the training LR's CRFs, drawn uniformly
+    x265_share: float = PanSettings.x265_share  # the rest is x264
     init: str = ""  # a shipped ``corrected`` weights name to start from (a fine-tune), or a zero tail
     videos: tuple[str, ...] = ()  # real camera clips to add windows of (hold them out of the figures)
     video_windows: int = 0  # how many 8-frame windows of them
@@ -52,13 +55,14 @@ def base_name(scale: int) -> str:
     return f"espcn_y_x{scale}"
 
 
-def released_name(scale: int) -> str:
-    return f"espcn_y_x{scale}_codec"
+def released_name(scale: int, x265_share: float = PanSettings.x265_share) -> str:
+    """What a run ships as: trained on x265 alone, the HEVC restorer (``weights.shipped.codec_aware_name``)."""
+    return f"espcn_y_x{scale}_codec" + ("_hevc" if x265_share >= 1 else "")
 
 
 def train(cfg: CodecAwareConfig, data: Path, out: Path, log=print) -> Corrected:
     out.mkdir(parents=True, exist_ok=True)
-    pan = PanSettings(scale=cfg.scale, crfs=cfg.crfs)
+    pan = PanSettings(scale=cfg.scale, crfs=cfg.crfs, x265_share=cfg.x265_share)
     pairs = _cached_pairs(out / "pairs.npz", [data / "T91", data / "BSD200"], pan, log)
     if cfg.videos and cfg.video_windows:
         pairs = _joined(pairs, _cached_clip_pairs(out / "video_pairs.npz", cfg, pan, log))
@@ -172,12 +176,12 @@ def _cached_pairs(path: Path, folders, settings: PanSettings, log, seed: int = 0
 
 
 def release(model: Corrected, cfg: CodecAwareConfig, curve: list, log=print) -> dict:
-    """Ship ``model`` as ``espcn_y_x{r}_codec`` beside the other weights, with its manifest entry."""
+    """Ship ``model`` as ``released_name`` says beside the other weights, with its manifest entry."""
     from ..weights.store import shipped_dir
     from .release import publish
 
     entry = {
-        "file": f"{released_name(cfg.scale)}.safetensors",
+        "file": f"{released_name(cfg.scale, cfg.x265_share)}.safetensors",
         "architecture": "corrected",
         "scale": cfg.scale,
         "input": "Y, BT.601 studio swing, [0, 1] = codes / 255",
@@ -188,7 +192,7 @@ def release(model: Corrected, cfg: CodecAwareConfig, curve: list, log=print) -> 
             "data": "pans over T91 + BSD200 (../shared/data), 8 frames each, a third still"
             + (f"; {cfg.video_windows} windows of 8 consecutive frames of {', '.join(Path(v).name for v in cfg.videos)}"
                f" (downscaled x{cfg.video_prescale} first)" if cfg.video_windows else ""),
-            "lr_synthesis": f"MATLAB bicubic, then x264 (70%) / x265 (30%) medium at CRF {cfg.crfs[0]:g}-{cfg.crfs[1]:g}, decoded",
+            "lr_synthesis": f"MATLAB bicubic, then x264 ({1 - cfg.x265_share:.0%}) / x265 ({cfg.x265_share:.0%}) medium at CRF {cfg.crfs[0]:g}-{cfg.crfs[1]:g}, decoded",
             "started_from": cfg.init or "a zero tail",
             "steps": cfg.steps,
             "batch": cfg.batch,
@@ -197,7 +201,7 @@ def release(model: Corrected, cfg: CodecAwareConfig, curve: list, log=print) -> 
         },
         "figures": {"protocol": "held-out pans over Set14, Y-PSNR dB, whole frame", "by_crf": curve[-1] if curve else {}},
     }
-    return publish(model, released_name(cfg.scale), entry, shipped_dir(), log)
+    return publish(model, released_name(cfg.scale, cfg.x265_share), entry, shipped_dir(), log)
 
 
 def main() -> None:
@@ -208,6 +212,7 @@ def main() -> None:
     ap.add_argument("--features", type=int, default=CodecAwareConfig.features, help="the correction's width")
     ap.add_argument("--blocks", type=int, default=CodecAwareConfig.blocks, help="the correction's residual blocks")
     ap.add_argument("--crfs", default="18,48", help="LO,HI: the training LR's CRFs, drawn uniformly")
+    ap.add_argument("--x265-share", type=float, default=PanSettings.x265_share, help="share of training LR coded by x265 (the rest x264)")
     ap.add_argument("--init", default="", help="start from this shipped corrected model (e.g. espcn_y_x2_codec)")
     ap.add_argument("--learning-rate", type=float, default=CodecAwareConfig.learning_rate)
     ap.add_argument("--video", action="append", default=[], help="a real clip to add windows of (repeatable)")
@@ -220,11 +225,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     lo, hi = _crf_range(args.crfs)
+    if not 0 <= args.x265_share <= 1:
+        raise SystemExit(f"--x265-share {args.x265_share:g}: want a share from 0 to 1")
     if args.init:
         _check_init(args.init, args.scale, args.features, args.blocks)
     cfg = CodecAwareConfig(
         scale=args.scale, steps=args.steps, features=args.features, blocks=args.blocks,
-        learning_rate=args.learning_rate, crfs=(lo, hi), init=args.init, videos=tuple(args.video),
+        learning_rate=args.learning_rate, crfs=(lo, hi), x265_share=args.x265_share, init=args.init, videos=tuple(args.video),
         video_windows=args.video_windows, video_prescale=args.video_prescale,
     )  # fmt: skip
     model = train(cfg, Path(args.data), Path(args.out), lambda m: print(m, flush=True))
