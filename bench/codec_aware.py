@@ -5,7 +5,8 @@ For each real clip of ../shared/data/video (the masters of bench/rd.py: downscal
 first 120 frames), the LR by MATLAB bicubic at the factor, coded in memory by x264 and x265 (preset
 medium) at each CRF and decoded; then restored by ESPCN and by the shipped restorer delivery starts
 from for that codec (``espcn_y_x{r}_codec``, or ``espcn_y_x{r}_codec_hevc`` for x265), and by any
-training checkpoints named with --checkpoint PATH:FEATURES:BLOCKS. Y-PSNR per frame against the master, whole frame, mean; neither clip is trained on.
+training checkpoints named with --checkpoint PATH:FEATURES:BLOCKS. Y-PSNR per frame against the
+master, whole frame, mean; neither clip is trained on.
 
     python bench/codec_aware.py --scale 2 [--checkpoint runs/codec_x2/checkpoint.safetensors:16:4]
 """
@@ -42,10 +43,8 @@ def main() -> None:
     espcn = load_model(shipped_path(f"espcn_y_x{r}")).eval()
     codecs = args.codecs.split(",")
     shipped = {c: load_model(shipped_path(codec_aware_name(r, c))).eval() for c in codecs}  # what delivery starts from
-    models = {"shipped": None}
-    for spec in args.checkpoint:
-        models[Path(spec.split(":")[0]).parent.name] = Corrected(espcn, _checkpoint(spec, r).eval())
-    gains: dict[str, list[float]] = {name: [] for name in models}
+    checkpoints = {Path(spec.split(":")[0]).parent.name: Corrected(espcn, _checkpoint(spec, r).eval()) for spec in args.checkpoint}
+    gains: dict[str, list[float]] = {name: [] for name in ("shipped", *checkpoints)}
     for clip in ("car", "person"):
         src, prescale, _ = CLIPS[clip]
         ref = [planes[0] for planes in master_frames(src, args.frames, prescale)[0]]
@@ -53,7 +52,7 @@ def main() -> None:
         ref = [y[:h, :w] for y in ref]
         lr = [resize(y, h // r, w // r, imresize_matrix) for y in ref]
         for codec in codecs:
-            models["shipped"] = shipped[codec]
+            models = {"shipped": shipped[codec], **checkpoints}
             for crf in (float(c) for c in args.crfs.split(",")):
                 coded = code_frames(gray_frames(lr), codec, crf, "medium")
                 x = torch.from_numpy(np.stack(coded.luma)).unsqueeze(1).float() / 255

@@ -39,7 +39,7 @@ def shipped_sha(name: str) -> str:
 
 # Encoder names whose LR the HEVC-trained restorer is for (x265 blurs where x264 blocks: the mixed
 # restorer gained +0.12 dB over ESPCN on the camera clips' x265 LR, the HEVC one +0.19).
-HEVC_ENCODERS = ("libx265", "hevc", "h265", "hevc_nvenc", "hevc_qsv", "hevc_vaapi", "hevc_videotoolbox", "hevc_amf")
+HEVC_ENCODERS = ("libx265", "hevc", "hevc_nvenc", "hevc_qsv", "hevc_vaapi", "hevc_videotoolbox", "hevc_amf")
 
 
 def codec_aware_name(factor: int, codec: str = "libx264") -> str:
