@@ -86,6 +86,60 @@ def test_an_x265_hls_stream_does_not_carry_the_encoder_option_string_at_each_key
     assert len(segments) == 3 and not any(b"x265 (build" in s.read_bytes() for s in segments)
 
 
+@pytest.mark.parametrize("suffix", [".m3u8", ".mkv", ".mp4"])
+def test_an_x264_output_leaves_out_the_encoder_option_string_and_keeps_every_frame(tmp_path, suffix):
+    """x264 writes its version and every option (≈ 0.7 kB) as an SEI in the first packet, with no
+    switch to stop it: a 30 s delivery LR of 9 kB paid 7 % for it. The pictures, keyframes and
+    timestamps stay as they were; with the user's own x264 options it stays (they may ask for SEIs)."""
+    from tests.media import make_clip
+    from vsr_pipe.config import EncodeOptions, PipelineOptions
+    from vsr_pipe.pipeline.run import run_to_file
+
+    clip = make_clip(tmp_path / "in.mkv", width=64, height=48, frames=12, audio=False)
+    hls = (("hls_time", "0.001"), ("hls_playlist_type", "vod")) if suffix == ".m3u8" else ()
+
+    def run(name, options=()):
+        encode = EncodeOptions(codec="libx264", crf=30, codec_options=(("g", "100"), *options), muxer_options=hls)
+        out = tmp_path / (name + suffix)
+        run_to_file(clip.path, out, PipelineOptions(model="bicubic", encode=encode), keyframes=clip.pts[::4])
+        with av.open(str(out)) as c:
+            packets = [(p.pts, p.is_keyframe, bytes(p)) for p in c.demux(video=0) if p.size]
+        with av.open(str(out)) as c:
+            frames = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+        return packets, frames
+
+    plain, frames = run("plain")
+    kept, kept_frames = run("kept", (("x264-params", "scenecut=40"),))
+    assert not any(b"x264 - core" in data for _, _, data in plain)
+    assert any(b"x264 - core" in data for _, _, data in kept)
+    assert [(pts, key) for pts, key, _ in plain] == [(pts, key) for pts, key, _ in kept]
+    assert [key for _, key, _ in plain] == [i % 4 == 0 for i in range(12)]
+    assert sum(len(d) for *_, d in kept) - sum(len(d) for *_, d in plain) > 500
+    assert all(np.array_equal(a, b) for a, b in zip(frames, kept_frames)) and len(frames) == 12
+
+
+def test_the_in_memory_byte_count_leaves_out_x264s_option_string_as_the_pipeline_does():
+    from vsr_pipe.io import codec_roundtrip
+
+    rng = np.random.default_rng(0)
+    frames = codec_roundtrip.gray_frames([rng.integers(0, 255, (48, 64), dtype=np.uint8) for _ in range(4)])
+    clip = codec_roundtrip.code_frames(frames, "libx264", 30)
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = 64, 48, "yuv420p", Fraction(1, 25)
+    enc.options = {"crf": "30", "preset": "medium"}
+    packets = []
+    for i, planes in enumerate(frames):
+        frame = av.VideoFrame(64, 48, "yuv420p")
+        for dst, src in zip(frame.planes, planes):
+            np.frombuffer(dst, np.uint8).reshape(dst.height, dst.line_size)[:, : src.shape[1]] = src
+        frame.pts = i
+        packets += enc.encode(frame)
+    packets += enc.encode(None)
+    sei = codec_roundtrip._info_sei_bytes(bytes(packets[0]))
+    assert 500 < sei < 1000 and clip.bytes == sum(p.size for p in packets) - sei
+    assert codec_roundtrip._info_sei_bytes(b"\x00\x00\x00\x01\x65" + bytes(20)) == 0
+
+
 def test_a_title_coded_in_hevc_starts_from_the_restorer_trained_on_hevc():
     """The codes modulate the restorer trained on the delivery codec's LR (x265 blurs where x264
     blocks), in a single package and on every rung of a ladder alike; a factor with no HEVC restorer

@@ -13,7 +13,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from .encoders import x265_params
+from .encoders import X264_INFO, x265_params
 
 DECODERS = {"libx264": "h264", "libx265": "hevc"}
 
@@ -65,7 +65,20 @@ def code_frames(
             frame.pict_type = av.video.frame.PictureType.I
         packets += enc.encode(frame)
     packets += enc.encode(None)
-    return CodedClip(sum(p.size for p in packets), _decode(packets, codec, enc.extradata, w))
+    size = sum(p.size for p in packets) - (_info_sei_bytes(bytes(packets[0])) if packets else 0)
+    return CodedClip(size, _decode(packets, codec, enc.extradata, w))
+
+
+def _info_sei_bytes(first: bytes) -> int:
+    """Bytes of x264's version SEI in an Annex B first packet (0 if none): the pipeline's outputs
+    leave it out (``AvSink``), so the in-memory counts do too."""
+    at = first.find(X264_INFO)
+    start = first.rfind(b"\x00\x00\x01", 0, at) if at >= 0 else -1
+    if start < 0:
+        return 0
+    end = first.find(b"\x00\x00\x01", at)
+    end = len(first) if end < 0 else end - (first[end - 1] == 0)  # a 4-byte start code's leading zero
+    return end - (start - (start > 0 and first[start - 1] == 0))
 
 
 def _quiet(codec: str) -> dict[str, str]:

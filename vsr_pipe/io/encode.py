@@ -23,7 +23,7 @@ from ..config import EncodeOptions
 from ..errors import EncoderUnavailable, InvalidOption, OutputError, OutputExists
 from .base import ColorInfo, Packet
 from .decode import AvSource, is_url, layout_for
-from .encoders import encoder_opens, software_encoders_like, x265_params
+from .encoders import X264_INFO, encoder_opens, software_encoders_like, without_sei, x264_info_removable, x265_params
 from .layout import FrameLayout
 from .protocols import protocol_support
 from .tags import TAG
@@ -144,6 +144,7 @@ class AvSink:
         self.pts_mended = 0  # frames whose timestamp repeated or went back (a damaged input): moved on by one
         self._last_pts: int | None = None
         self._keyframe_s = 0.0  # an HLS output's segment length: a keyframe starts each one
+        self._info_pending = x264_info_removable(options.codec, dict(options.codec_options))
         self._closed = False
         dst = str(dst)
         hls = dst.lower().endswith(".m3u8") and not is_url(dst)
@@ -327,7 +328,7 @@ class AvSink:
         frame.color_trc = self.plan.color.transfer
         if pts is not None and pts in self.keyframes:
             frame.pict_type = av.video.frame.PictureType.I
-        self._mux(self.stream.encode(frame))
+        self._mux(self._video(self.stream.encode(frame)))
         self.frames_written += 1
 
     def copy(self, packet: Packet) -> None:
@@ -356,6 +357,20 @@ class AvSink:
                 raise self._write_error(e) from None
             self.packets_skipped += 1  # a damaged packet the muxer refuses is left out; the run goes on
 
+    def _video(self, packets: list) -> list:
+        """The encoder's packets, the first without x264's version SEI (``encoders.without_sei``):
+        every byte of a small delivery stream counts, and no player reads it."""
+        if not (self._info_pending and packets):
+            return packets
+        self._info_pending = False
+        first = packets[0]
+        if X264_INFO not in bytes(first):
+            return packets
+        stripped = without_sei(self.stream, first)
+        for p in stripped:
+            p.stream = self.stream
+        return [*stripped, *packets[1:]]
+
     def _mux(self, packets) -> None:
         try:
             self.container.mux(packets)
@@ -380,7 +395,7 @@ class AvSink:
                 file=sys.stderr,
             )
         try:
-            self._mux(self.stream.encode(None))
+            self._mux(self._video(self.stream.encode(None)))
             try:
                 self.container.close()  # writes what the muxer still buffers, and the index
             except av.error.FFmpegError as e:

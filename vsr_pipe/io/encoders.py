@@ -37,6 +37,24 @@ def x265_params(params: str = "") -> str:
     return ":".join([*ours, *([params] if params else [])])
 
 
+X264_INFO = b"x264 - core"  # how x264's version SEI begins (its whole option string follows)
+
+
+def x264_info_removable(codec: str, codec_options: dict) -> bool:
+    """Whether an output's first packet may lose its SEI units: x264 writes its version and whole
+    option string (≈ 0.7 kB) there as an SEI and has no switch to leave it out (x265's ``info=0``).
+    Not where the user passed x264 options: they may ask for SEIs that matter (HDR, recovery points)."""
+    return codec == "libx264" and not {"x264-params", "x264opts"} & set(codec_options)
+
+
+def without_sei(stream, packet) -> list:
+    """``packet`` with its SEI units taken out by FFmpeg's ``filter_units`` (the picture untouched)."""
+    from av.bitstream import BitStreamFilterContext
+
+    bsf = BitStreamFilterContext("filter_units=remove_types=6", stream)
+    return [*bsf.filter(packet), *bsf.filter(None)]
+
+
 def is_hardware(codec: av.Codec) -> bool:
     return bool(codec.capabilities & _HARDWARE)
 
