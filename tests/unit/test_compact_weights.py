@@ -12,7 +12,7 @@ from vsr_pipe.delivery.compact import CompactWeightsError, decode, encode, kind_
 from vsr_pipe.delivery.fit import ChunkResult
 from vsr_pipe.delivery.title import decide_chunks, decide_title, pays, title_frames
 from vsr_pipe.models.correction import CorrectionNet
-from vsr_pipe.models.modulation import ModulatedCorrection, code_shapes, fold
+from vsr_pipe.models.modulation import ModulatedCorrection, TitleCodes, code_shapes, fold, modulated
 
 
 def _net(features=8, blocks=2) -> CorrectionNet:
@@ -26,6 +26,28 @@ def _net(features=8, blocks=2) -> CorrectionNet:
 def _codes(net, seed=1, spread=60) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {k: rng.integers(-spread, spread, s).astype(np.int8) for k, s in code_shapes(net).items()}
+
+
+def test_training_titles_codes_steer_each_sample_as_the_client_folds_them_and_none_leave_the_correction_as_shipped():
+    """The trainer's joint codes (``--title-codes``): a sample of title t sees exactly the network a
+    client folds from t's codes; a sample with none (-1) sees the plain correction."""
+    net = _net()
+    titles = TitleCodes(net, 3)
+    with torch.no_grad():
+        for rows in titles.rows.values():
+            rows.copy_(torch.randn_like(rows) * 20)
+    x, y = torch.rand(3, 1, 10, 12), torch.rand(3, 1, 20, 24)
+    index = torch.tensor([2, -1, 0])
+    out = modulated(net, x, y, titles(index).__getitem__)
+    assert torch.allclose(out[1:2], net(x[1:2], y[1:2]), atol=1e-6)
+    for k, t in ((0, 2), (2, 0)):
+        codes = {n: v[k].detach().round().to(torch.int8) for n, v in titles(torch.tensor([t] * 3)).items()}
+        folded = CorrectionNet(2, 8, 2)
+        folded.load_state_dict(fold(net, codes))
+        assert torch.allclose(out[k : k + 1], folded(x[k : k + 1], y[k : k + 1]), atol=1e-5)
+    out.sum().backward()  # the codes learn (straight through the rounding); a title no sample drew does not move
+    grads = [r.grad for r in titles.rows.values()]
+    assert all(g is not None and g[1].abs().sum() == 0 and g[2].abs().sum() > 0 for g in grads)
 
 
 def test_codes_fold_into_the_plain_correction_exactly():

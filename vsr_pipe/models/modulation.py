@@ -78,18 +78,46 @@ class ModulatedCorrection(nn.Module):
         return raw + (torch.round(raw / g) * g - raw).detach()  # rounds forward, passes the gradient back
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        feat = F.relu(self._conv("head", torch.cat([x, net.unshuffle(y)], 1)))
-        for b in range(net.blocks):
-            inner = F.relu(self._conv(f"body.{b}.0", feat))
-            feat = feat + self._conv(f"body.{b}.2", inner)
-        return net.shuffle(self._conv("tail", feat))
+        return modulated(self.net, x, y, self._code)
 
-    def _conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        conv = _conv(self.net, name)
-        factor, shift = _factor_shift(self._code(f"{name}.scale"), self._code(f"{name}.shift"))
-        out = F.conv2d(x, conv.weight, conv.bias, padding=conv.padding)
-        return out * factor[None, :, None, None] + shift[None, :, None, None]
+
+class TitleCodes(nn.Module):
+    """Codes of their own for each of ``titles`` training titles, trained with the correction
+    (CaFM's joint training): ``forward(index)`` gives, by :func:`code_shapes` name, the rounded
+    codes (straight-through) of the titles ``index`` (N,) as (N, channels) rows; index -1: zero codes,
+    the correction as the client has it before any fit."""
+
+    def __init__(self, net: CorrectionNet, titles: int):
+        super().__init__()
+        self.names = sorted(code_shapes(net))
+        self.rows = nn.ParameterDict(
+            {n.replace(".", "_"): nn.Parameter(torch.zeros(titles, code_shapes(net)[n][0])) for n in self.names}
+        )
+
+    def forward(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {}
+        for name in self.names:
+            rows = self.rows[name.replace(".", "_")]
+            raw = rows[index.clamp_min(0)].clamp(CODE_MIN, CODE_MAX)
+            code = raw + (torch.round(raw) - raw).detach()
+            out[name] = code * (index >= 0).to(code.dtype)[:, None]
+        return out
+
+
+def modulated(net: CorrectionNet, x: torch.Tensor, y: torch.Tensor, code) -> torch.Tensor:
+    """The correction's output with each conv's channels scaled and shifted by ``code(name)``: one
+    code per channel (C,), or one row per sample (N, C)."""
+
+    def conv(name: str, t: torch.Tensor) -> torch.Tensor:
+        c = _conv(net, name)
+        factor, shift = _factor_shift(code(f"{name}.scale"), code(f"{name}.shift"))
+        out = F.conv2d(t, c.weight, c.bias, padding=c.padding)
+        return out * factor.reshape(-1, c.out_channels, 1, 1) + shift.reshape(-1, c.out_channels, 1, 1)
+
+    feat = F.relu(conv("head", torch.cat([x, net.unshuffle(y)], 1)))
+    for b in range(net.blocks):
+        feat = feat + conv(f"body.{b}.2", F.relu(conv(f"body.{b}.0", feat)))
+    return net.shuffle(conv("tail", feat))
 
 
 def off_codes(net: CorrectionNet) -> dict[str, torch.Tensor]:

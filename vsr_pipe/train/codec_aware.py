@@ -6,6 +6,9 @@ ESPCN, fitted on x264/x265-decoded LR pans (``codec_pairs.py``). Delivery starts
 Resumable: a checkpoint (safetensors) every ``--every`` steps; the same command carries on from it.
 ``--init espcn_y_x2_codec`` fine-tunes the shipped model instead of starting from a zero tail;
 ``--crfs LO,HI`` narrows the training LR's CRFs (neither helped on the real clips: docs/delivery.md).
+``--title-codes N`` trains the correction as CaFM trains its base: N pans each with modulation codes
+of their own, learnt beside it (half of every batch; the other half with none), so that its channels
+are ones a title's codes can steer (``models/modulation.py``); the zero codes stay the generic start.
 ``--x265-share 1`` trains on x265's LR alone and ships as ``espcn_y_x{r}_codec_hevc``, the start of
 titles delivered in HEVC (6,000 steps from ``espcn_y_x{r}_codec`` at ``--learning-rate 5e-4``).
 The held-out figure is measured on pans over Set14 (never trained on) at three CRFs, against bicubic
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from ..models.correction import Corrected, CorrectionNet
+from ..models.modulation import TitleCodes, modulated
 from ..weights.store import load_model, shipped_path
 from .checkpoint import load_checkpoint, save_checkpoint
 from .codec_pairs import CodedPairs, PanSettings, clip_pairs, coded_pairs
@@ -49,6 +53,8 @@ class CodecAwareConfig:
     videos: tuple[str, ...] = ()  # real camera clips to add windows of (hold them out of the figures)
     video_windows: int = 0  # how many 8-frame windows of them
     video_prescale: int = 2  # each clip downscaled first (MATLAB bicubic), as bench/rd.py's masters are
+    title_codes: int = 0  # pans trained with codes of their own (CaFM's joint training); 0: none
+    code_learning_rate: float = 3.0  # Adam's step for those codes, in code units
 
 
 def base_name(scale: int) -> str:
@@ -76,34 +82,69 @@ def train(cfg: CodecAwareConfig, data: Path, out: Path, log=print) -> Corrected:
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
     ckpt = out / "checkpoint.safetensors"
     info = load_checkpoint(ckpt, net, opt) if ckpt.exists() else {"step": 0, "curve": []}
+    titles = _TitledPans(net, cfg, len(pairs.lr), out / "title_codes.safetensors") if cfg.title_codes else None
     rng = np.random.default_rng([cfg.seed, info["step"]])
     x, hr = torch.from_numpy(pairs.lr), torch.from_numpy(pairs.hr)
     clock, losses = time.perf_counter(), []
     for step in range(info["step"], cfg.steps):
         for group in opt.param_groups:
             group["lr"] = cfg.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
-        xb, hb = _batch(x, hr, cfg, rng)
+        index, frames = titles.draw(cfg.batch, rng) if titles else (None, rng.integers(0, len(x), cfg.batch))
+        xb, hb = _batch(x, hr, frames, cfg, rng)
         with torch.no_grad():
             yb = base(xb)
-        loss = torch.mean((yb + net(xb, yb) - hb) ** 2)
+        correction = net(xb, yb) if titles is None else modulated(net, xb, yb, titles.codes(index).__getitem__)
+        loss = torch.mean((yb + correction - hb) ** 2)
         opt.zero_grad(set_to_none=True)
+        if titles:
+            titles.opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if titles:
+            titles.opt.step()
         losses.append(float(loss.detach()))
         if (step + 1) % cfg.every == 0 or step + 1 == cfg.steps:
             scores = evaluate(base, net, val)
             info = {"step": step + 1, "curve": info["curve"] + [{"step": step + 1, **scores}], "config": asdict(cfg)}
             save_checkpoint(ckpt, net, opt, info)
+            if titles:
+                titles.save(info)
             log(f"step {step + 1}/{cfg.steps} loss {np.mean(losses):.6f} {time.perf_counter() - clock:.0f} s " + _line(scores))
             losses = []
     (out / "curve.json").write_text(json.dumps(info["curve"], indent=1) + "\n")
     return Corrected(base, net.eval())
 
 
-def _batch(x: torch.Tensor, hr: torch.Tensor, cfg: CodecAwareConfig, rng: np.random.Generator):
+class _TitledPans:
+    """The pans trained with codes of their own (``--title-codes``): which they are (fixed by the
+    seed), their codes and the codes' optimiser, kept beside the checkpoint so a stop loses nothing."""
+
+    def __init__(self, net: CorrectionNet, cfg: CodecAwareConfig, frames: int, path: Path):
+        pans = frames // PanSettings.frames
+        if not 1 <= cfg.title_codes <= pans:
+            raise SystemExit(f"--title-codes {cfg.title_codes}: want 1 to {pans} (the pans there are)")
+        self.first = np.random.default_rng([cfg.seed, 1]).choice(pans, cfg.title_codes, replace=False) * PanSettings.frames
+        self.codes = TitleCodes(net, cfg.title_codes)
+        self.opt = torch.optim.Adam(self.codes.parameters(), lr=cfg.code_learning_rate)
+        self.path, self.frames = path, frames
+        if path.exists():
+            load_checkpoint(path, self.codes, self.opt)
+
+    def draw(self, batch: int, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
+        """Half the batch from titled pans (their index), half from anywhere with none (-1)."""
+        half = batch // 2
+        title = rng.integers(0, len(self.first), half)
+        frames = np.concatenate([self.first[title] + rng.integers(0, PanSettings.frames, half),
+                                 rng.integers(0, self.frames, batch - half)])  # fmt: skip
+        return torch.from_numpy(np.concatenate([title, np.full(batch - half, -1)])), frames
+
+    def save(self, info: dict) -> None:
+        save_checkpoint(self.path, self.codes, self.opt, {"step": info["step"]})
+
+
+def _batch(x: torch.Tensor, hr: torch.Tensor, f: np.ndarray, cfg: CodecAwareConfig, rng: np.random.Generator):
     n, h, w = x.shape
     r, p = cfg.scale, min(cfg.patch, h, w)
-    f = rng.integers(0, n, cfg.batch)
     t, q = rng.integers(0, h - p + 1, cfg.batch), rng.integers(0, w - p + 1, cfg.batch)
     xb = torch.stack([x[i, a : a + p, b : b + p] for i, a, b in zip(f, t, q)])
     hb = torch.stack([hr[i, r * a : r * (a + p), r * b : r * (b + p)] for i, a, b in zip(f, t, q)])
@@ -198,6 +239,8 @@ def release(model: Corrected, cfg: CodecAwareConfig, curve: list, log=print) -> 
             "batch": cfg.batch,
             "lr_patch": cfg.patch,
             "optimiser": f"Adam {cfg.learning_rate}, cosine, MSE; the base ESPCN frozen",
+            "title_codes": (f"{cfg.title_codes} pans with modulation codes of their own, learnt beside it "
+                            f"(Adam {cfg.code_learning_rate:g} code units), half of every batch") if cfg.title_codes else "none",
         },
         "figures": {"protocol": "held-out pans over Set14, Y-PSNR dB, whole frame", "by_crf": curve[-1] if curve else {}},
     }
@@ -218,6 +261,8 @@ def main() -> None:
     ap.add_argument("--video", action="append", default=[], help="a real clip to add windows of (repeatable)")
     ap.add_argument("--video-windows", type=int, default=0, help="how many 8-frame windows of --video to add")
     ap.add_argument("--video-prescale", type=int, default=2, help="downscale each --video first (as bench/rd.py's masters)")
+    ap.add_argument("--title-codes", type=int, default=0, help="pans trained with codes of their own (CaFM's joint training)")
+    ap.add_argument("--code-learning-rate", type=float, default=CodecAwareConfig.code_learning_rate)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--release", action="store_true", help="ship the result in vsr_pipe/weights/")
@@ -233,6 +278,7 @@ def main() -> None:
         scale=args.scale, steps=args.steps, features=args.features, blocks=args.blocks,
         learning_rate=args.learning_rate, crfs=(lo, hi), x265_share=args.x265_share, init=args.init, videos=tuple(args.video),
         video_windows=args.video_windows, video_prescale=args.video_prescale,
+        title_codes=args.title_codes, code_learning_rate=args.code_learning_rate,
     )  # fmt: skip
     model = train(cfg, Path(args.data), Path(args.out), lambda m: print(m, flush=True))
     if args.release:
