@@ -48,11 +48,15 @@ def x264_info_removable(codec: str, codec_options: dict) -> bool:
 
 
 def without_sei(stream, packet) -> list:
-    """``packet`` with its SEI units taken out by FFmpeg's ``filter_units`` (the picture untouched)."""
-    from av.bitstream import BitStreamFilterContext
+    """``packet`` with its SEI units taken out by FFmpeg's ``filter_units`` (the picture untouched);
+    ``packet`` as it is where this FFmpeg cannot (a build without the filter): the bytes are only a saving."""
+    try:
+        from av.bitstream import BitStreamFilterContext
 
-    bsf = BitStreamFilterContext("filter_units=remove_types=6", stream)
-    return [*bsf.filter(packet), *bsf.filter(None)]
+        bsf = BitStreamFilterContext("filter_units=remove_types=6", stream)
+        return [*bsf.filter(packet), *bsf.filter(None)]
+    except (ImportError, av.error.FFmpegError, ValueError):
+        return [packet]
 
 
 def is_hardware(codec: av.Codec) -> bool:

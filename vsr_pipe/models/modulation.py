@@ -73,9 +73,7 @@ class ModulatedCorrection(nn.Module):
         return {name: self._code(name).detach().round().to(torch.int8) for name in code_shapes(self.net)}
 
     def _code(self, name: str) -> torch.Tensor:
-        g = self.grid
-        raw = self.raw[name.replace(".", "_")].clamp(CODE_MIN, CODE_MAX // g * g)
-        return raw + (torch.round(raw / g) * g - raw).detach()  # rounds forward, passes the gradient back
+        return quantised(self.raw[name.replace(".", "_")], self.grid)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return modulated(self.net, x, y, self._code)
@@ -98,10 +96,16 @@ class TitleCodes(nn.Module):
         out = {}
         for name in self.names:
             rows = self.rows[name.replace(".", "_")]
-            raw = rows[index.clamp_min(0)].clamp(CODE_MIN, CODE_MAX)
-            code = raw + (torch.round(raw) - raw).detach()
+            code = quantised(rows[index.clamp_min(0)])
             out[name] = code * (index >= 0).to(code.dtype)[:, None]
         return out
+
+
+def quantised(raw: torch.Tensor, grid: int = 1) -> torch.Tensor:
+    """``raw`` codes clamped to int8 and rounded to multiples of ``grid``: rounded forward, the
+    gradient passed back unchanged (straight through), so a fit sees exactly what ships."""
+    raw = raw.clamp(CODE_MIN, CODE_MAX // grid * grid)
+    return raw + (torch.round(raw / grid) * grid - raw).detach()
 
 
 def modulated(net: CorrectionNet, x: torch.Tensor, y: torch.Tensor, code) -> torch.Tensor:

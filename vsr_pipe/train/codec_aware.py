@@ -272,6 +272,8 @@ def main() -> None:
     lo, hi = _crf_range(args.crfs)
     if not 0 <= args.x265_share <= 1:
         raise SystemExit(f"--x265-share {args.x265_share:g}: want a share from 0 to 1")
+    if args.title_codes < 0 or not args.code_learning_rate > 0:
+        raise SystemExit(f"--title-codes {args.title_codes} / --code-learning-rate {args.code_learning_rate:g}: want >= 0 / > 0")
     if args.init:
         _check_init(args.init, args.scale, args.features, args.blocks)
     cfg = CodecAwareConfig(
