@@ -53,7 +53,7 @@ def code_frames(
     enc = av.CodecContext.create(codec, "w")
     enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
     enc.time_base, enc.framerate = 1 / rate, rate
-    enc.options = {"crf": f"{crf:g}", "preset": preset, **_quiet(codec)}
+    enc.options = {"crf": f"{crf:g}", "preset": preset, **_quiet(codec, keyframes)}
     packets: list[av.Packet] = []
     for i, planes in enumerate(frames):
         frame = av.VideoFrame(w, h, "yuv420p")
@@ -81,8 +81,8 @@ def _info_sei_bytes(first: bytes) -> int:
     return end - (start - (start > 0 and first[start - 1] == 0))
 
 
-def _quiet(codec: str) -> dict[str, str]:
-    return {"x265-params": x265_params()} if codec == "libx265" else {}
+def _quiet(codec: str, keyframes: frozenset[int] = frozenset()) -> dict[str, str]:
+    return {"x265-params": x265_params(forced_keyframes=bool(keyframes))} if codec == "libx265" else {}
 
 
 def _decode(packets, codec: str, extradata, width: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

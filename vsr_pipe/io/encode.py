@@ -229,7 +229,7 @@ class AvSink:
             codec_options.setdefault("preset", "veryfast")
         codec_options.update(dict(o.codec_options))
         if o.codec == "libx265":
-            codec_options["x265-params"] = x265_params(codec_options.get("x265-params", ""))
+            codec_options["x265-params"] = x265_params(codec_options.get("x265-params", ""), bool(self.keyframes))
         if o.codec == "libx264" and _range_is_the_only_colour_tag(p.color):
             codec_options["x264-params"] = _x264_range_flag(codec_options.get("x264-params", ""))
         try:

@@ -26,14 +26,19 @@ def video_encoder(name: str) -> av.Codec | None:
     return codec if codec.type == "video" else None
 
 
-def x265_params(params: str = "") -> str:
-    """The user's ``x265-params`` with two defaults of ours, each unless the user set it:
+def x265_params(params: str = "", forced_keyframes: bool = False) -> str:
+    """The user's ``x265-params`` with defaults of ours, each unless the user set it:
     ``log-level=error`` (x265 prints its banner and notes to stderr itself, past FFmpeg's log, which
     PyAV keeps silent) and ``info=0`` (x265 otherwise writes its version and whole option string,
     ≈ 1.9 kB, as an SEI with every keyframe once headers repeat, as in MPEG-TS and HLS: it doubled
-    a small LR stream's bytes at a keyframe per chunk)."""
+    a small LR stream's bytes at a keyframe per chunk). Where the caller forces keyframes (a
+    delivery chunk's start), also ``b-adapt=0``: x265's default trellis B-frame decision, given
+    forced frame types, loses about 1 dB at low rates (its cutree goes astray: `person` at CRF 48,
+    30.37 dB against 31.43 with the same keyframes from x265's own keyint); with fixed B-frames the
+    forced keyframes cost what x265's own do, in 2-6 % fewer bytes."""
     given = {p.split("=", 1)[0] for p in params.split(":") if p}
-    ours = [p for p in ("log-level=error", "info=0") if p.split("=", 1)[0] not in given]
+    defaults = ("log-level=error", "info=0", *(("b-adapt=0",) if forced_keyframes else ()))
+    ours = [p for p in defaults if p.split("=", 1)[0] not in given]
     return ":".join([*ours, *([params] if params else [])])
 
 
